@@ -1,0 +1,151 @@
+"""Image files -> the NCHW float32 tensor PeopleNet / DetectNet_v2 expects (OpenCV).
+
+Each image is read as RGB (grayscale, 16-bit and RGBA inputs become 3-channel 8-bit), resized
+to the model input (width, height) with bilinear interpolation, scaled by 1/255 and laid out
+channels-first. The original size of each frame is kept so boxes can be scaled back.
+
+Example:
+    >>> import numpy as np
+    >>> preprocess_image(np.zeros((1080, 1920, 3), np.uint8)).shape
+    (3, 544, 960)
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+import cv2
+import numpy as np
+
+#: File suffixes taken as images (compared in lower case).
+IMAGE_SUFFIXES: tuple[str, ...] = (".jpg", ".jpeg", ".png")
+#: PeopleNet's input size, (width, height).
+PEOPLENET_INPUT_SIZE: tuple[int, int] = (960, 544)
+
+
+class ImageReadError(OSError):
+    """An image file that is missing, unreadable or corrupt."""
+
+    def __init__(self, path: str | os.PathLike, reason: str = "cannot decode image") -> None:
+        self.path = str(path)
+        super().__init__(f"{self.path}: {reason}")
+
+
+@dataclass
+class ImageBatch:
+    """Preprocessed images.
+
+    Attributes:
+        tensor: ``[N, 3, H, W]`` float32 in [0, 1].
+        original_sizes: ``(width, height)`` of each source image.
+        paths: the files in ``tensor`` order.
+        skipped: files that could not be read (``on_error="skip"``).
+    """
+
+    tensor: np.ndarray
+    original_sizes: list[tuple[int, int]] = field(default_factory=list)
+    paths: list[str] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+
+def list_images(directory: str | os.PathLike) -> list[Path]:
+    """Image files (jpg/jpeg/png, any case) directly in ``directory``, sorted by name."""
+    directory = Path(directory)
+    if not directory.is_dir():
+        raise NotADirectoryError(f"{directory}: not a directory")
+    return sorted(
+        p for p in directory.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES
+    )
+
+
+def to_rgb8(image: np.ndarray) -> np.ndarray:
+    """Any OpenCV-decoded array (gray, BGR, BGRA; 8 or 16 bit) -> ``(H, W, 3)`` uint8 RGB."""
+    if image.dtype == np.uint16:
+        image = (image >> 8).astype(np.uint8)
+    elif image.dtype != np.uint8:
+        image = np.clip(image, 0, 255).astype(np.uint8)
+    if image.ndim == 2 or (image.ndim == 3 and image.shape[2] == 1):
+        return cv2.cvtColor(image.reshape(image.shape[:2]), cv2.COLOR_GRAY2RGB)
+    if image.shape[2] == 4:
+        return cv2.cvtColor(image, cv2.COLOR_BGRA2RGB)
+    return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+
+
+def load_image(path: str | os.PathLike) -> np.ndarray:
+    """Read an image file as ``(H, W, 3)`` uint8 RGB; raises :class:`ImageReadError`."""
+    path = Path(path)
+    if not path.is_file():
+        raise ImageReadError(path, "no such file")
+    image = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+    if image is None or image.size == 0:
+        raise ImageReadError(path, "cannot decode image (corrupt or not an image)")
+    return to_rgb8(image)
+
+
+def preprocess_image(
+    rgb: np.ndarray, input_size: tuple[int, int] = PEOPLENET_INPUT_SIZE
+) -> np.ndarray:
+    """``(H, W, 3)`` uint8 RGB -> ``[3, h, w]`` float32 scaled 1/255, where ``(w, h) = input_size``."""
+    if rgb.ndim != 3 or rgb.shape[2] != 3:
+        rgb = to_rgb8(rgb) if rgb.ndim == 2 else rgb
+        if rgb.ndim != 3 or rgb.shape[2] != 3:
+            raise ValueError(f"expected an (H, W, 3) RGB image, got shape {rgb.shape}")
+    width, height = int(input_size[0]), int(input_size[1])
+    if (rgb.shape[1], rgb.shape[0]) != (width, height):
+        rgb = cv2.resize(rgb, (width, height), interpolation=cv2.INTER_LINEAR)
+    out = np.empty((3, height, width), np.float32)
+    for c in range(3):  # channel-wise: faster than a transpose of the whole float image
+        np.multiply(rgb[:, :, c], np.float32(1.0 / 255.0), out=out[c], dtype=np.float32)
+    return out
+
+
+def preprocess_images(
+    paths: Iterable[str | os.PathLike],
+    input_size: tuple[int, int] = PEOPLENET_INPUT_SIZE,
+    on_error: Literal["skip", "raise"] = "skip",
+    progress: bool = False,
+) -> ImageBatch:
+    """Load and preprocess image files into one batch.
+
+    Unreadable files raise :class:`ImageReadError` (``on_error="raise"``) or are left out with
+    one warning listing them (``on_error="skip"``); they are reported in ``ImageBatch.skipped``.
+    """
+    if on_error not in ("skip", "raise"):
+        raise ValueError(f"on_error must be 'skip' or 'raise', got {on_error!r}")
+    paths = [str(p) for p in paths]
+    width, height = int(input_size[0]), int(input_size[1])
+    tensors: list[np.ndarray] = []
+    batch = ImageBatch(tensor=np.zeros((0, 3, height, width), np.float32))
+    iterator: Sequence[str] | Iterable[str] = paths
+    if progress:
+        from tqdm.auto import tqdm
+
+        iterator = tqdm(paths, desc="preprocess", unit="img")
+    for path in iterator:
+        try:
+            rgb = load_image(path)
+        except ImageReadError:
+            if on_error == "raise":
+                raise
+            batch.skipped.append(path)
+            continue
+        tensors.append(preprocess_image(rgb, (width, height)))
+        batch.original_sizes.append((rgb.shape[1], rgb.shape[0]))
+        batch.paths.append(path)
+    if batch.skipped:
+        warnings.warn(
+            f"skipped {len(batch.skipped)} unreadable image(s): {', '.join(batch.skipped)}",
+            UserWarning,
+            stacklevel=2,
+        )
+    if tensors:
+        batch.tensor = np.stack(tensors)
+    return batch

@@ -1,0 +1,263 @@
+"""``tf.data`` input pipeline from TAO DetectNet_v2 TFRecords plus the image directory.
+
+Records follow TAO ``dataset_convert``: ``frame/id`` = ``"<image_dir_name>/<id>"``,
+``frame/width``/``frame/height`` (original pixels), ``target/object_class`` (bytes) and
+``target/coordinates_x1/y1/x2/y2`` (original pixels). Files are named
+``<prefix>-fold-000-of-002-shard-00000-of-00010``; fold 0 is the validation fold. The image of
+a record is ``<image_root>/<frame/id>.<ext>``.
+
+Each example: decode (parallel) -> RGB float ``[0, 1]`` resized to the model input -> TAO
+augmentation (training only) -> NCHW -> targets rasterised by :mod:`cvlab.train.targets`.
+
+Example:
+    >>> ds = make_dataset("data/tfrecords/*", "data", ["person"], (320, 192), batch_size=8)  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from cvlab.train.augment import AugmentConfig, augment_example
+from cvlab.train.targets import RasterizerConfig, tf_build_targets
+
+_FOLD = re.compile(r"-fold-(\d{3})-of-(\d{3})")
+
+
+def feature_spec() -> dict:
+    """The parsing spec for the fields the trainer reads (TAO detectnet_v2 schema)."""
+    import tensorflow as tf
+
+    spec = {
+        "frame/id": tf.io.FixedLenFeature([], tf.string),
+        "frame/width": tf.io.FixedLenFeature([], tf.int64),
+        "frame/height": tf.io.FixedLenFeature([], tf.int64),
+        "target/object_class": tf.io.VarLenFeature(tf.string),
+    }
+    for k in ("x1", "y1", "x2", "y2"):
+        spec[f"target/coordinates_{k}"] = tf.io.VarLenFeature(tf.float32)
+    return spec
+
+
+def split_folds(pattern: str, validation_fold: int | None = 0) -> tuple[list[str], list[str]]:
+    """``(training files, validation files)`` matching ``pattern``.
+
+    Files without a ``-fold-NNN-`` part, or ``validation_fold=None``, all go to training.
+    """
+    files = sorted(p for p in glob.glob(pattern) if os.path.isfile(p))
+    if not files:
+        raise FileNotFoundError(f"no TFRecord files match {pattern!r}")
+    train, val = [], []
+    for f in files:
+        m = _FOLD.search(os.path.basename(f))
+        if validation_fold is not None and m and int(m.group(1)) == validation_fold:
+            val.append(f)
+        else:
+            train.append(f)
+    if not train:  # only one fold: train on it too (as TAO does with a single fold)
+        train = list(val)
+    return train, val
+
+
+@dataclass
+class Record:
+    """One parsed TFRecord example (original-image pixels)."""
+
+    frame_id: str
+    width: int
+    height: int
+    classes: list[str]
+    boxes: np.ndarray  # (N, 4)
+
+
+def read_records(files: Sequence[str]) -> list[Record]:
+    """Parse every example of ``files`` (small sets: validation ground truth)."""
+    import tensorflow as tf
+
+    out = []
+    spec = feature_spec()
+    for path in files:
+        for i, raw in enumerate(tf.data.TFRecordDataset([path])):
+            try:
+                ex = tf.io.parse_single_example(raw, spec)
+            except tf.errors.InvalidArgumentError as exc:
+                raise ValueError(f"{path}: record {i}: {exc.message}") from exc
+            coords = [tf.sparse.to_dense(ex[f"target/coordinates_{k}"]).numpy() for k in "x1 y1 x2 y2".split()]
+            out.append(
+                Record(
+                    frame_id=ex["frame/id"].numpy().decode(),
+                    width=int(ex["frame/width"]),
+                    height=int(ex["frame/height"]),
+                    classes=[
+                        c.decode().lower()
+                        for c in tf.sparse.to_dense(ex["target/object_class"], b"").numpy()
+                    ],
+                    boxes=np.stack(coords, axis=1).astype(np.float32).reshape(-1, 4),
+                )
+            )
+    return out
+
+
+def detect_image_extension(files: Sequence[str], image_root: str | os.PathLike) -> str:
+    """The extension (``.png``/``.jpg``/...) of the image of the first record in ``files``."""
+    import tensorflow as tf
+
+    spec = {"frame/id": tf.io.FixedLenFeature([], tf.string)}
+    for raw in tf.data.TFRecordDataset(list(files)).take(1):
+        frame_id = tf.io.parse_single_example(raw, spec)["frame/id"].numpy().decode()
+        matches = sorted(Path(image_root).glob(f"{frame_id}.*"))
+        if not matches:
+            raise FileNotFoundError(
+                f"{files[0]}: frame/id {frame_id!r}: no image {Path(image_root) / frame_id}.*"
+            )
+        return matches[0].suffix
+    raise ValueError(f"{files[0]}: no records")
+
+
+def _parse(raw, class_table, image_root: str, extension: str, input_size):
+    import tensorflow as tf
+
+    ex = tf.io.parse_single_example(raw, feature_spec())
+    width, height = input_size
+    path = tf.strings.join([image_root, "/", ex["frame/id"], extension])
+    image = tf.io.decode_image(tf.io.read_file(path), channels=3, expand_animations=False)
+    image = tf.image.resize(tf.image.convert_image_dtype(image, tf.float32), (height, width))
+    sx = width / tf.cast(ex["frame/width"], tf.float32)
+    sy = height / tf.cast(ex["frame/height"], tf.float32)
+    coords = [tf.sparse.to_dense(ex[f"target/coordinates_{k}"]) for k in ("x1", "y1", "x2", "y2")]
+    boxes = tf.stack([coords[0] * sx, coords[1] * sy, coords[2] * sx, coords[3] * sy], axis=1)
+    names = tf.strings.lower(tf.sparse.to_dense(ex["target/object_class"], b""))
+    class_ids = class_table.lookup(names)
+    keep = class_ids >= 0
+    return image, tf.boolean_mask(boxes, keep), tf.boolean_mask(class_ids, keep)
+
+
+def make_dataset(
+    files: str | Sequence[str],
+    image_root: str | os.PathLike,
+    class_names: Sequence[str],
+    input_size: tuple[int, int],
+    batch_size: int,
+    *,
+    training: bool = True,
+    augment: AugmentConfig | None = None,
+    epochs: int | None = 1,
+    shuffle_buffer: int = 256,
+    rasterizer: RasterizerConfig | None = None,
+    image_extension: str | None = None,
+    seed: int | None = None,
+    with_targets: bool = True,
+):
+    """Batches of ``(images [B,3,H,W], {"cov", "bbox", "cov_norm"})`` for training.
+
+    Args:
+        files: a glob pattern or a list of TFRecord files.
+        image_root: the directory holding ``<image_dir_name>/<id>.<ext>``.
+        class_names: target classes (lower case); other classes are dropped.
+        input_size: model input ``(width, height)``.
+        batch_size: examples per batch (the last partial batch is kept unless training).
+        training: shuffle, augment and drop the remainder.
+        augment: augmentation settings (``None`` = TAO defaults when training).
+        epochs: how many passes (``None`` = repeat forever).
+        with_targets: yield ``(images, boxes_ragged)`` instead of rasterised targets.
+    """
+    import tensorflow as tf
+
+    paths = sorted(glob.glob(files)) if isinstance(files, str) else list(files)
+    if not paths:
+        raise FileNotFoundError(f"no TFRecord files match {files!r}")
+    image_root = str(image_root)
+    extension = image_extension or detect_image_extension(paths, image_root)
+    if not extension.startswith("."):
+        extension = "." + extension
+    names = [n.lower() for n in class_names]
+    class_table = tf.lookup.StaticHashTable(
+        tf.lookup.KeyValueTensorInitializer(
+            tf.constant(names), tf.constant(list(range(len(names))), tf.int64)
+        ),
+        default_value=-1,
+    )
+    aug = (augment or AugmentConfig()) if training else None
+    num_classes = len(names)
+
+    ds = tf.data.Dataset.from_tensor_slices(paths)
+    if training:
+        ds = ds.shuffle(len(paths), seed=seed)
+    ds = ds.interleave(
+        tf.data.TFRecordDataset,
+        cycle_length=min(4, len(paths)),
+        num_parallel_calls=tf.data.AUTOTUNE,
+        deterministic=not training,
+    )
+    if training:
+        ds = ds.shuffle(shuffle_buffer, seed=seed, reshuffle_each_iteration=True)
+    ds = ds.repeat(epochs)
+
+    def load(raw):
+        image, boxes, class_ids = _parse(raw, class_table, image_root, extension, input_size)
+        if aug is not None:
+            image, boxes, class_ids = augment_example(image, boxes, class_ids, aug)
+        nchw = tf.transpose(image, (2, 0, 1))
+        if not with_targets:
+            return nchw, tf.RaggedTensor.from_tensor(boxes[None])[0], class_ids
+        cov, bbox, norm = tf_build_targets(boxes, class_ids, num_classes, input_size, rasterizer)
+        return nchw, {"cov": cov, "bbox": bbox, "cov_norm": norm}
+
+    ds = ds.map(load, num_parallel_calls=tf.data.AUTOTUNE, deterministic=not training)
+    if with_targets:
+        ds = ds.batch(batch_size, drop_remainder=training)
+    else:
+        ds = ds.ragged_batch(batch_size)
+    return ds.prefetch(tf.data.AUTOTUNE)
+
+
+def write_tfrecord_examples(path: str | os.PathLike, records: Sequence[Record]) -> None:
+    """Write ``records`` as TAO detectnet_v2 examples (atomic); used by tests and tools.
+
+    Includes the truncation/occlusion and other fields ``dataset_convert`` writes, set to 0.
+    """
+    import tensorflow as tf
+
+    def _bytes(values):
+        return tf.train.Feature(bytes_list=tf.train.BytesList(value=values))
+
+    def _floats(values):
+        return tf.train.Feature(float_list=tf.train.FloatList(value=values))
+
+    def _ints(values):
+        return tf.train.Feature(int64_list=tf.train.Int64List(value=values))
+
+    path = str(path)
+    tmp = path + ".tmp"
+    try:
+        with tf.io.TFRecordWriter(tmp) as writer:
+            for r in records:
+                n = len(r.classes)
+                b = np.asarray(r.boxes, np.float32).reshape(-1, 4)
+                feats = {
+                    "frame/id": _bytes([r.frame_id.encode()]),
+                    "frame/width": _ints([r.width]),
+                    "frame/height": _ints([r.height]),
+                    "target/object_class": _bytes([c.encode() for c in r.classes]),
+                    "target/coordinates_x1": _floats(b[:, 0].tolist()),
+                    "target/coordinates_y1": _floats(b[:, 1].tolist()),
+                    "target/coordinates_x2": _floats(b[:, 2].tolist()),
+                    "target/coordinates_y2": _floats(b[:, 3].tolist()),
+                    "target/truncation": _floats([0.0] * n),
+                    "target/occlusion": _ints([0] * n),
+                    "target/observation_angle": _floats([0.0] * n),
+                    "target/world_bbox_z": _floats([0.0] * n),
+                }
+                ex = tf.train.Example(features=tf.train.Features(feature=feats))
+                writer.write(ex.SerializeToString())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise

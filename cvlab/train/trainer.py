@@ -1,0 +1,395 @@
+"""Train a Keras DetectNet_v2 on TAO TFRecords: custom loop, checkpoints, resume, metrics.
+
+Each epoch shows a tqdm bar, logs the loss terms and learning rate to TensorBoard
+(``<output>/tensorboard``), saves a checkpoint (``tf.train.CheckpointManager``: model,
+optimizer, epoch, objective weights) and rewrites ``<output>/metrics.csv`` atomically. Every
+``validate_every`` epochs the validation fold is evaluated (AP at IoU 0.5, INTEGRATE, with
+:func:`cvlab.train.evaluate.evaluate_detections`). At the end the model is saved as
+``model.keras`` and as TAO-style legacy HDF5 weights ``model.h5``.
+
+Example:
+    >>> cfg = TrainConfig.tiny(epochs=20)  # doctest: +SKIP
+    >>> result = train(cfg, "out/tfrecords/*", "out/images", "out/train")  # doctest: +SKIP
+    >>> result.history[["epoch", "loss", "mAP"]]  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from cvlab.train.augment import AugmentConfig
+from cvlab.train.losses import CostConfig
+from cvlab.train.model import TINY_CONFIG, ModelConfig
+from cvlab.train.targets import RasterizerConfig
+
+
+@dataclass
+class TrainConfig:
+    """Everything a training run needs (mirrors the TAO training spec's sections)."""
+
+    class_names: tuple[str, ...] = ("person",)
+    model: ModelConfig = field(default_factory=lambda: ModelConfig(input_size=(960, 544)))
+    epochs: int = 60
+    batch_size: int = 8
+    min_learning_rate: float = 5e-6
+    max_learning_rate: float = 5e-4
+    soft_start: float = 0.1
+    annealing: float = 0.7
+    cost: CostConfig | None = None
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
+    rasterizer: RasterizerConfig = field(default_factory=RasterizerConfig)
+    validation_fold: int | None = 0
+    validate_every: int = 10
+    max_checkpoints: int = 3
+    pretrained_weights: str | None = None
+    seed: int = 0
+    threads: int | None = None
+
+    def __post_init__(self) -> None:
+        self.class_names = tuple(n.lower() for n in self.class_names)
+        if self.cost is None:
+            self.cost = CostConfig.default(self.class_names)
+        names = [t.name for t in self.cost.target_classes]
+        if names != list(self.class_names):
+            raise ValueError(
+                f"cost_function_config target classes {names} differ from class_names "
+                f"{list(self.class_names)}"
+            )
+
+    @classmethod
+    def tiny(cls, **overrides) -> TrainConfig:
+        """ResNet-10 x0.25 at 320x192: trains on 2 CPU cores in minutes (see ``cvlab bench train``)."""
+        base = dict(
+            model=TINY_CONFIG,
+            epochs=30,
+            batch_size=8,
+            min_learning_rate=1e-4,
+            max_learning_rate=5e-3,
+            soft_start=0.1,
+            annealing=0.6,
+            validate_every=10,
+        )
+        base.update(overrides)
+        return cls(**base)
+
+    @classmethod
+    def from_spec(cls, spec) -> TrainConfig:
+        """Build from a TAO training spec (via :mod:`cvlab.train.spec`, when present)."""
+        from cvlab.train import spec as spec_module  # D2's module
+
+        converter = getattr(spec_module, "to_train_config", None)
+        if converter is None:
+            raise NotImplementedError("cvlab.train.spec has no to_train_config() yet")
+        return converter(spec)
+
+
+@dataclass
+class TrainResult:
+    """What :func:`train` produced."""
+
+    model: object  # keras.Model
+    history: object  # pandas.DataFrame
+    checkpoints: list[Path]
+    model_path: Path
+    weights_path: Path
+    metrics_csv: Path
+
+
+def _atomic_csv(df, path: Path) -> None:
+    fd, tmp = tempfile.mkstemp(suffix=".csv", dir=path.parent)
+    os.close(fd)
+    try:
+        df.to_csv(tmp, index=False)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _atomic_model_save(model, path: Path) -> None:
+    tmp = path.with_name(path.stem + ".tmp" + path.suffix)
+    try:
+        model.save(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def write_scalars(writer, values: dict, step: int) -> None:
+    """TensorBoard scalar summaries without needing the tensorboard package (core ``tf.summary.write``)."""
+    import tensorflow as tf
+    from tensorflow.core.framework import summary_pb2
+
+    metadata = summary_pb2.SummaryMetadata(
+        plugin_data=summary_pb2.SummaryMetadata.PluginData(plugin_name="scalars")
+    ).SerializeToString()
+    with writer.as_default(step=step):
+        for key, value in values.items():
+            if key != "epoch" and value is not None and np.isfinite(value):
+                tf.summary.write(key, tf.constant(float(value), tf.float32), metadata=metadata)
+    writer.flush()
+
+
+def count_records(files) -> int:
+    """Number of examples in TFRecord ``files``."""
+    import tensorflow as tf
+
+    return int(tf.data.TFRecordDataset(list(files)).reduce(0, lambda n, _: n + 1))
+
+
+def validate(
+    model,
+    files,
+    image_root,
+    config: TrainConfig,
+    *,
+    batch_size: int = 8,
+    progress: bool = False,
+):
+    """Predict the validation records and evaluate them (AP @ IoU 0.5, INTEGRATE).
+
+    Returns the :class:`cvlab.train.evaluate.EvaluationResult`.
+    """
+    from tqdm.auto import tqdm
+
+    from cvlab.detections import Detections
+    from cvlab.train.dataset import make_dataset, read_records
+    from cvlab.train.evaluate import evaluate_detections
+    from cvlab.train.metrics import detections_from_outputs
+
+    names = config.class_names
+    records = read_records(files)
+    ds = make_dataset(
+        files,
+        image_root,
+        names,
+        config.model.input_size,
+        batch_size,
+        training=False,
+        rasterizer=config.rasterizer,
+    )
+    predictions, truths = [], []
+    i = 0
+    for images, _ in tqdm(ds, desc="validate", leave=False, disable=not progress):
+        cov, bbox = model(images, training=False)
+        for c, b in zip(np.asarray(cov), np.asarray(bbox), strict=True):
+            rec = records[i]
+            i += 1
+            size = (rec.width, rec.height)
+            predictions.append(
+                detections_from_outputs(c, b, names, config.model.input_size, size)
+            )
+            keep = [k for k, n in enumerate(rec.classes) if n in names]
+            truths.append(
+                Detections(
+                    rec.boxes[keep],
+                    np.ones(len(keep), np.float32),
+                    [names.index(rec.classes[k]) for k in keep],
+                    names,
+                    size,
+                )
+            )
+    return evaluate_detections(predictions, truths, names, iou_threshold=0.5, mode="INTEGRATE")
+
+
+def train(
+    config: TrainConfig,
+    tfrecords_pattern: str,
+    image_root: str | os.PathLike,
+    output_dir: str | os.PathLike,
+    *,
+    epochs: int | None = None,
+    batch_size: int | None = None,
+    resume: bool = True,
+    progress: bool = True,
+    validate_every: int | None = None,
+    max_steps_per_epoch: int | None = None,
+) -> TrainResult:
+    """Train (or resume training) and return the model, history and file paths.
+
+    Args:
+        config: the run's settings; ``epochs``/``batch_size``/``validate_every`` override it.
+        tfrecords_pattern: glob of the TAO TFRecords (fold ``validation_fold`` is held out).
+        image_root: directory the ``frame/id`` paths are relative to.
+        output_dir: where checkpoints, ``metrics.csv``, TensorBoard logs and the model go.
+        resume: continue from the latest checkpoint in ``output_dir`` if there is one.
+        max_steps_per_epoch: cap on steps per epoch (quick runs and tests).
+    """
+    import keras
+    import pandas as pd
+    import tensorflow as tf
+    from tqdm.auto import tqdm
+
+    from cvlab.train.dataset import make_dataset, split_folds
+    from cvlab.train.losses import autoweight, component_costs, total_cost
+    from cvlab.train.model import build_from_config, load_weights_by_name, save_legacy_h5_weights
+    from cvlab.train.schedule import SoftStartAnnealingSchedule, make_optimizer
+
+    config = dataclasses.replace(
+        config,
+        epochs=epochs or config.epochs,
+        batch_size=batch_size or config.batch_size,
+        validate_every=validate_every if validate_every is not None else config.validate_every,
+    )
+    if config.threads:
+        try:
+            tf.config.threading.set_intra_op_parallelism_threads(config.threads)
+            tf.config.threading.set_inter_op_parallelism_threads(config.threads)
+        except RuntimeError:  # already initialised
+            pass
+    out = Path(output_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    train_files, val_files = split_folds(tfrecords_pattern, config.validation_fold)
+    num_examples = count_records(train_files)
+    if num_examples < 1:
+        raise ValueError(f"{tfrecords_pattern}: the training folds hold no records")
+    steps = max(1, num_examples // config.batch_size)
+    if max_steps_per_epoch:
+        steps = min(steps, max_steps_per_epoch)
+    keras.utils.set_random_seed(config.seed)
+
+    from cvlab.train.model import distribution_strategy
+
+    strategy = distribution_strategy()
+    names = config.class_names
+    with strategy.scope():
+        model = build_from_config(len(names), config.model)
+        if config.pretrained_weights:
+            load_weights_by_name(model, config.pretrained_weights, skip_mismatch=True)
+        schedule = SoftStartAnnealingSchedule(
+            config.min_learning_rate,
+            config.max_learning_rate,
+            config.soft_start,
+            config.annealing,
+            total_steps=config.epochs * steps,
+        )
+        optimizer = make_optimizer(schedule)
+        optimizer.build(model.trainable_variables)
+    class_w = config.cost.normalised_class_weights()
+    initial = config.cost.normalised_objective_weights()
+    obj_vars = {
+        c: {o: tf.Variable(w, trainable=False, dtype=tf.float32, name=f"w_{c}_{o}") for o, w in d.items()}
+        for c, d in initial.items()
+    }
+    epoch_var = tf.Variable(0, dtype=tf.int64, trainable=False, name="epoch")
+    ckpt = tf.train.Checkpoint(
+        model=model,
+        optimizer=optimizer,
+        epoch=epoch_var,
+        objective_weights={f"{c}/{o}": v for c, d in obj_vars.items() for o, v in d.items()},
+    )
+    manager = tf.train.CheckpointManager(ckpt, out / "checkpoints", config.max_checkpoints)
+    metrics_csv = out / "metrics.csv"
+    rows: list[dict] = []
+    if resume and manager.latest_checkpoint:
+        ckpt.restore(manager.latest_checkpoint).expect_partial()
+        if metrics_csv.exists():
+            rows = pd.read_csv(metrics_csv).to_dict("records")
+            rows = [r for r in rows if r["epoch"] <= int(epoch_var.numpy())]
+        if progress:
+            print(f"resumed from {manager.latest_checkpoint} (epoch {int(epoch_var.numpy())})")
+
+    ds = make_dataset(
+        train_files,
+        image_root,
+        names,
+        config.model.input_size,
+        config.batch_size,
+        training=True,
+        augment=config.augment,
+        epochs=None,
+        rasterizer=config.rasterizer,
+        seed=config.seed,
+    )
+    ds = strategy.experimental_distribute_dataset(ds)
+    iterator = iter(ds)
+
+    def step_fn(images, targets):
+        with tf.GradientTape() as tape:
+            preds = model(images, training=True)
+            costs = component_costs(targets, preds, len(names), config.cost)
+            loss = total_cost(costs, class_w, obj_vars)
+            scaled = loss / strategy.num_replicas_in_sync
+        grads = tape.gradient(scaled, model.trainable_variables)
+        optimizer.apply_gradients(zip(grads, model.trainable_variables, strict=True))
+        flat = [costs[c][o] for c in names for o in ("cov", "bbox")]
+        return loss, flat
+
+    @tf.function
+    def train_step(images, targets):
+        loss, flat = strategy.run(step_fn, args=(images, targets))
+        mean = tf.distribute.ReduceOp.MEAN
+        return strategy.reduce(mean, loss, None), [strategy.reduce(mean, f, None) for f in flat]
+
+    writer = tf.summary.create_file_writer(str(out / "tensorboard"))
+    start_epoch = int(epoch_var.numpy())
+    for epoch in range(start_epoch + 1, config.epochs + 1):
+        bar = tqdm(range(steps), desc=f"epoch {epoch}/{config.epochs}", disable=not progress)
+        sums = np.zeros(2 * len(names))
+        loss_sum = 0.0
+        t0 = time.perf_counter()
+        for _ in bar:
+            images, targets = next(iterator)
+            loss, flat = train_step(images, targets)
+            loss_sum += float(loss)
+            sums += np.array([float(v) for v in flat])
+            bar.set_postfix(loss=f"{float(loss):.4f}")
+        seconds = time.perf_counter() - t0
+        means = sums / steps
+        row = {
+            "epoch": epoch,
+            "step": int(optimizer.iterations.numpy()),
+            "lr": float(schedule(optimizer.iterations)),
+            "loss": loss_sum / steps,
+            "images_per_s": steps * config.batch_size / seconds,
+            "seconds": seconds,
+        }
+        cost_means = {}
+        for k, c in enumerate(names):
+            cost_means[c] = {"cov": means[2 * k], "bbox": means[2 * k + 1]}
+            row[f"{c}_cov_loss"] = means[2 * k]
+            row[f"{c}_bbox_loss"] = means[2 * k + 1]
+        if config.cost.enable_autoweighting:
+            current = {c: {o: float(v.numpy()) for o, v in d.items()} for c, d in obj_vars.items()}
+            for c, d in autoweight(cost_means, current, config.cost).items():
+                for o, w in d.items():
+                    obj_vars[c][o].assign(w)
+        for c, d in obj_vars.items():
+            for o, v in d.items():
+                row[f"w_{c}_{o}"] = float(v.numpy())
+        if val_files and config.validate_every and (
+            epoch % config.validate_every == 0 or epoch == config.epochs
+        ):
+            result = validate(model, val_files, image_root, config, batch_size=config.batch_size)
+            row["mAP"] = result.mean_ap
+            for c, ap in result.ap.items():
+                row[f"ap_{c}"] = ap
+        write_scalars(writer, row, epoch)
+        rows.append(row)
+        epoch_var.assign(epoch)
+        manager.save(checkpoint_number=epoch)
+        _atomic_csv(pd.DataFrame(rows), metrics_csv)
+        if progress and "mAP" in row:
+            print(f"epoch {epoch}: loss {row['loss']:.4f} mAP {row['mAP']:.3f}")
+
+    history = pd.DataFrame(rows)
+    model_path = out / "model.keras"
+    weights_path = out / "model.h5"
+    _atomic_model_save(model, model_path)
+    save_legacy_h5_weights(model, str(weights_path))
+    return TrainResult(
+        model=model,
+        history=history,
+        checkpoints=[Path(p) for p in manager.checkpoints],
+        model_path=model_path,
+        weights_path=weights_path,
+        metrics_csv=metrics_csv,
+    )

@@ -1,0 +1,536 @@
+"""DetectNet_v2 inference against Triton: HTTP or gRPC, sync or async, results as Detections.
+
+:class:`TritonDetectNetClient` reads the model's metadata and config from the server to learn
+the input name, input size, output names (with or without ``:0``) and ``max_batch_size``; it
+sends binary tensors, keeps up to ``concurrency`` requests in flight, maps responses back to
+their frames by request id, retries connection errors and 503/UNAVAILABLE with backoff, and
+collects failed requests without losing the others.
+
+Example:
+    >>> client = TritonDetectNetClient("127.0.0.1:8000", "peoplenet")  # doctest: +SKIP
+    >>> dets = client.detect(["a.jpg", "b.jpg"])  # doctest: +SKIP
+    >>> dets[0].to_pandas()  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import os
+import queue
+import time
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from cvlab.detections import Detections
+
+PEOPLENET_CLASSES = ("person", "bag", "face")
+_NUMPY_DTYPES = {"FP32": np.float32, "FP16": np.float16, "INT32": np.int32, "UINT8": np.uint8}
+
+
+class TritonClientError(RuntimeError):
+    """Base of the client's errors."""
+
+
+class ServerUnavailableError(TritonClientError):
+    """The server cannot be reached (down, wrong address, or it went away mid-run)."""
+
+
+class ModelNotReadyError(TritonClientError):
+    """The server is up but the model is missing, loading or failed to load."""
+
+
+@dataclass
+class RequestError:
+    """One failed request: which frames it carried and why."""
+
+    request_id: str
+    paths: list[str]
+    message: str
+
+    def __str__(self) -> str:
+        shown = ", ".join(self.paths[:3]) + (" ..." if len(self.paths) > 3 else "")
+        return f"request {self.request_id} ({len(self.paths)} frame(s): {shown}): {self.message}"
+
+
+class InferenceFailedError(TritonClientError):
+    """Some requests failed; ``results`` holds the Detections of the frames that succeeded."""
+
+    def __init__(self, errors: list[RequestError], results: list[Detections]):
+        self.errors = errors
+        self.results = results
+        lines = "\n  ".join(str(e) for e in errors[:10])
+        more = f"\n  ... and {len(errors) - 10} more" if len(errors) > 10 else ""
+        super().__init__(
+            f"{len(errors)} request(s) failed, {len(results)} frame(s) succeeded:\n  {lines}{more}"
+        )
+
+
+@dataclass
+class _Pending:
+    request_id: str
+    tensor: np.ndarray
+    sizes: list[tuple[int, int]]
+    paths: list[str]
+    attempt: int = 0
+    handle: Any = None
+    done: Future = field(default_factory=Future)
+
+
+def _is_retryable(exc: BaseException) -> bool:
+    from tritonclient.utils import InferenceServerException
+
+    if isinstance(exc, ConnectionError | TimeoutError | OSError):
+        return True
+    if isinstance(exc, InferenceServerException):
+        status = str(exc.status() or "")
+        text = str(exc.message() or "").lower()
+        if status in ("503", "StatusCode.UNAVAILABLE", "429"):
+            return True
+        return any(
+            k in text
+            for k in ("connection refused", "failed to connect", "unavailable", "socket closed")
+        )
+    return False
+
+
+def _describe(exc: BaseException) -> str:
+    from tritonclient.utils import InferenceServerException
+
+    if isinstance(exc, InferenceServerException):
+        status = exc.status()
+        return f"{exc.message()}" + (f" [status {status}]" if status else "")
+    return f"{type(exc).__name__}: {exc}"
+
+
+class TritonDetectNetClient:
+    """A DetectNet_v2 model served by Triton.
+
+    Args:
+        url: ``host:port`` (HTTP default port 8000, gRPC 8001); an ``http://`` prefix is dropped.
+        model_name, model_version: the model ("" = the server's choice).
+        protocol: ``http`` or ``grpc``.
+        timeout_s: network timeout of each request.
+        retries: extra attempts for connection errors and 503/UNAVAILABLE.
+        backoff_s: first retry delay; doubled on each retry.
+        concurrency: requests kept in flight by :meth:`infer_images`.
+        ssl: use TLS (``https``/secure gRPC).
+    """
+
+    def __init__(
+        self,
+        url: str,
+        model_name: str,
+        model_version: str = "",
+        protocol: str = "http",
+        *,
+        timeout_s: float = 30.0,
+        retries: int = 3,
+        backoff_s: float = 0.2,
+        concurrency: int = 4,
+        ssl: bool = False,
+    ):
+        if protocol not in ("http", "grpc"):
+            raise ValueError(f"protocol must be 'http' or 'grpc', got {protocol!r}")
+        for prefix in ("http://", "https://", "grpc://"):
+            if url.startswith(prefix):
+                ssl = ssl or prefix == "https://"
+                url = url[len(prefix) :]
+        self.url = url
+        self.model_name = model_name
+        self.model_version = str(model_version or "")
+        self.protocol = protocol
+        self.timeout_s = float(timeout_s)
+        self.retries = int(retries)
+        self.backoff_s = float(backoff_s)
+        self.concurrency = max(1, int(concurrency))
+        self.ssl = ssl
+        self.errors: list[RequestError] = []
+        if protocol == "http":
+            import tritonclient.http as module
+
+            self._client = module.InferenceServerClient(
+                url,
+                concurrency=self.concurrency,
+                connection_timeout=self.timeout_s,
+                network_timeout=self.timeout_s,
+                ssl=ssl,
+            )
+        else:
+            import tritonclient.grpc as module
+
+            self._client = module.InferenceServerClient(url, ssl=ssl)
+        self._module = module
+        self._read_model()
+
+    # --- model description ----------------------------------------------------------------------
+    def _call(self, what: str, func: Callable[[], Any]) -> Any:
+        """Run ``func`` with retries on connection errors; raise ServerUnavailableError at the end."""
+        delay = self.backoff_s
+        for attempt in range(self.retries + 1):
+            try:
+                return func()
+            except Exception as exc:  # noqa: BLE001 - classified below
+                if not _is_retryable(exc):
+                    raise
+                if attempt == self.retries:
+                    raise ServerUnavailableError(
+                        f"Triton server at {self.url} ({self.protocol}) is not reachable "
+                        f"({what}, {self.retries + 1} attempts): {_describe(exc)}"
+                    ) from None
+                time.sleep(delay)
+                delay *= 2
+
+    def _read_model(self) -> None:
+        from tritonclient.utils import InferenceServerException
+
+        live = self._call("server live", self._client.is_server_live)
+        if not live:
+            raise ServerUnavailableError(f"Triton server at {self.url} reports it is not live")
+        ready = self._call(
+            "model ready",
+            lambda: self._client.is_model_ready(self.model_name, self.model_version),
+        )
+        if not ready:
+            available = self._model_index()
+            raise ModelNotReadyError(
+                f"model {self.model_name!r} (version {self.model_version or 'latest'}) is not "
+                f"ready on {self.url}; models there: {available or 'none'}"
+            )
+        try:
+            if self.protocol == "http":
+                meta = self._client.get_model_metadata(self.model_name, self.model_version)
+                cfg = self._client.get_model_config(self.model_name, self.model_version)
+            else:
+                meta = self._client.get_model_metadata(
+                    self.model_name, self.model_version, as_json=True
+                )
+                cfg = self._client.get_model_config(
+                    self.model_name, self.model_version, as_json=True
+                )["config"]
+        except InferenceServerException as exc:
+            raise ModelNotReadyError(
+                f"cannot read metadata of {self.model_name!r} on {self.url}: {_describe(exc)}"
+            ) from None
+        self.max_batch_size = int(cfg.get("max_batch_size", 0))
+        inp = meta["inputs"][0]
+        self.input_name: str = inp["name"]
+        self.input_datatype: str = inp["datatype"]
+        shape = [int(d) for d in inp["shape"]]
+        self.input_shape: tuple[int, ...] = tuple(shape[1:] if self.max_batch_size > 0 else shape)
+        if len(self.input_shape) != 3:
+            raise TritonClientError(
+                f"model {self.model_name!r}: expected a [3,H,W] input, got {list(self.input_shape)}"
+            )
+        self.output_names: list[str] = [o["name"] for o in meta["outputs"]]
+        skip = 1 if self.max_batch_size > 0 else 0
+        self.output_shapes: dict[str, tuple[int, ...]] = {
+            o["name"]: tuple(int(d) for d in o["shape"][skip:]) for o in meta["outputs"]
+        }
+
+    def _model_index(self) -> list[str]:
+        try:
+            index = self._client.get_model_repository_index()
+        except Exception:  # noqa: BLE001 - only used to enrich an error message
+            return []
+        if self.protocol == "grpc":
+            return [f"{m.name} ({m.state or 'unknown'})" for m in index.models]
+        return [f"{m['name']} ({m.get('state', 'unknown')})" for m in index]
+
+    @property
+    def input_size(self) -> tuple[int, int]:
+        """Model input (width, height)."""
+        return int(self.input_shape[2]), int(self.input_shape[1])
+
+    @property
+    def num_classes(self) -> int:
+        """Classes of the coverage output (its channel count)."""
+        cov = [n for n in self.output_names if "cov" in n]
+        if not cov:
+            raise TritonClientError(f"model {self.model_name!r} has no coverage output")
+        return int(self.output_shapes[cov[0]][0])
+
+    # --- requests -------------------------------------------------------------------------------
+    def check_batch(self, tensor: np.ndarray) -> np.ndarray:
+        """Validate shape and batch size before any request; returns a contiguous array."""
+        tensor = np.asarray(tensor)
+        if tensor.ndim != 4 or tuple(tensor.shape[1:]) != self.input_shape:
+            raise ValueError(
+                f"model {self.model_name!r} input {self.input_name!r} expects "
+                f"[N, {', '.join(map(str, self.input_shape))}], got {list(tensor.shape)}"
+            )
+        if self.max_batch_size > 0 and len(tensor) > self.max_batch_size:
+            raise ValueError(
+                f"batch of {len(tensor)} exceeds max_batch_size {self.max_batch_size} of model "
+                f"{self.model_name!r} (server config); use a batch size <= {self.max_batch_size}"
+            )
+        if len(tensor) == 0:
+            raise ValueError("empty batch")
+        dtype = _NUMPY_DTYPES.get(self.input_datatype, np.float32)
+        return np.ascontiguousarray(tensor, dtype=dtype)
+
+    def _inputs_outputs(self, tensor: np.ndarray) -> tuple[list, list]:
+        inp = self._module.InferInput(self.input_name, list(tensor.shape), self.input_datatype)
+        if self.protocol == "http":
+            inp.set_data_from_numpy(tensor, binary_data=True)
+            outs = [
+                self._module.InferRequestedOutput(n, binary_data=True) for n in self.output_names
+            ]
+        else:
+            inp.set_data_from_numpy(tensor)
+            outs = [self._module.InferRequestedOutput(n) for n in self.output_names]
+        return [inp], outs
+
+    def _outputs(self, result) -> dict[str, np.ndarray]:
+        return {name: result.as_numpy(name) for name in self.output_names}
+
+    def infer_batch(self, tensor: np.ndarray, *, check: bool = True) -> dict[str, np.ndarray]:
+        """One synchronous request: ``[N,3,H,W]`` -> ``{output name: [N, ...]}``.
+
+        ``check=False`` skips the local shape check (the server then rejects a bad tensor and
+        the error is raised as :class:`TritonClientError`).
+        """
+        from tritonclient.utils import InferenceServerException
+
+        tensor = self.check_batch(tensor) if check else np.ascontiguousarray(tensor, np.float32)
+        inputs, outputs = self._inputs_outputs(tensor)
+        kwargs: dict[str, Any] = {"model_version": self.model_version, "outputs": outputs}
+        if self.protocol == "grpc":
+            kwargs["client_timeout"] = self.timeout_s
+        try:
+            result = self._call(
+                "infer", lambda: self._client.infer(self.model_name, inputs, **kwargs)
+            )
+        except InferenceServerException as exc:
+            raise TritonClientError(
+                f"inference on {self.model_name!r} failed: {_describe(exc)}"
+            ) from None
+        return self._outputs(result)
+
+    # --- async pipeline -------------------------------------------------------------------------
+    def _submit(self, item: _Pending) -> None:
+        inputs, outputs = self._inputs_outputs(item.tensor)
+        rid = f"{item.request_id}.{item.attempt}"
+        if self.protocol == "http":
+            item.handle = self._client.async_infer(
+                self.model_name,
+                inputs,
+                model_version=self.model_version,
+                outputs=outputs,
+                request_id=rid,
+            )
+        else:
+
+            def callback(result, error, item=item):
+                if error is not None:
+                    item.done.set_exception(error)
+                else:
+                    item.done.set_result(result)
+
+            self._client.async_infer(
+                self.model_name,
+                inputs,
+                callback,
+                model_version=self.model_version,
+                outputs=outputs,
+                request_id=rid,
+                client_timeout=self.timeout_s,
+            )
+
+    def _wait(self, item: _Pending):
+        """Block until ``item``'s response arrives; returns the result or raises its error."""
+        if self.protocol == "http":
+            return item.handle.get_result(block=True, timeout=self.timeout_s)
+        return item.done.result(timeout=self.timeout_s + 5)
+
+    def _batches(
+        self, paths: Sequence[str], batch_size: int, prefetch: int
+    ) -> Iterator[tuple[int, Any]]:
+        """Preprocessed batches in order; a background thread reads ahead ``prefetch`` batches."""
+        from cvlab.preprocess import preprocess_images
+
+        chunks = [list(paths[i : i + batch_size]) for i in range(0, len(paths), batch_size)]
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="cvlab-preprocess") as pool:
+            futures: queue.SimpleQueue = queue.SimpleQueue()
+            for chunk in chunks[:prefetch]:
+                futures.put(pool.submit(preprocess_images, chunk, self.input_size, "skip"))
+            for index in range(len(chunks)):
+                batch = futures.get().result()
+                if index + prefetch < len(chunks):
+                    futures.put(
+                        pool.submit(
+                            preprocess_images, chunks[index + prefetch], self.input_size, "skip"
+                        )
+                    )
+                yield index, batch
+
+    def default_postprocessor(self, class_names: Sequence[str] | None = None):
+        """DetectNetPostprocessor with default clustering for ``class_names`` (PeopleNet's if None)."""
+        from cvlab.postprocess import DetectNetPostprocessor
+        from cvlab.postprocess_config import default_config
+
+        if class_names is None:
+            n = self.num_classes
+            class_names = PEOPLENET_CLASSES if n == 3 else tuple(f"class{i}" for i in range(n))
+        return DetectNetPostprocessor(
+            default_config(class_names), class_names, model_size=self.input_size
+        )
+
+    def infer_images(
+        self,
+        paths: Sequence[str | os.PathLike],
+        batch_size: int | None = None,
+        postprocessor=None,
+        async_mode: bool = True,
+        progress: bool = True,
+        on_error: str = "raise",
+        on_result: Callable[[Detections], None] | None = None,
+    ) -> list[Detections]:
+        """Read, preprocess, infer and postprocess image files; Detections in input order.
+
+        Up to ``concurrency`` requests are in flight (``async_mode``); unreadable images are
+        skipped with a warning. Failed requests are collected in :attr:`errors`; with
+        ``on_error="raise"`` an :class:`InferenceFailedError` (holding the successful results)
+        is raised after every request has finished, with ``"collect"`` the successful results
+        are returned. ``on_result`` is called with each frame's Detections as it completes.
+        """
+        if on_error not in ("raise", "collect"):
+            raise ValueError(f"on_error must be 'raise' or 'collect', got {on_error!r}")
+        paths = [str(p) for p in paths]
+        batch_size = int(batch_size or self.max_batch_size or 1)
+        if batch_size < 1:
+            raise ValueError(f"batch size must be >= 1, got {batch_size}")
+        if self.max_batch_size > 0 and batch_size > self.max_batch_size:
+            raise ValueError(
+                f"batch size {batch_size} exceeds max_batch_size {self.max_batch_size} of model "
+                f"{self.model_name!r} (server config); use -b <= {self.max_batch_size}"
+            )
+        post = postprocessor or self.default_postprocessor()
+        self.errors = []
+        results: dict[int, list[Detections]] = {}
+        in_flight: list[_Pending] = []
+        window = self.concurrency if async_mode else 1
+        server_down: str | None = None
+        bar = None
+        if progress:
+            from tqdm.auto import tqdm
+
+            bar = tqdm(total=len(paths), desc=f"infer {self.model_name}", unit="img")
+
+        def finish(item: _Pending) -> None:
+            nonlocal server_down
+            while True:
+                try:
+                    result = self._wait(item)
+                    break
+                except Exception as exc:  # noqa: BLE001 - every failure is recorded, not raised
+                    if _is_retryable(exc) and item.attempt < self.retries and not server_down:
+                        time.sleep(self.backoff_s * 2**item.attempt)
+                        item.attempt += 1
+                        item.done = Future()
+                        try:
+                            self._submit(item)
+                            continue
+                        except Exception as exc2:  # noqa: BLE001
+                            exc = exc2
+                    message = _describe(exc)
+                    if _is_retryable(exc) and not self._server_live():
+                        server_down = f"Triton server at {self.url} went away: {message}"
+                        message = server_down
+                    self.errors.append(RequestError(item.request_id, item.paths, message))
+                    if bar is not None:
+                        bar.update(len(item.paths))
+                    return
+            outputs = self._outputs(result)
+            dets = post.batch(outputs, item.sizes, item.paths)
+            results[int(item.request_id)] = dets
+            if on_result is not None:
+                for d in dets:
+                    on_result(d)
+            if bar is not None:
+                bar.update(len(item.paths))
+
+        try:
+            for index, batch in self._batches(paths, batch_size, prefetch=max(2, window)):
+                if bar is not None and batch.skipped:
+                    bar.update(len(batch.skipped))
+                if len(batch) == 0:
+                    continue
+                item = _Pending(str(index), batch.tensor, batch.original_sizes, batch.paths)
+                if server_down:
+                    self.errors.append(RequestError(item.request_id, item.paths, server_down))
+                    continue
+                try:
+                    self._submit(item)
+                except Exception as exc:  # noqa: BLE001
+                    if _is_retryable(exc):
+                        item.handle = None
+                        self.errors.append(
+                            RequestError(item.request_id, item.paths, _describe(exc))
+                        )
+                        if not self._server_live():
+                            server_down = f"Triton server at {self.url} went away: {_describe(exc)}"
+                        continue
+                    raise
+                in_flight.append(item)
+                while len(in_flight) >= window:
+                    finish(in_flight.pop(0))
+            while in_flight:
+                finish(in_flight.pop(0))
+        finally:
+            if bar is not None:
+                bar.close()
+        ordered = [d for key in sorted(results) for d in results[key]]
+        if self.errors and on_error == "raise":
+            raise InferenceFailedError(list(self.errors), ordered)
+        return ordered
+
+    def _server_live(self) -> bool:
+        try:
+            return bool(self._client.is_server_live())
+        except Exception:  # noqa: BLE001 - any failure means "not live"
+            return False
+
+    def detect(
+        self,
+        images: Sequence[str | os.PathLike | np.ndarray] | str | os.PathLike,
+        postprocessor=None,
+        batch_size: int | None = None,
+        class_names: Sequence[str] | None = None,
+        progress: bool = False,
+    ) -> list[Detections]:
+        """Detections for image files, a directory, or RGB arrays (for notebooks)."""
+        from cvlab.preprocess import list_images, preprocess_image
+
+        post = postprocessor or self.default_postprocessor(class_names)
+        if isinstance(images, str | os.PathLike):
+            images = list_images(images) if os.path.isdir(images) else [images]
+        if all(not isinstance(i, np.ndarray) for i in images):
+            return self.infer_images(images, batch_size, post, progress=progress)
+        batch_size = int(batch_size or self.max_batch_size or 1)
+        out: list[Detections] = []
+        for start in range(0, len(images), batch_size):
+            chunk = images[start : start + batch_size]
+            rgbs = [np.asarray(i) if isinstance(i, np.ndarray) else _load(i) for i in chunk]
+            tensor = np.stack([preprocess_image(r, self.input_size) for r in rgbs])
+            sizes = [(r.shape[1], r.shape[0]) for r in rgbs]
+            names = [None if isinstance(i, np.ndarray) else str(i) for i in chunk]
+            out.extend(post.batch(self.infer_batch(tensor), sizes, names))
+        return out
+
+    def close(self) -> None:
+        self._client.close()
+
+    def __enter__(self) -> TritonDetectNetClient:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def _load(path: str | os.PathLike) -> np.ndarray:
+    from cvlab.preprocess import load_image
+
+    return load_image(path)

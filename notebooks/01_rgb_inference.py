@@ -1,0 +1,132 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: ipynb,py:percent
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # 01 · RGB inference through Triton
+#
+# **What it does.** Serves a DetectNet_v2 model with Triton, sends RGB images to it with the
+# inference client (batched, asynchronous: the lab's `tao_client.py ... --async`), clusters the
+# raw grids into boxes with the PeopleNet RGB clustering config and shows them inline. An
+# ipywidgets browser lets you page through the images and tune each class's confidence
+# threshold and DBSCAN eps live.
+#
+# **How long.** About 30 seconds on the embedded default.
+#
+# **Be aware: the embedded default is not PeopleNet.** PeopleNet needs NGC (and TensorRT on a
+# GPU). Offline, the notebook serves an *untrained* stand-in with PeopleNet's exact inputs and
+# outputs (3 classes person/bag/face, 960x544, stride 16). It exercises the whole path (server,
+# client, batching, decoding, clustering, overlays), but **its boxes are meaningless**, and with
+# PeopleNet's confidence thresholds it usually finds nothing at all. For real boxes set
+# `TRITON_URL` to your GKE Triton serving `peoplenet_tlt`, or `MODEL_REPOSITORY` to a local
+# repository with a PeopleNet model Triton can run here.
+
+# %% tags=["parameters"]
+# ruff: noqa: E402  (a notebook: imports follow this parameters cell)
+WORKSPACE = "runs/lab"
+TRITON_URL = None  # None: start a local Triton; real GKE: "34.x.x.x:80" (Istio ingress)
+MODEL_REPOSITORY = None  # None: workspace repository with the offline stand-in
+MODEL_NAME = "peoplenet_rgb_standin"  # real: "peoplenet_tlt"
+MODEL_VERSION = ""  # "" = latest; the lab uses -x 1
+PROTOCOL = "http"  # "http" or "grpc"
+IMAGES_DIR = (
+    None  # None: grace_hopper.jpg + generated street frames; real: "../inference_images/rgb"
+)
+NUM_IMAGES = 4
+INPUT_SIZE = (960, 544)  # PeopleNet's input (width, height)
+CLASS_LIST = ("person", "bag", "face")
+POSTPROCESSING_CONFIG = None  # None: data/configs clustering_config_peoplenet_rgb.prototxt
+BATCH_SIZE = 16
+
+# %%
+from IPython.display import display
+
+from cvlab import lab
+from cvlab.postprocess_config import PEOPLENET_RGB_CONFIG, load_clustering_config
+
+ws = lab.Workspace(WORKSPACE)
+config = load_clustering_config(POSTPROCESSING_CONFIG or PEOPLENET_RGB_CONFIG).for_classes(
+    CLASS_LIST
+)
+images = lab.input_images(IMAGES_DIR) if IMAGES_DIR else lab.sample_rgb_images(ws, NUM_IMAGES)
+print(f"{len(images)} images; clustering config: {config.source}")
+
+# %% [markdown]
+# ## Serve the model
+# With `TRITON_URL = None` the notebook writes the stand-in into the workspace's model
+# repository and starts the `tritonserver` binary bundled with `nvidia-pytriton` on 127.0.0.1
+# (free ports, stopped at the end of the notebook).
+
+# %%
+server = None
+if TRITON_URL is None:
+    repository = MODEL_REPOSITORY or lab.ensure_rgb_standin(ws, INPUT_SIZE).parent
+    server = lab.start_triton(repository)
+url = TRITON_URL or (server.http_url if PROTOCOL == "http" else server.grpc_url)
+print("Triton:", url, "model:", MODEL_NAME)
+
+# %% [markdown]
+# ## Inference, as the lab's client does it
+# The same as `cvlab infer IMAGES -m MODEL -b 16 --mode DetectNet_v2 -i http -u URL --async
+# --output_path OUT --postprocessing_config FILE --class_list person,bag,face`: KITTI labels go
+# to `OUT/infer_labels`, overlays to `OUT/infer_images`.
+
+# %%
+out_dir = ws.outputs / "01_rgb"
+detections = lab.run_inference(
+    url,
+    MODEL_NAME,
+    images,
+    config,
+    out_dir,
+    batch_size=BATCH_SIZE,
+    protocol=PROTOCOL,
+    model_version=MODEL_VERSION,
+)
+display(lab.detections_table(detections))
+
+# %%
+fig = lab.show_overlays(images, detections, config, title="RGB inference")
+_ = lab.record_figure(ws, "01_rgb_overlays", fig, "RGB inference (01, stand-in model)")
+
+# %% [markdown]
+# ## Browse and tune
+# The raw output grids are fetched once; moving a slider re-runs only the clustering. In a
+# headless run the widget is built and the static result below shows the same overlay with a
+# lowered person threshold (to show what the sliders do).
+
+# %%
+from cvlab.widgets import ThresholdTuner
+
+raw = lab.raw_outputs(url, MODEL_NAME, images, protocol=PROTOCOL, model_version=MODEL_VERSION)
+tuner = ThresholdTuner(
+    raw.images, raw.outputs, config, model_size=raw.input_size, names=[p.name for p in images]
+)
+display(tuner.widget())
+
+# %%
+tuner.set_class("person", dbscan_confidence_threshold=0.05)
+print(f"person threshold 0.05: {len(tuner.detections(0))} boxes in {images[0].name}")
+lab.show_image(tuner.render(0), title=f"{images[0].name}, person threshold 0.05")
+
+# %%
+if server is not None:
+    server.stop()
+
+# %% [markdown]
+# ## What was produced, and where
+
+# %%
+ws.update_state(rgb_outputs=out_dir)
+display(
+    lab.produced_table(
+        [out_dir / "infer_labels", out_dir / "infer_images", ws.rgb_images, ws.model_repository],
+        ws.root,
+    )
+)

@@ -1,0 +1,142 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: ipynb,py:percent
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # 05 · IR inference and evaluation: the RGB model vs the retrained IR model
+#
+# **What it does.** Sends held-out thermal images (the validation fold) to Triton with the
+# inference client (the lab's `tao_client.py ... --class_list person --postprocessing_config
+# clustering_config_peoplenet_ir.prototxt`), shows the boxes inline, evaluates them against
+# the ground truth as TAO does (person AP at IoU 0.5, PR curve), and compares the RGB model with
+# the retrained IR model on the same thermal images.
+#
+# **How long.** About 40 seconds on the embedded default.
+#
+# **Embedded default.** Both models are served by a local Triton from the workspace's model
+# repository. The "RGB model" is notebook 01's untrained stand-in (not PeopleNet), so its AP
+# near zero says nothing about PeopleNet; with the real setup (`TRITON_URL` of your GKE Triton,
+# `RGB_MODEL_NAME = "peoplenet_tlt"`, `IR_MODEL_NAME = "peoplenet_ir_tlt"`) the comparison is the
+# lab's. The IR model is the tiny model trained on synthetic data in notebook 03.
+
+# %% tags=["parameters"]
+# ruff: noqa: E402  (a notebook: imports follow this parameters cell)
+WORKSPACE = "runs/lab"
+TRITON_URL = None  # None: local Triton on the workspace repository; real GKE: "34.x.x.x:80"
+PROTOCOL = "http"
+IR_MODEL_NAME = "peoplenet_ir"  # real: "peoplenet_ir_tlt"
+RGB_MODEL_NAME = "peoplenet_rgb_standin"  # real: "peoplenet_tlt"
+IMAGES_DIR = None  # None: the validation fold of notebook 02; real: held-out FLIR images
+LABELS_DIR = None  # KITTI ground truth for IMAGES_DIR
+IR_POSTPROCESSING_CONFIG = None  # None: data/configs clustering_config_peoplenet_ir.prototxt
+IR_CONFIDENCE_THRESHOLD = None  # None: the config's; the tiny model's scores are lower
+AP_MODE = "INTEGRATE"  # TAO's "INTEGRATE" or "SAMPLE" (11-point)
+BATCH_SIZE = 16
+NUM_OVERLAYS = 4
+
+# %%
+from IPython.display import display
+
+from cvlab import lab
+
+ws = lab.Workspace(WORKSPACE)
+images, truth = lab.evaluation_set(ws, IMAGES_DIR, LABELS_DIR)
+print(f"{len(images)} held-out thermal images, {sum(len(t) for t in truth)} ground-truth people")
+
+# %% [markdown]
+# ## Serve both models
+
+# %%
+server = None
+if TRITON_URL is None:
+    lab.ensure_ir_repository(ws)
+    lab.ensure_rgb_standin(ws)
+    server = lab.start_triton(ws.model_repository)
+url = TRITON_URL or (server.http_url if PROTOCOL == "http" else server.grpc_url)
+print("Triton:", url)
+
+# %% [markdown]
+# ## IR inference with the retrained model
+
+# %%
+ir_config = lab.ir_postprocessing_config(ws, IR_POSTPROCESSING_CONFIG, IR_CONFIDENCE_THRESHOLD)
+ir_dets = lab.run_inference(
+    url,
+    IR_MODEL_NAME,
+    images,
+    ir_config,
+    ws.outputs / "05_ir",
+    batch_size=BATCH_SIZE,
+    protocol=PROTOCOL,
+)
+fig = lab.show_overlays(
+    images[:NUM_OVERLAYS],
+    ir_dets[:NUM_OVERLAYS],
+    ir_config,
+    title="IR model",
+    truth=truth[:NUM_OVERLAYS],
+)
+_ = lab.record_figure(
+    ws, "05_ir_overlays", fig, "Retrained IR model on held-out thermal images (05)"
+)
+
+# %% [markdown]
+# ## Evaluation against the ground truth (TAO's AP)
+
+# %%
+ir_eval = lab.evaluate(ir_dets, truth, ("person",), mode=AP_MODE)
+display(ir_eval.per_class)
+fig = ir_eval.plot_pr_curves()
+_ = lab.record_figure(ws, "05_pr_curve", fig, "Precision-recall, retrained IR model (05)")
+
+# %% [markdown]
+# ## Before / after: the RGB model on the same thermal images
+
+# %%
+rgb_config = lab.rgb_person_config(IR_CONFIDENCE_THRESHOLD)
+rgb_dets = lab.run_inference(
+    url,
+    RGB_MODEL_NAME,
+    images,
+    rgb_config,
+    ws.outputs / "05_rgb",
+    batch_size=BATCH_SIZE,
+    protocol=PROTOCOL,
+)
+rgb_eval = lab.evaluate(rgb_dets, truth, ("person",), mode=AP_MODE)
+comparison = lab.compare_evaluations({"RGB model": rgb_eval, "retrained IR model": ir_eval})
+_ = lab.record_table(
+    ws, "05_ap_comparison", comparison, "Person AP on thermal images: RGB vs IR (05)"
+)
+display(comparison)
+
+# %%
+fig = lab.show_before_after(images[:NUM_OVERLAYS], rgb_dets, ir_dets, truth, rgb_config, ir_config)
+_ = lab.record_figure(ws, "05_before_after", fig, "Before (RGB model) / after (IR model) (05)")
+lab.record_overlay_images(ws, "05_ir", images[:NUM_OVERLAYS], ir_dets, ir_config)
+
+# %%
+if server is not None:
+    server.stop()
+
+# %% [markdown]
+# ## What was produced, and where
+
+# %%
+ws.update_state(ir_ap=float(ir_eval.mean_ap), rgb_ap=float(rgb_eval.mean_ap))
+display(
+    lab.produced_table(
+        [
+            ws.outputs / "05_ir",
+            ws.outputs / "05_rgb",
+            ws.report / "tables" / "05_ap_comparison.csv",
+        ],
+        ws.root,
+    )
+)

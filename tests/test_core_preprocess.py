@@ -1,0 +1,89 @@
+"""Preprocessing with OpenCV: file listing, colour order, odd formats, corrupt files, batching."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from cvlab.preprocess import (
+    IMAGE_SUFFIXES,
+    ImageReadError,
+    list_images,
+    load_image,
+    preprocess_image,
+    preprocess_images,
+)
+
+
+def _write_bgr(path: Path, bgr: np.ndarray) -> Path:
+    assert cv2.imwrite(str(path), bgr)
+    return path
+
+
+def test_list_images_any_case_sorted(tmp_path: Path) -> None:
+    for name in ["b.JPG", "a.png", "c.jpeg", "d.txt", "e.PnG", "f.gif"]:
+        (tmp_path / name).write_bytes(b"x")
+    (tmp_path / "sub.jpg").mkdir()
+    assert [p.name for p in list_images(tmp_path)] == ["a.png", "b.JPG", "c.jpeg", "e.PnG"]
+    assert set(IMAGE_SUFFIXES) == {".jpg", ".jpeg", ".png"}
+    with pytest.raises(NotADirectoryError):
+        list_images(tmp_path / "a.png")
+
+
+def test_load_image_is_rgb(tmp_path: Path) -> None:
+    bgr = np.zeros((4, 6, 3), np.uint8)
+    bgr[..., 0] = 200  # blue in OpenCV order
+    rgb = load_image(_write_bgr(tmp_path / "blue.png", bgr))
+    assert rgb.shape == (4, 6, 3) and rgb.dtype == np.uint8
+    assert rgb[0, 0].tolist() == [0, 0, 200]
+
+
+def test_gray_16bit_and_rgba_become_three_channels(tmp_path: Path) -> None:
+    gray = _write_bgr(tmp_path / "g.png", np.full((5, 7), 77, np.uint8))
+    deep = _write_bgr(tmp_path / "d.png", np.full((5, 7), 40000, np.uint16))
+    rgba = _write_bgr(
+        tmp_path / "a.png",
+        np.dstack([np.full((5, 7, 3), 9, np.uint8), np.full((5, 7), 255, np.uint8)]),
+    )
+    assert load_image(gray)[2, 3].tolist() == [77, 77, 77]
+    assert load_image(deep)[0, 0].tolist() == [40000 >> 8] * 3
+    assert load_image(rgba).shape == (5, 7, 3)
+    assert preprocess_image(np.full((5, 7), 255, np.uint8), (8, 4)).shape == (3, 4, 8)
+
+
+def test_preprocess_image_matches_opencv_resize() -> None:
+    rng = np.random.default_rng(0)
+    rgb = rng.integers(0, 256, (1080, 1920, 3), dtype=np.uint8)
+    out = preprocess_image(rgb)
+    assert out.shape == (3, 544, 960) and out.dtype == np.float32
+    ref = cv2.resize(rgb, (960, 544), interpolation=cv2.INTER_LINEAR).astype(np.float32) / 255.0
+    np.testing.assert_allclose(out, ref.transpose(2, 0, 1), atol=1e-6)
+    assert out.min() >= 0.0 and out.max() <= 1.0
+    with pytest.raises(ValueError, match="expected an"):
+        preprocess_image(np.zeros((4, 4, 2), np.uint8))
+
+
+def test_batch_sizes_and_corrupt_files(tmp_path: Path) -> None:
+    a = _write_bgr(tmp_path / "a.jpg", np.full((100, 200, 3), 128, np.uint8))
+    b = _write_bgr(tmp_path / "b.png", np.full((30, 40, 3), 255, np.uint8))
+    bad = tmp_path / "c.jpg"
+    bad.write_bytes(b"\xff\xd8 not really a jpeg")
+    missing = tmp_path / "gone.png"
+    with pytest.warns(UserWarning, match=r"skipped 2 unreadable image\(s\): .*c.jpg, .*gone.png"):
+        batch = preprocess_images([a, bad, b, missing], input_size=(64, 32))
+    assert batch.tensor.shape == (2, 3, 32, 64) and batch.tensor.dtype == np.float32
+    assert batch.original_sizes == [(200, 100), (40, 30)]
+    assert batch.paths == [str(a), str(b)] and batch.skipped == [str(bad), str(missing)]
+    np.testing.assert_allclose(batch.tensor[1], 1.0)
+    with pytest.raises(ImageReadError, match="c.jpg: cannot decode"):
+        preprocess_images([a, bad], on_error="raise")
+    with pytest.raises(ImageReadError, match="gone.png: no such file"):
+        load_image(missing)
+
+
+def test_empty_batch_keeps_shape() -> None:
+    batch = preprocess_images([], input_size=(64, 32))
+    assert batch.tensor.shape == (0, 3, 32, 64) and len(batch) == 0

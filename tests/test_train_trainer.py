@@ -1,0 +1,101 @@
+"""The training loop: metrics, checkpoints, TensorBoard, resume, saved model, CLI (real TF)."""
+
+from __future__ import annotations
+
+import keras
+import numpy as np
+import pandas as pd
+from train_fixtures import limit_tf_threads, tiny_dataset, tiny_train_config  # noqa: F401
+
+from cvlab.cli import main as cvlab_main
+from cvlab.train.metrics import detections_from_outputs, plot_training
+from cvlab.train.trainer import train
+
+limit_tf_threads()
+
+
+def test_train_checkpoint_resume_and_cli(tiny_dataset, tmp_path):  # noqa: F811
+    pattern, root = tiny_dataset
+    out = tmp_path / "run"
+    config = tiny_train_config(epochs=2, validate_every=2)
+    result = train(config, pattern, root, out, progress=False, max_steps_per_epoch=2)
+
+    h = result.history
+    assert h["epoch"].tolist() == [1, 2]
+    assert h["step"].tolist() == [2, 4]
+    for col in ("loss", "lr", "person_cov_loss", "person_bbox_loss", "images_per_s"):
+        assert np.isfinite(h[col]).all(), col
+    assert np.isnan(h["mAP"].iloc[0]) and 0.0 <= h["mAP"].iloc[1] <= 1.0
+    assert "ap_person" in h
+    # Autoweighting updated the objective weights after each epoch; they sum to 1.
+    np.testing.assert_allclose(h["w_person_cov"] + h["w_person_bbox"], 1.0, rtol=1e-5)
+    assert h["w_person_cov"].iloc[0] != 1 / 11
+    pd.testing.assert_frame_equal(pd.read_csv(result.metrics_csv), h, check_dtype=False)
+    assert [p.name for p in result.checkpoints] == ["ckpt-1", "ckpt-2"]
+    assert list((out / "tensorboard").glob("events.out.tfevents.*"))
+    assert not list(out.glob("*.tmp*"))
+
+    # The saved model reloads and gives the same outputs.
+    x = np.random.default_rng(0).random((1, 3, 96, 160), dtype=np.float32)
+    reloaded = keras.models.load_model(result.model_path)
+    np.testing.assert_allclose(
+        np.asarray(reloaded(x)[0]), np.asarray(result.model(x, training=False)[0]), rtol=1e-5
+    )
+    assert reloaded.output_names == ["output_cov", "output_bbox"]
+
+    # Resume through the CLI: only epoch 3 runs, the step counter continues.
+    code = cvlab_main(
+        [
+            "train",
+            "--tfrecords",
+            pattern,
+            "--images",
+            str(root),
+            "--output",
+            str(out),
+            "--epochs",
+            "3",
+            "--batch-size",
+            "2",
+            "--input-size",
+            "160x96",
+            "--width-multiplier",
+            "0.125",
+            "--max-steps",
+            "2",
+            "--validate-every",
+            "0",
+            "--quiet",
+        ]
+    )
+    assert code == 0
+    resumed = pd.read_csv(out / "metrics.csv")
+    assert resumed["epoch"].tolist() == [1, 2, 3]
+    assert resumed["step"].tolist() == [2, 4, 6]
+    np.testing.assert_allclose(resumed["loss"].iloc[:2], h["loss"], rtol=1e-6)
+
+
+def test_plot_training_and_detections_from_outputs():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    history = pd.DataFrame(
+        {
+            "epoch": [1, 2, 3],
+            "loss": [0.5, 0.2, 0.1],
+            "person_cov_loss": [0.4, 0.2, 0.1],
+            "person_bbox_loss": [0.05, 0.02, 0.01],
+            "mAP": [np.nan, 0.4, 0.8],
+        }
+    )
+    fig = plot_training(history)
+    assert len(fig.axes) == 2
+    assert len(fig.axes[0].get_lines()) == 3 and len(fig.axes[1].get_lines()) == 1
+
+    from cvlab.train.targets import build_targets
+
+    box = np.array([[32, 16, 96, 80]], np.float32)
+    cov, bbox, _ = build_targets([box], (160, 96))
+    dets = detections_from_outputs(cov, bbox, ("person",), (160, 96), (320, 192))
+    assert len(dets) == 1 and dets.image_size == (320, 192)
+    np.testing.assert_allclose(dets.xyxy[0], box[0] * 2, atol=1e-3)

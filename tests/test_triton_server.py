@@ -1,0 +1,137 @@
+"""The local tritonserver (nvidia-pytriton's binary): start, readiness, failures, no orphans."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+from triton_fixtures import MODEL, group_members, process_alive, write_demo_repo
+
+from cvlab.triton.server import TritonServer, TritonStartError, find_tritonserver
+
+pytestmark = pytest.mark.server
+
+
+def _wait_gone(pids: list[int], timeout: float = 15.0) -> list[int]:
+    deadline = time.monotonic() + timeout
+    alive = pids
+    while time.monotonic() < deadline:
+        alive = [p for p in pids if process_alive(p)]
+        if not alive:
+            return []
+        time.sleep(0.1)
+    return alive
+
+
+def test_find_tritonserver():
+    assert find_tritonserver().is_file()
+    assert os.access(find_tritonserver(), os.X_OK)
+
+
+def test_start_ready_stop_leaves_no_process(tmp_path):
+    repo = write_demo_repo(tmp_path / "repo")
+    with TritonServer(repo) as server:
+        assert server.is_ready() and server.model_ready(MODEL)
+        host, port = server.http_url.split(":")
+        assert host == "127.0.0.1" and int(port) > 0
+        assert len({server.http_port, server.grpc_port, server.metrics_port}) == 3
+        with urllib.request.urlopen(server.metrics_url, timeout=5) as r:
+            assert b"nv_inference_request_success" in r.read()
+        pid = server.pid
+        members = group_members(os.getpgid(pid))
+        assert pid in members and len(members) >= 2  # tritonserver + the python backend stub
+        assert "successfully loaded 'demo'" in server.log_text()
+    assert server.pid is None and not server.is_ready()
+    assert _wait_gone(members) == []
+
+
+def test_model_load_failure_names_model_and_reason(tmp_path):
+    repo = write_demo_repo(tmp_path / "repo", name="broken")
+    model_py = repo / "broken" / "1" / "model.py"
+    model_py.write_text(
+        model_py.read_text().replace(
+            "def initialize(self, args):",
+            "def initialize(self, args):\n        raise RuntimeError('weights are corrupt')",
+        )
+    )
+    server = TritonServer(repo, startup_timeout=60)
+    with pytest.raises(TritonStartError) as info:
+        server.start()
+    text = str(info.value)
+    assert "broken" in text and "weights are corrupt" in text
+    assert any("broken" in line for line in info.value.log_lines)
+    assert server.process is None
+
+
+def test_missing_repository_is_a_clear_error(tmp_path):
+    with pytest.raises(FileNotFoundError, match="model repository not found"):
+        TritonServer(tmp_path / "nope")
+
+
+def test_no_orphan_after_parent_is_killed(tmp_path):
+    repo = write_demo_repo(tmp_path / "repo")
+    script = textwrap.dedent(
+        f"""
+        import os, sys, time
+        from cvlab.triton.server import TritonServer
+        server = TritonServer({str(repo)!r}).start()
+        print(server.pid, os.getpgid(server.pid), flush=True)
+        time.sleep(600)
+        """
+    )
+    parent = subprocess.Popen(
+        [sys.executable, "-c", script], stdout=subprocess.PIPE, text=True, cwd=Path.cwd()
+    )
+    try:
+        line = parent.stdout.readline()
+        assert line, "the child process did not start a server"
+        pid, pgid = (int(v) for v in line.split())
+        members = group_members(pgid)
+        assert pid in members
+        parent.send_signal(signal.SIGKILL)  # no atexit, no handlers: only PDEATHSIG can help
+        parent.wait(10)
+        assert _wait_gone(members, timeout=20) == [], "tritonserver outlived its parent"
+    finally:
+        if parent.poll() is None:
+            parent.kill()
+
+
+def test_sigterm_to_parent_stops_server(tmp_path):
+    repo = write_demo_repo(tmp_path / "repo")
+    parent = subprocess.Popen(
+        [sys.executable, "-m", "cvlab", "serve", "--model-repository", str(repo)],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        line = parent.stdout.readline()
+        assert line.startswith("Triton ready: http 127.0.0.1:"), line
+        http = line.split()[3]
+        with urllib.request.urlopen(f"http://{http}/v2/health/ready", timeout=5) as r:
+            assert r.status == 200
+        pids = [
+            int(p.name)
+            for p in Path("/proc").iterdir()
+            if p.name.isdigit() and process_alive(int(p.name)) and _ppid(int(p.name)) == parent.pid
+        ]
+        assert pids
+        parent.send_signal(signal.SIGTERM)
+        assert parent.wait(20) == 0
+        assert _wait_gone(pids) == []
+    finally:
+        if parent.poll() is None:
+            parent.kill()
+
+
+def _ppid(pid: int) -> int:
+    try:
+        return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+    except (FileNotFoundError, IndexError, ValueError):
+        return -1

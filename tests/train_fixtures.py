@@ -1,0 +1,43 @@
+"""Shared helpers for the trainer tests: TF thread limits, tiny configs and a tiny dataset."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+TINY_INPUT = (160, 96)
+
+
+def limit_tf_threads(n: int = 2) -> None:
+    import tensorflow as tf
+
+    try:
+        tf.config.threading.set_intra_op_parallelism_threads(n)
+        tf.config.threading.set_inter_op_parallelism_threads(n)
+    except RuntimeError:  # TF already initialised in this process
+        pass
+
+
+def tiny_model_config():
+    from cvlab.train.model import ModelConfig
+
+    return ModelConfig(input_size=TINY_INPUT, num_layers=10, width_multiplier=0.125)
+
+
+def tiny_train_config(**overrides):
+    from cvlab.train.trainer import TrainConfig
+
+    base = dict(model=tiny_model_config(), batch_size=2, validate_every=2, epochs=2)
+    base.update(overrides)
+    return TrainConfig.tiny(**base)
+
+
+@pytest.fixture(scope="session")
+def tiny_dataset(tmp_path_factory) -> tuple[str, Path]:
+    """8 training + 4 validation synthetic thermal frames (320x192) as PNG + TAO TFRecords."""
+    limit_tf_threads()
+    from cvlab.train.quality import make_synthetic_person_set
+
+    out = tmp_path_factory.mktemp("train_data")
+    return make_synthetic_person_set(out, num_train=8, num_val=4, image_size=(320, 192), seed=3)
