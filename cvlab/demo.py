@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from cvlab.lab import REPO_ROOT, resolve_workspace_path
+from cvlab.lab_workspace import REPO_ROOT, resolve_workspace_path
 
 #: The lab's notebooks, in order.
 NOTEBOOKS = (
@@ -83,6 +83,15 @@ def ensure_kernelspec(name: str = KERNEL_NAME) -> None:
         check=True,
         capture_output=True,
     )
+
+
+def kernel_environment() -> dict[str, str]:
+    """Environment of the notebook kernels: this process's, with figures shown inline (an
+    inherited ``MPLBACKEND=Agg`` would hide them) and TensorFlow's INFO lines off."""
+    env = dict(os.environ)
+    env["MPLBACKEND"] = "module://matplotlib_inline.backend_inline"
+    env.setdefault("TF_CPP_MIN_LOG_LEVEL", "1")
+    return env
 
 
 def parameters_cell_index(nb: Any) -> int | None:
@@ -161,7 +170,7 @@ def execute_notebook(
         resources={"metadata": {"path": str(cwd or source.parent)}},
     )
     try:
-        client.execute()
+        client.execute(env=kernel_environment())
     except (CellExecutionError, CellTimeoutError, DeadKernelError) as exc:
         _write_notebook(nb, output)
         index, cell_source = _failed_cell(nb)

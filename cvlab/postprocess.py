@@ -12,6 +12,7 @@ Example:
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping, Sequence
 
 import numpy as np
@@ -19,7 +20,7 @@ import numpy as np
 from cvlab.cluster import cluster_boxes
 from cvlab.decode import decode_detectnet
 from cvlab.detections import Detections
-from cvlab.postprocess_config import PostprocessingConfig
+from cvlab.postprocess_config import PostprocessingConfig, load_clustering_config
 
 COV_NAME = "output_cov/Sigmoid"
 BBOX_NAME = "output_bbox/BiasAdd"
@@ -45,7 +46,8 @@ class DetectNetPostprocessor:
     """Turn ``output_cov/Sigmoid`` and ``output_bbox/BiasAdd`` of one image into Detections.
 
     Args:
-        config: per-class clustering settings (and the stride).
+        config: per-class clustering settings (and the stride), or the path of a
+            tao-toolkit-triton-apps clustering prototxt.
         class_names: the model's classes in output-channel order; defaults to the config's
             order. Every name must have a config entry.
         model_size: model input ``(width, height)``.
@@ -54,12 +56,14 @@ class DetectNetPostprocessor:
 
     def __init__(
         self,
-        config: PostprocessingConfig,
+        config: PostprocessingConfig | str | os.PathLike,
         class_names: Sequence[str] | None = None,
         model_size: tuple[int, int] = (960, 544),
         bbox_norm: float = 35.0,
         offset: float = 0.5,
     ) -> None:
+        if not isinstance(config, PostprocessingConfig):
+            config = load_clustering_config(config)
         names = tuple(class_names) if class_names is not None else config.class_names
         self.config = config.for_classes(names)
         self.class_names = names

@@ -459,3 +459,10 @@ def load_training_postprocessing(
         text=text,
         class_names=class_names,
     )
+
+
+def from_training_spec_postprocessing(
+    msg_or_path: str | os.PathLike | Message, class_names: Sequence[str] | None = None
+) -> PostprocessingConfig:
+    """Alias of :func:`load_training_postprocessing` (the name docs/ARCHITECTURE.md uses)."""
+    return load_training_postprocessing(msg_or_path, class_names=class_names)

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from cvlab.lab import atomic_write_text, resolve_workspace_path
+from cvlab.lab_workspace import atomic_write_text, resolve_workspace_path
 
 _STYLE = """
 body { font-family: -apple-system, Segoe UI, Helvetica, Arial, sans-serif; margin: 2em auto;

@@ -85,6 +85,16 @@ class ThresholdTuner:
             linewidth=self.config.linewidth,
         )
 
+    def confidence_range(self, class_index: int) -> float:
+        """Upper end of the confidence slider: the largest summed coverage of the class in any
+        image (a cluster cannot score more), at least 1."""
+        sums = []
+        for out in self.outputs:
+            cov = next(v for k, v in out.items() if k.startswith("output_cov"))
+            cov = np.asarray(cov).reshape(-1, *np.asarray(cov).shape[-2:])
+            sums.append(float(cov[class_index].sum()))
+        return float(np.ceil(max(1.0, *sums)))
+
     def widget(self) -> Any:
         """The interactive browser: image slider, per-class threshold and eps sliders."""
         import cv2
@@ -104,12 +114,12 @@ class ThresholdTuner:
             dets = self.detections()
             caption.value = f"<b>{self.names[self.index]}</b>: {len(dets)} boxes"
 
-        for name in self.class_names:
+        for c, name in enumerate(self.class_names):
             cfg = self.config.classes[name]
             thr = W.FloatSlider(
                 value=float(cfg.dbscan_confidence_threshold),
                 min=0.0,
-                max=max(2.0, float(cfg.dbscan_confidence_threshold)),
+                max=max(self.confidence_range(c), float(cfg.dbscan_confidence_threshold)),
                 step=0.01,
                 description=f"{name} conf",
             )

@@ -48,12 +48,10 @@ BATCH_SIZE = 16
 from IPython.display import display
 
 from cvlab import lab
-from cvlab.postprocess_config import PEOPLENET_RGB_CONFIG, load_clustering_config
+from cvlab.postprocess_config import PEOPLENET_RGB_CONFIG
 
 ws = lab.Workspace(WORKSPACE)
-config = load_clustering_config(POSTPROCESSING_CONFIG or PEOPLENET_RGB_CONFIG).for_classes(
-    CLASS_LIST
-)
+config = lab.clustering_config(POSTPROCESSING_CONFIG or PEOPLENET_RGB_CONFIG, CLASS_LIST)
 images = lab.input_images(IMAGES_DIR) if IMAGES_DIR else lab.sample_rgb_images(ws, NUM_IMAGES)
 print(f"{len(images)} images; clustering config: {config.source}")
 
@@ -99,7 +97,9 @@ _ = lab.record_figure(ws, "01_rgb_overlays", fig, "RGB inference (01, stand-in m
 # ## Browse and tune
 # The raw output grids are fetched once; moving a slider re-runs only the clustering. In a
 # headless run the widget is built and the static result below shows the same overlay with a
-# lowered person threshold (to show what the sliders do).
+# lowered person threshold (to show what the sliders do). The table shows the highest
+# coverage per class in each image: boxes can only appear where cells exceed the config's
+# `coverage_threshold`, and clusters must reach the confidence threshold.
 
 # %%
 from cvlab.widgets import ThresholdTuner
@@ -109,11 +109,12 @@ tuner = ThresholdTuner(
     raw.images, raw.outputs, config, model_size=raw.input_size, names=[p.name for p in images]
 )
 display(tuner.widget())
+display(lab.coverage_summary(raw, config.class_names))
 
 # %%
 tuner.set_class("person", dbscan_confidence_threshold=0.05)
 print(f"person threshold 0.05: {len(tuner.detections(0))} boxes in {images[0].name}")
-lab.show_image(tuner.render(0), title=f"{images[0].name}, person threshold 0.05")
+_ = lab.show_image(tuner.render(0), title=f"{images[0].name}, person threshold 0.05")
 
 # %%
 if server is not None:

@@ -99,7 +99,7 @@ _ = lab.record_figure(ws, "05_pr_curve", fig, "Precision-recall, retrained IR mo
 # ## Before / after: the RGB model on the same thermal images
 
 # %%
-rgb_config = lab.rgb_person_config(IR_CONFIDENCE_THRESHOLD)
+rgb_config = lab.rgb_postprocessing_config(IR_CONFIDENCE_THRESHOLD)
 rgb_dets = lab.run_inference(
     url,
     RGB_MODEL_NAME,
@@ -119,7 +119,7 @@ display(comparison)
 # %%
 fig = lab.show_before_after(images[:NUM_OVERLAYS], rgb_dets, ir_dets, truth, rgb_config, ir_config)
 _ = lab.record_figure(ws, "05_before_after", fig, "Before (RGB model) / after (IR model) (05)")
-lab.record_overlay_images(ws, "05_ir", images[:NUM_OVERLAYS], ir_dets, ir_config)
+_ = lab.record_overlay_images(ws, "05_ir", images[:NUM_OVERLAYS], ir_dets, ir_config)
 
 # %%
 if server is not None:

@@ -130,7 +130,7 @@ def test_legacy_float_min_samples_warns_and_maps() -> None:
 @given(box_sets(), st.sampled_from([0.05, 0.5, 1.0, 2.0]))
 def test_legacy_dbscan_is_euclidean_rows_with_float_min_samples(data, min_samples) -> None:
     boxes, weights = data
-    features = 1.0 - iou_matrix(boxes, regularizer=0.01).astype(np.float64)
+    features = 1.0 - iou_matrix(boxes, regularizer=0.01)  # float32, as the reference has it
     # independent route: scikit-learn's Euclidean DBSCAN on the rows, as the reference runs it;
     # the float min_samples test "sum(w) >= m" is written as "sum(w / m) >= 1"
     expected = DBSCAN(eps=0.3, min_samples=1).fit_predict(

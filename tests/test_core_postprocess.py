@@ -213,3 +213,21 @@ def test_bench_core_runs_and_reports_all_stages(capsys) -> None:
         "median_ms",
     ):
         assert stage in out
+
+
+def test_postprocessor_accepts_a_config_path_and_training_alias(tmp_path: Path) -> None:
+    from cvlab.postprocess_config import from_training_spec_postprocessing
+
+    with pytest.warns(UserWarning, match="legacy float"):
+        post = DetectNetPostprocessor(PEOPLENET_RGB_CONFIG, ["face"])
+    assert (
+        post.class_names == ("face",)
+        and post.config.classes["face"].dbscan_confidence_threshold == 0.7
+    )
+    spec = tmp_path / "pp.txt"
+    spec.write_text(
+        'target_class_config { key: "car" value { clustering_config { dbscan_eps: 0.2 '
+        "dbscan_min_samples: 2 coverage_threshold: 0.01 } } }\n"
+    )
+    cfg = from_training_spec_postprocessing(spec, ["car"])
+    assert cfg.classes["car"].dbscan_min_samples == 2 and cfg.classes["car"].dbscan_eps == 0.2

@@ -34,11 +34,18 @@ def test_split_folds_and_records(tiny_dataset):  # noqa: F811
 
 
 def test_record_writer_round_trip(tmp_path):
-    rec = Record("dir/a", 640, 512, ["person", "car"], np.array([[1, 2, 3, 4], [5, 6, 7, 8]], np.float32))
+    rec = Record(
+        "dir/a", 640, 512, ["person", "car"], np.array([[1, 2, 3, 4], [5, 6, 7, 8]], np.float32)
+    )
     path = tmp_path / "x-fold-000-of-002-shard-00000-of-00001"
     write_tfrecord_examples(path, [rec])
     (back,) = read_records([str(path)])
-    assert (back.frame_id, back.width, back.height, back.classes) == ("dir/a", 640, 512, ["person", "car"])
+    assert (back.frame_id, back.width, back.height, back.classes) == (
+        "dir/a",
+        640,
+        512,
+        ["person", "car"],
+    )
     np.testing.assert_array_equal(back.boxes, rec.boxes)
     # The TAO fields dataset_convert writes are there too.
     raw = next(iter(tf.data.TFRecordDataset([str(path)])))
@@ -55,21 +62,25 @@ def test_validation_batches_match_targets(tiny_dataset):  # noqa: F811
     assert [int(b[0].shape[0]) for b in batches] == [3, 1]
     images, targets = batches[0]
     assert images.shape == (3, 3, 96, 160) and images.dtype == tf.float32
-    assert 0.0 <= float(tf.reduce_min(images)) and float(tf.reduce_max(images)) <= 1.0
+    assert float(tf.reduce_min(images)) >= 0.0 and float(tf.reduce_max(images)) <= 1.0
     assert targets["cov"].shape == (3, 1, 6, 10) and targets["bbox"].shape == (3, 4, 6, 10)
-    # Without augmentation the targets are those of the GT boxes scaled to the model input.
-    rec = records[0]
-    scale = np.array([160 / rec.width, 96 / rec.height] * 2, np.float32)
-    cov, bbox, norm = build_targets([rec.boxes * scale], TINY_INPUT)
-    np.testing.assert_allclose(targets["cov"][0].numpy(), cov, atol=1e-5)
-    np.testing.assert_allclose(targets["bbox"][0].numpy(), bbox, atol=1e-4)
-    np.testing.assert_allclose(targets["cov_norm"][0].numpy(), norm, atol=1e-6)
+    # Without augmentation the targets are those of the GT boxes scaled to the model input,
+    # and the batches come in read_records order (validation pairs them up).
+    flat = [(b[1], i) for b in batches for i in range(int(b[0].shape[0]))]
+    for rec, (t, i) in zip(records, flat, strict=True):
+        scale = np.array([160 / rec.width, 96 / rec.height] * 2, np.float32)
+        cov, bbox, norm = build_targets([rec.boxes * scale], TINY_INPUT)
+        np.testing.assert_allclose(t["cov"][i].numpy(), cov, atol=1e-5)
+        np.testing.assert_allclose(t["bbox"][i].numpy(), bbox, atol=1e-4)
+        np.testing.assert_allclose(t["cov_norm"][i].numpy(), norm, atol=1e-6)
 
 
 def test_training_batches_repeat_and_augment(tiny_dataset):  # noqa: F811
     pattern, root = tiny_dataset
     train, _ = split_folds(pattern)
-    ds = make_dataset(train, root, ["person"], TINY_INPUT, batch_size=4, training=True, epochs=2, seed=1)
+    ds = make_dataset(
+        train, root, ["person"], TINY_INPUT, batch_size=4, training=True, epochs=2, seed=1
+    )
     shapes = [tuple(b[0].shape) for b in ds]
     assert shapes == [(4, 3, 96, 160)] * 4  # 8 images x 2 epochs, remainder dropped
     # Unknown classes are dropped: no targets at all for class "bag".
@@ -99,7 +110,9 @@ def test_translation_moves_boxes_with_pixels():
     image = np.zeros((40, 40, 3), np.float32)
     image[10:20, 10:20] = 1.0
     boxes = tf.constant([[10.0, 10.0, 20.0, 20.0], [0.0, 0.0, 1.5, 40.0]])
-    cfg = AugmentConfig(hflip_probability=0.0, translate_max_x=6, translate_max_y=6, min_bbox_width=2)
+    cfg = AugmentConfig(
+        hflip_probability=0.0, translate_max_x=6, translate_max_y=6, min_bbox_width=2
+    )
     tf.random.set_seed(4)
     out, new_boxes, keep = spatial_augment(tf.constant(image), boxes, cfg)
     x1, y1, x2, y2 = new_boxes.numpy()[0]
@@ -112,8 +125,12 @@ def test_translation_moves_boxes_with_pixels():
 def test_color_augment_identity_and_range():
     rng = np.random.default_rng(1)
     image = tf.constant(rng.random((8, 8, 3), dtype=np.float32))
-    off = AugmentConfig(hue_rotation_max=0, saturation_shift_max=0, contrast_scale_max=0, brightness_shift_max=0)
+    off = AugmentConfig(
+        hue_rotation_max=0, saturation_shift_max=0, contrast_scale_max=0, brightness_shift_max=0
+    )
     np.testing.assert_allclose(color_augment(image, off).numpy(), image.numpy(), atol=1e-6)
-    out = color_augment(image, AugmentConfig(brightness_shift_max=0.5, contrast_scale_max=0.5)).numpy()
+    out = color_augment(
+        image, AugmentConfig(brightness_shift_max=0.5, contrast_scale_max=0.5)
+    ).numpy()
     assert out.min() >= 0.0 and out.max() <= 1.0
     assert not np.allclose(out, image.numpy())

@@ -35,7 +35,11 @@ def test_component_and_total_costs():
     cov_t = (rng.random((2, 2, 3, 4)) > 0.7).astype(np.float32)
     norm = cov_t * 0.25
     bbox_t = rng.random((2, 8, 3, 4)).astype(np.float32)
-    targets = {"cov": tf.constant(cov_t), "bbox": tf.constant(bbox_t), "cov_norm": tf.constant(norm)}
+    targets = {
+        "cov": tf.constant(cov_t),
+        "bbox": tf.constant(bbox_t),
+        "cov_norm": tf.constant(norm),
+    }
     cov_p = np.clip(cov_t * 0.9 + 0.05, 0, 1).astype(np.float32)
     bbox_p = (bbox_t + 0.1).astype(np.float32)
     cfg = CostConfig(
@@ -57,7 +61,8 @@ def test_component_and_total_costs():
     assert obj_w["person"] == pytest.approx({"cov": 1 / 11, "bbox": 10 / 11})
     total = float(total_cost(costs, class_w, obj_w))
     expect = sum(
-        class_w[n] * (obj_w[n]["cov"] * float(costs[n]["cov"]) + obj_w[n]["bbox"] * float(costs[n]["bbox"]))
+        class_w[n]
+        * (obj_w[n]["cov"] * float(costs[n]["cov"]) + obj_w[n]["bbox"] * float(costs[n]["bbox"]))
         for n in ("person", "bag")
     )
     assert total == pytest.approx(expect, rel=1e-6)

@@ -15,9 +15,13 @@ from cvlab.train.model import (
 limit_tf_threads()
 
 
-@pytest.mark.parametrize("num_layers,last_block", [(10, "block_4a"), (18, "block_4b"), (34, "block_4c")])
+@pytest.mark.parametrize(
+    "num_layers,last_block", [(10, "block_4a"), (18, "block_4b"), (34, "block_4c")]
+)
 def test_shapes_names_and_stride(num_layers, last_block):
-    model = build_detectnet_v2(3, input_size=(160, 96), num_layers=num_layers, width_multiplier=0.125)
+    model = build_detectnet_v2(
+        3, input_size=(160, 96), num_layers=num_layers, width_multiplier=0.125
+    )
     assert model.input.name == "input_1" or model.inputs[0].name.startswith("input_1")
     assert tuple(model.inputs[0].shape) == (None, 3, 96, 160)
     assert model.output_names == ["output_cov", "output_bbox"]
@@ -81,12 +85,19 @@ def test_bad_arguments_are_named():
     with pytest.raises(ValueError, match="multiples of 16"):
         build_detectnet_v2(1, input_size=(100, 96))
     with pytest.raises(ValueError, match="legacy .h5"):
-        load_weights_by_name(build_detectnet_v2(1, (32, 32), num_layers=10, width_multiplier=0.125), "w.keras")
+        load_weights_by_name(
+            build_detectnet_v2(1, (32, 32), num_layers=10, width_multiplier=0.125), "w.keras"
+        )
 
 
 def test_freeze_bn_and_blocks():
     model = build_detectnet_v2(
-        1, input_size=(64, 32), num_layers=10, width_multiplier=0.125, freeze_bn=True, freeze_blocks=(0, 1)
+        1,
+        input_size=(64, 32),
+        num_layers=10,
+        width_multiplier=0.125,
+        freeze_bn=True,
+        freeze_blocks=(0, 1),
     )
     assert not model.get_layer("conv1").trainable
     assert not model.get_layer("block_1a_conv_1").trainable

@@ -33,7 +33,9 @@ def test_single_box_coverage_bbox_and_norm_by_hand():
     assert cov.shape == (1, 8, 10) and bbox.shape == (4, 8, 10) and norm.shape == (1, 8, 10)
     covered = cov[0] > 0
     # The ellipse x in [2, 4], y in [2.5, 5.5] cells: columns 2-3, rows 2-5 only.
-    assert set(zip(*np.nonzero(covered), strict=True)) == {(r, c) for r in range(2, 6) for c in (2, 3)}
+    assert set(zip(*np.nonzero(covered), strict=True)) == {
+        (r, c) for r in range(2, 6) for c in (2, 3)
+    }
     # Cell (row 3, col 2): sub-samples x 2.125..2.875, y 3.125..3.875; inside when
     # (x-3)^2 + ((y-4)/1.5)^2 <= 1 -> 15 of 16 (the corner x=2.125, y=3.125 is out).
     assert cov[0, 3, 2] == pytest.approx(15 / 16)
@@ -63,7 +65,9 @@ def test_round_trip_through_core_decode():
         assert cells.size
         decoded = grid.boxes[c, cells]
         # Every covered cell decodes to exactly one of its class's boxes (clip aside).
-        dist = np.abs(decoded[:, None, :] - np.clip(cls_boxes, 0, [320, 192, 320, 192])[None]).max(-1)
+        dist = np.abs(decoded[:, None, :] - np.clip(cls_boxes, 0, [320, 192, 320, 192])[None]).max(
+            -1
+        )
         assert (dist.min(axis=1) < 1e-3).all()
         assert set(dist.argmin(axis=1)) == set(range(len(cls_boxes))) or len(cls_boxes) == 1
 
@@ -111,7 +115,9 @@ def test_flat_arrays_and_tf_wrapper_agree():
     boxes = np.array([[10, 20, 60, 90], [70, 10, 150, 80]], np.float32)
     ids = np.array([1, 0])
     expect = build_targets_from_arrays(boxes, ids, 2, (160, 96))
-    np.testing.assert_array_equal(expect[0][1], build_targets([boxes[1:], boxes[:1]], (160, 96))[0][1])
+    np.testing.assert_array_equal(
+        expect[0][1], build_targets([boxes[1:], boxes[:1]], (160, 96))[0][1]
+    )
     got = tf_build_targets(tf.constant(boxes), tf.constant(ids, tf.int64), 2, (160, 96))
     for a, b in zip(expect, got, strict=True):
         np.testing.assert_array_equal(a, b.numpy())

@@ -5,6 +5,7 @@ from __future__ import annotations
 import keras
 import numpy as np
 import pandas as pd
+import pytest
 from train_fixtures import limit_tf_threads, tiny_dataset, tiny_train_config  # noqa: F401
 
 from cvlab.cli import main as cvlab_main
@@ -99,3 +100,27 @@ def test_plot_training_and_detections_from_outputs():
     dets = detections_from_outputs(cov, bbox, ("person",), (160, 96), (320, 192))
     assert len(dets) == 1 and dets.image_size == (320, 192)
     np.testing.assert_allclose(dets.xyxy[0], box[0] * 2, atol=1e-3)
+
+
+def test_config_from_tao_training_spec(tmp_path):
+    """The spec written by cvlab.train.spec (real protobuf) maps onto TrainConfig."""
+    from cvlab.train.spec import build_lab_spec, write_training_spec
+    from cvlab.train.trainer import TrainConfig
+
+    path = write_training_spec(
+        build_lab_spec("/data/tfrecords/*", "/data/images", num_epochs=7, batch_size=3),
+        tmp_path / "spec.txt",
+    )
+    cfg = TrainConfig.from_spec(path, width_multiplier=0.5)
+    assert cfg.class_names == ("person",)
+    assert cfg.model.input_size == (960, 544) and cfg.model.num_layers == 34
+    assert (cfg.epochs, cfg.batch_size) == (7, 3)
+    assert cfg.max_learning_rate == pytest.approx(5e-4) and cfg.min_learning_rate == pytest.approx(
+        5e-6
+    )
+    assert cfg.pretrained_weights is None  # .tlt is not loadable here
+    (person,) = cfg.cost.target_classes
+    assert person.coverage_foreground_weight == pytest.approx(0.05)
+    assert {o.name for o in person.objectives} == {"cov", "bbox"}
+    assert cfg.rasterizer.per_class[0].cov_radius_x == pytest.approx(0.4)
+    assert cfg.rasterizer.bbox_norm == pytest.approx(35.0)

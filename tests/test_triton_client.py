@@ -78,6 +78,11 @@ def test_sync_outputs_match_onnxruntime(demo_server, protocol):  # noqa: F811
     x = np.random.default_rng(1).random((3, 3, H, W), dtype=np.float32)
     out = client.infer_batch(x)
     ref = onnx_reference(x)
+    many = client.infer_tensors([x[:1], x, x[1:]])
+    np.testing.assert_allclose(many[1]["output_cov/Sigmoid"], ref["output_cov/Sigmoid"], atol=1e-5)
+    np.testing.assert_allclose(
+        many[2]["output_bbox/BiasAdd"], ref["output_bbox/BiasAdd"][1:], atol=1e-5
+    )
     assert set(out) == set(ref) == {"output_cov/Sigmoid", "output_bbox/BiasAdd"}
     for name in ref:
         np.testing.assert_allclose(out[name], ref[name], atol=1e-5)

@@ -129,3 +129,19 @@ def test_onnx_export_names_and_equivalence():
 def test_spec_rejects_sizes_off_the_stride():
     with pytest.raises(ValueError, match="multiple of the stride"):
         peoplenet_spec("m", 1, (330, 192))
+
+
+def test_cli_make_demo_model_and_check_repository(tmp_path, capsys):
+    from cvlab.cli import main
+
+    repo = tmp_path / "repo"
+    args = ["make-demo-model", "--output", str(repo), "--name", "tiny", "--num-classes", "1"]
+    assert main([*args, "--input-size", "320x192", "--max-batch-size", "4"]) == 0
+    cfg = read_model_config(repo / "tiny" / "config.pbtxt")
+    assert cfg.max_batch_size == 4 and cfg.backend == "python"
+    assert [list(o.dims) for o in cfg.output] == [[4, 12, 20], [1, 12, 20]]
+    assert main(["check-repository", str(repo)]) == 0
+    assert "OK" in capsys.readouterr().out
+    (repo / "tiny" / "config.pbtxt").write_text('name: "tiny"\nplatform: 7\n')
+    assert main(["check-repository", str(repo)]) == 1
+    assert "config.pbtxt:2:" in capsys.readouterr().out

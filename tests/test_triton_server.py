@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from triton_fixtures import MODEL, group_members, process_alive, write_demo_repo
 
-from cvlab.triton.server import TritonServer, TritonStartError, find_tritonserver
+from cvlab.triton.server import TritonServer, TritonStartError, find_tritonserver, gcs_emulator_env
 
 pytestmark = pytest.mark.server
 
@@ -103,7 +103,8 @@ def test_no_orphan_after_parent_is_killed(tmp_path):
             parent.kill()
 
 
-def test_sigterm_to_parent_stops_server(tmp_path):
+@pytest.mark.parametrize(("signum", "code"), [(signal.SIGTERM, 0), (signal.SIGINT, 0)])
+def test_cli_serve_stops_server_on_signal(tmp_path, signum, code):
     repo = write_demo_repo(tmp_path / "repo")
     parent = subprocess.Popen(
         [sys.executable, "-m", "cvlab", "serve", "--model-repository", str(repo)],
@@ -122,8 +123,8 @@ def test_sigterm_to_parent_stops_server(tmp_path):
             if p.name.isdigit() and process_alive(int(p.name)) and _ppid(int(p.name)) == parent.pid
         ]
         assert pids
-        parent.send_signal(signal.SIGTERM)
-        assert parent.wait(20) == 0
+        parent.send_signal(signum)  # SIGINT = Ctrl-C
+        assert parent.wait(20) == code
         assert _wait_gone(pids) == []
     finally:
         if parent.poll() is None:
@@ -135,3 +136,31 @@ def _ppid(pid: int) -> int:
         return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
     except (FileNotFoundError, IndexError, ValueError):
         return -1
+
+
+def test_serves_a_gs_repository_from_the_gcs_emulator(tmp_path):
+    from gcp_storage_emulator.server import create_server
+    from google.auth.credentials import AnonymousCredentials
+    from google.cloud import storage
+
+    repo = write_demo_repo(tmp_path / "repo")
+    emulator = create_server("127.0.0.1", 0, in_memory=True, default_bucket="models")
+    emulator.start()
+    try:
+        endpoint = f"http://127.0.0.1:{emulator._api._httpd.server_address[1]}"
+        client = storage.Client(
+            project="test",
+            credentials=AnonymousCredentials(),
+            client_options={"api_endpoint": endpoint},
+        )
+        bucket = client.bucket("models")
+        for path in repo.rglob("*"):
+            if path.is_file():
+                bucket.blob(f"triton/{path.relative_to(repo)}").upload_from_filename(path)
+        env = gcs_emulator_env(endpoint, tmp_path / "mount")
+        with TritonServer("gs://models/triton", env=env, startup_timeout=60) as server:
+            assert server.model_ready(MODEL)
+        with pytest.raises(TritonStartError):  # a missing prefix fails with the log attached
+            TritonServer("gs://models/nothing-here", env=env, startup_timeout=30).start()
+    finally:
+        emulator.stop()

@@ -162,15 +162,15 @@ def apply_step(
             command, input=text, capture_output=True, text=True, timeout=timeout, check=False
         )
     except subprocess.TimeoutExpired:
-        raise KubectlError(f"{shlex_join(command)} did not finish in {timeout:.0f} s") from None
+        raise KubectlError(f"{_shlex_join(command)} did not finish in {timeout:.0f} s") from None
     if done.returncode != 0:
         raise KubectlError(
-            f"{shlex_join(command)} failed with exit code {done.returncode}: {done.stderr.strip()}"
+            f"{_shlex_join(command)} failed with exit code {done.returncode}: {done.stderr.strip()}"
         )
     return ApplyReport(text, True, command, done.stdout, reason="applied")
 
 
-def shlex_join(command: Sequence[str]) -> str:
+def _shlex_join(command: Sequence[str]) -> str:
     import shlex
 
     return shlex.join(str(c) for c in command)

@@ -48,6 +48,7 @@ __all__ = [
     "file_md5",
     "list_blobs",
     "make_client",
+    "mismatches_dataframe",
     "upload_directory",
     "verify",
 ]

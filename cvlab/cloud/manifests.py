@@ -31,9 +31,15 @@ import yaml
 __all__ = [
     "HpaMetric",
     "TritonDeploymentConfig",
+    "deployment",
+    "from_yaml",
     "gpu_duty_cycle_metric",
+    "horizontal_pod_autoscaler",
+    "istio_gateway",
+    "istio_virtual_service",
     "queue_time_metric",
     "render_manifests",
+    "service",
     "to_yaml",
 ]
 

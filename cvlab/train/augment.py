@@ -96,9 +96,7 @@ def color_augment(image, config: AugmentConfig):
         shift = tf.random.uniform([], -config.saturation_shift_max, config.saturation_shift_max)
         image = tf.image.adjust_saturation(image, 1.0 + shift)
     if config.contrast_scale_max > 0:
-        scale = 1.0 + tf.random.uniform(
-            [], -config.contrast_scale_max, config.contrast_scale_max
-        )
+        scale = 1.0 + tf.random.uniform([], -config.contrast_scale_max, config.contrast_scale_max)
         image = (image - config.contrast_center) * scale + config.contrast_center
     if config.brightness_shift_max > 0:
         image = image + tf.random.uniform(

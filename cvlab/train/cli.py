@@ -47,7 +47,9 @@ def _train(args: argparse.Namespace) -> int:
     )
     cols = [c for c in ("epoch", "loss", "lr", "images_per_s", "mAP") if c in result.history]
     print(result.history[cols].to_string(index=False))
-    print(f"model: {result.model_path}\nweights: {result.weights_path}\nmetrics: {result.metrics_csv}")
+    print(
+        f"model: {result.model_path}\nweights: {result.weights_path}\nmetrics: {result.metrics_csv}"
+    )
     return 0
 
 

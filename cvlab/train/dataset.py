@@ -88,7 +88,10 @@ def read_records(files: Sequence[str]) -> list[Record]:
                 ex = tf.io.parse_single_example(raw, spec)
             except tf.errors.InvalidArgumentError as exc:
                 raise ValueError(f"{path}: record {i}: {exc.message}") from exc
-            coords = [tf.sparse.to_dense(ex[f"target/coordinates_{k}"]).numpy() for k in "x1 y1 x2 y2".split()]
+            coords = [
+                tf.sparse.to_dense(ex[f"target/coordinates_{k}"]).numpy()
+                for k in ["x1", "y1", "x2", "y2"]
+            ]
             out.append(
                 Record(
                     frame_id=ex["frame/id"].numpy().decode(),
@@ -152,7 +155,7 @@ def make_dataset(
     rasterizer: RasterizerConfig | None = None,
     image_extension: str | None = None,
     seed: int | None = None,
-    with_targets: bool = True,
+    cache: bool = False,
 ):
     """Batches of ``(images [B,3,H,W], {"cov", "bbox", "cov_norm"})`` for training.
 
@@ -165,7 +168,7 @@ def make_dataset(
         training: shuffle, augment and drop the remainder.
         augment: augmentation settings (``None`` = TAO defaults when training).
         epochs: how many passes (``None`` = repeat forever).
-        with_targets: yield ``(images, boxes_ragged)`` instead of rasterised targets.
+        cache: keep the decoded, resized images in memory after the first pass (small sets).
     """
     import tensorflow as tf
 
@@ -189,31 +192,36 @@ def make_dataset(
     ds = tf.data.Dataset.from_tensor_slices(paths)
     if training:
         ds = ds.shuffle(len(paths), seed=seed)
+    # Evaluation reads the files one after the other, in record order (as read_records does).
     ds = ds.interleave(
         tf.data.TFRecordDataset,
-        cycle_length=min(4, len(paths)),
+        cycle_length=min(4, len(paths)) if training else 1,
         num_parallel_calls=tf.data.AUTOTUNE,
-        deterministic=not training,
+        deterministic=not training or cache,
     )
+
+    def decode(raw):
+        image, boxes, class_ids = _parse(raw, class_table, image_root, extension, input_size)
+        # Ragged-free element: boxes and ids travel as (N, 5) so they cache and shuffle.
+        return image, tf.concat([boxes, tf.cast(class_ids[:, None], tf.float32)], axis=1)
+
+    ds = ds.map(decode, num_parallel_calls=tf.data.AUTOTUNE, deterministic=not training or cache)
+    if cache:
+        ds = ds.cache()
     if training:
         ds = ds.shuffle(shuffle_buffer, seed=seed, reshuffle_each_iteration=True)
     ds = ds.repeat(epochs)
 
-    def load(raw):
-        image, boxes, class_ids = _parse(raw, class_table, image_root, extension, input_size)
+    def to_targets(image, labels):
+        boxes, class_ids = labels[:, :4], tf.cast(labels[:, 4], tf.int64)
         if aug is not None:
             image, boxes, class_ids = augment_example(image, boxes, class_ids, aug)
         nchw = tf.transpose(image, (2, 0, 1))
-        if not with_targets:
-            return nchw, tf.RaggedTensor.from_tensor(boxes[None])[0], class_ids
         cov, bbox, norm = tf_build_targets(boxes, class_ids, num_classes, input_size, rasterizer)
         return nchw, {"cov": cov, "bbox": bbox, "cov_norm": norm}
 
-    ds = ds.map(load, num_parallel_calls=tf.data.AUTOTUNE, deterministic=not training)
-    if with_targets:
-        ds = ds.batch(batch_size, drop_remainder=training)
-    else:
-        ds = ds.ragged_batch(batch_size)
+    ds = ds.map(to_targets, num_parallel_calls=tf.data.AUTOTUNE, deterministic=not training)
+    ds = ds.batch(batch_size, drop_remainder=training)
     return ds.prefetch(tf.data.AUTOTUNE)
 
 

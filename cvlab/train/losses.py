@@ -79,7 +79,9 @@ def weighted_bce(target, pred, foreground_weight: float):
     """Element-wise TAO weighted binary cross-entropy."""
     import tensorflow as tf
 
-    bce = -(target * tf.math.log(pred + EPSILON) + (1.0 - target) * tf.math.log(1.0 - pred + EPSILON))
+    bce = -(
+        target * tf.math.log(pred + EPSILON) + (1.0 - target) * tf.math.log(1.0 - pred + EPSILON)
+    )
     weights = tf.where(target > 0.5, foreground_weight, 1.0 - foreground_weight)
     return weights * bce
 

@@ -2,7 +2,8 @@
 
 Validation decodes each image's grids with :func:`cvlab.decode.decode_detectnet` and merges the
 cell candidates of each class with greedy NMS (:func:`cvlab.cluster.nms`), confidence = cell
-coverage; the core DBSCAN post-processor (:class:`cvlab.postprocess.DetectNetPostprocessor`) is
+coverage, each kept box replaced by the coverage-weighted mean of the cell boxes overlapping it
+(as TAO's clustering averages a cluster's boxes); the core DBSCAN post-processor (:class:`cvlab.postprocess.DetectNetPostprocessor`) is
 used instead when ``method="postprocessor"``.
 """
 
@@ -22,7 +23,7 @@ def detections_from_outputs(
     model_size: tuple[int, int],
     image_size: tuple[int, int],
     *,
-    coverage_threshold: float = 0.05,
+    coverage_threshold: float = 0.02,
     nms_iou: float = 0.4,
     method: str = "nms",
     image_path: str | None = None,
@@ -36,22 +37,33 @@ def detections_from_outputs(
         return post(
             {"output_cov/Sigmoid": cov, "output_bbox/BiasAdd": bbox}, image_size, image_path
         )
-    from cvlab.cluster import nms
+    from cvlab.cluster import iou_matrix, nms
     from cvlab.decode import decode_detectnet
 
     grid = decode_detectnet(cov, bbox, model_size=model_size, image_size=image_size)
     parts = []
     for c in range(len(class_names)):
         boxes, scores = grid.boxes[c], grid.coverage[c]
-        ok = (scores >= coverage_threshold) & (boxes[:, 2] > boxes[:, 0]) & (boxes[:, 3] > boxes[:, 1])
-        idx = np.flatnonzero(ok)
-        keep = idx[nms(boxes[idx], scores[idx], iou_threshold=nms_iou)] if idx.size else idx
-        parts.append(
-            Detections(boxes[keep], scores[keep], np.full(len(keep), c), class_names, image_size)
+        ok = (
+            (scores >= coverage_threshold)
+            & (boxes[:, 2] > boxes[:, 0])
+            & (boxes[:, 3] > boxes[:, 1])
         )
-    merged = Detections.merge(parts)
-    merged.image_path = image_path
-    return merged
+        idx = np.flatnonzero(ok)
+        boxes, scores = boxes[idx], scores[idx]
+        keep = nms(boxes, scores, iou_threshold=nms_iou) if idx.size else idx
+        merged = np.zeros((len(keep), 4), np.float32)
+        confidence = np.zeros(len(keep), np.float32)
+        if len(keep):
+            # Each kept box becomes the coverage-weighted mean of the cells overlapping it.
+            member = iou_matrix(boxes)[keep] > nms_iou
+            weights = member * scores[None, :]
+            merged = (weights @ boxes) / weights.sum(axis=1, keepdims=True)
+            confidence = scores[keep]
+        parts.append(Detections(merged, confidence, np.full(len(keep), c), class_names, image_size))
+    merged_dets = Detections.merge(parts)
+    merged_dets.image_path = image_path
+    return merged_dets
 
 
 def plot_training(history, ax=None):

@@ -51,6 +51,7 @@ class TrainConfig:
     pretrained_weights: str | None = None
     seed: int = 0
     threads: int | None = None
+    cache_images: bool = False
 
     def __post_init__(self) -> None:
         self.class_names = tuple(n.lower() for n in self.class_names)
@@ -68,26 +69,92 @@ class TrainConfig:
         """ResNet-10 x0.25 at 320x192: trains on 2 CPU cores in minutes (see ``cvlab bench train``)."""
         base = dict(
             model=TINY_CONFIG,
-            epochs=30,
+            epochs=40,
             batch_size=8,
             min_learning_rate=1e-4,
             max_learning_rate=5e-3,
             soft_start=0.1,
             annealing=0.6,
             validate_every=10,
+            cache_images=True,
         )
         base.update(overrides)
         return cls(**base)
 
     @classmethod
-    def from_spec(cls, spec) -> TrainConfig:
-        """Build from a TAO training spec (via :mod:`cvlab.train.spec`, when present)."""
-        from cvlab.train import spec as spec_module  # D2's module
+    def from_spec(cls, spec, width_multiplier: float = 1.0) -> TrainConfig:
+        """Build from a TAO DetectNet_v2 training spec (path, ``Experiment`` message or
+        :class:`cvlab.train.spec.TrainingParams`), via :mod:`cvlab.train.spec`."""
+        from cvlab.train import spec as spec_module
+        from cvlab.train.losses import Objective, TargetClassCost
+        from cvlab.train.targets import TargetClassConfig
 
-        converter = getattr(spec_module, "to_train_config", None)
-        if converter is None:
-            raise NotImplementedError("cvlab.train.spec has no to_train_config() yet")
-        return converter(spec)
+        params = spec
+        if isinstance(spec, str | os.PathLike):
+            spec = spec_module.load_training_spec(spec)
+        if not isinstance(params, spec_module.TrainingParams):
+            params = spec_module.training_config_from_spec(spec)
+        names = tuple(params.class_names)
+        cost = CostConfig(
+            [
+                TargetClassCost(
+                    name,
+                    class_weight=c.class_weight,
+                    coverage_foreground_weight=c.coverage_foreground_weight,
+                    objectives=[
+                        Objective(o, c.objective_weights[o], c.objective_targets.get(o, 1.0))
+                        for o in c.objective_weights
+                    ],
+                )
+                for name, c in params.classes.items()
+            ],
+            enable_autoweighting=params.enable_autoweighting,
+            max_objective_weight=params.max_objective_weight or 0.9999,
+            min_objective_weight=params.min_objective_weight or 0.0001,
+        )
+        raster = RasterizerConfig(
+            deadzone_radius=params.deadzone_radius,
+            bbox_norm=params.bbox_scale,
+            offset=params.bbox_offset,
+            per_class=tuple(
+                TargetClassConfig(*c.cov_center, *c.cov_radius, c.bbox_min_radius)
+                for c in params.classes.values()
+            ),
+        )
+        color = params.color
+        augment = AugmentConfig(
+            hflip_probability=params.hflip_probability,
+            zoom_min=params.zoom[0],
+            zoom_max=params.zoom[1],
+            translate_max_x=params.translate_max[0],
+            translate_max_y=params.translate_max[1],
+            hue_rotation_max=color.get("hue_rotation_max", 0.0),
+            saturation_shift_max=color.get("saturation_shift_max", 0.0),
+            contrast_scale_max=color.get("contrast_scale_max", 0.0),
+            contrast_center=color.get("contrast_center", 0.5) or 0.5,
+        )
+        pretrained = params.pretrained_model_file
+        return cls(
+            class_names=names,
+            model=ModelConfig(
+                input_size=tuple(params.input_size),
+                num_layers=params.num_layers,
+                width_multiplier=width_multiplier,
+            ),
+            epochs=params.num_epochs,
+            batch_size=params.batch_size,
+            min_learning_rate=params.min_learning_rate,
+            max_learning_rate=params.max_learning_rate,
+            soft_start=params.soft_start,
+            annealing=params.annealing,
+            cost=cost,
+            augment=augment,
+            rasterizer=raster,
+            validate_every=params.validation_period or 10,
+            # .tlt/.hdf5 files from TAO are encrypted or TF1 graphs; only plain .h5 weights load.
+            pretrained_weights=pretrained if pretrained.endswith((".h5", ".hdf5")) else None,
+            seed=params.random_seed,
+        )
 
 
 @dataclass
@@ -184,9 +251,7 @@ def validate(
             rec = records[i]
             i += 1
             size = (rec.width, rec.height)
-            predictions.append(
-                detections_from_outputs(c, b, names, config.model.input_size, size)
-            )
+            predictions.append(detections_from_outputs(c, b, names, config.model.input_size, size))
             keep = [k for k, n in enumerate(rec.classes) if n in names]
             truths.append(
                 Detections(
@@ -276,7 +341,10 @@ def train(
     class_w = config.cost.normalised_class_weights()
     initial = config.cost.normalised_objective_weights()
     obj_vars = {
-        c: {o: tf.Variable(w, trainable=False, dtype=tf.float32, name=f"w_{c}_{o}") for o, w in d.items()}
+        c: {
+            o: tf.Variable(w, trainable=False, dtype=tf.float32, name=f"w_{c}_{o}")
+            for o, w in d.items()
+        }
         for c, d in initial.items()
     }
     epoch_var = tf.Variable(0, dtype=tf.int64, trainable=False, name="epoch")
@@ -308,6 +376,7 @@ def train(
         epochs=None,
         rasterizer=config.rasterizer,
         seed=config.seed,
+        cache=config.cache_images,
     )
     ds = strategy.experimental_distribute_dataset(ds)
     iterator = iter(ds)
@@ -365,8 +434,10 @@ def train(
         for c, d in obj_vars.items():
             for o, v in d.items():
                 row[f"w_{c}_{o}"] = float(v.numpy())
-        if val_files and config.validate_every and (
-            epoch % config.validate_every == 0 or epoch == config.epochs
+        if (
+            val_files
+            and config.validate_every
+            and (epoch % config.validate_every == 0 or epoch == config.epochs)
         ):
             result = validate(model, val_files, image_root, config, batch_size=config.batch_size)
             row["mAP"] = result.mean_ap

@@ -117,6 +117,8 @@ class TritonDetectNetClient:
         backoff_s: first retry delay; doubled on each retry.
         concurrency: requests kept in flight by :meth:`infer_images`.
         ssl: use TLS (``https``/secure gRPC).
+        preprocess_workers: threads reading and resizing images ahead of the requests
+            (OpenCV releases the GIL).
     """
 
     def __init__(
@@ -131,6 +133,7 @@ class TritonDetectNetClient:
         backoff_s: float = 0.2,
         concurrency: int = 4,
         ssl: bool = False,
+        preprocess_workers: int = 2,
     ):
         if protocol not in ("http", "grpc"):
             raise ValueError(f"protocol must be 'http' or 'grpc', got {protocol!r}")
@@ -147,6 +150,7 @@ class TritonDetectNetClient:
         self.backoff_s = float(backoff_s)
         self.concurrency = max(1, int(concurrency))
         self.ssl = ssl
+        self.preprocess_workers = int(preprocess_workers)
         self.errors: list[RequestError] = []
         if protocol == "http":
             import tritonclient.http as module
@@ -309,6 +313,30 @@ class TritonDetectNetClient:
             ) from None
         return self._outputs(result)
 
+    def infer_tensors(self, batches: Sequence[np.ndarray]) -> list[dict[str, np.ndarray]]:
+        """Many ``[N,3,H,W]`` batches with up to ``concurrency`` requests in flight (no retries).
+
+        Outputs come back in input order; the first failure is raised as TritonClientError.
+        """
+        items = [_Pending(str(i), self.check_batch(b), [], []) for i, b in enumerate(batches)]
+        results: list[dict[str, np.ndarray]] = []
+        in_flight: list[_Pending] = []
+        try:
+            for item in items:
+                self._submit(item)
+                in_flight.append(item)
+                if len(in_flight) >= self.concurrency:
+                    results.append(self._outputs(self._wait(in_flight.pop(0))))
+            while in_flight:
+                results.append(self._outputs(self._wait(in_flight.pop(0))))
+        except TritonClientError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - reported with the model name
+            raise TritonClientError(
+                f"inference on {self.model_name!r} failed: {_describe(exc)}"
+            ) from None
+        return results
+
     # --- async pipeline -------------------------------------------------------------------------
     def _submit(self, item: _Pending) -> None:
         inputs, outputs = self._inputs_outputs(item.tensor)
@@ -352,7 +380,8 @@ class TritonDetectNetClient:
         from cvlab.preprocess import preprocess_images
 
         chunks = [list(paths[i : i + batch_size]) for i in range(0, len(paths), batch_size)]
-        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="cvlab-preprocess") as pool:
+        workers = max(1, self.preprocess_workers)
+        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="cvlab-preprocess") as pool:
             futures: queue.SimpleQueue = queue.SimpleQueue()
             for chunk in chunks[:prefetch]:
                 futures.put(pool.submit(preprocess_images, chunk, self.input_size, "skip"))
@@ -453,7 +482,7 @@ class TritonDetectNetClient:
                 bar.update(len(item.paths))
 
         try:
-            for index, batch in self._batches(paths, batch_size, prefetch=max(2, window)):
+            for index, batch in self._batches(paths, batch_size, prefetch=max(2, window + 1)):
                 if bar is not None and batch.skipped:
                     bar.update(len(batch.skipped))
                 if len(batch) == 0:

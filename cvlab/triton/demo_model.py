@@ -22,8 +22,13 @@ BRIGHTNESS_GAIN = 40.0
 BRIGHTNESS_LEVEL = 0.85
 
 
-def build_demo_model(num_classes: int = 3, input_size: tuple[int, int] = (960, 544), seed: int = 0):
-    """A small Keras model with DetectNet_v2's inputs/outputs; ``input_size`` is (width, height)."""
+def build_demo_model(
+    num_classes: int = 3, input_size: tuple[int, int] = (960, 544), seed: int = 0, width: int = 8
+):
+    """A small Keras model with DetectNet_v2's inputs/outputs; ``input_size`` is (width, height).
+
+    ``width`` scales the trunk (filters width, 2w, 2w, 4w): larger makes the server work harder.
+    """
     import keras
 
     w, h = input_size
@@ -32,7 +37,7 @@ def build_demo_model(num_classes: int = 3, input_size: tuple[int, int] = (960, 5
     keras.utils.set_random_seed(seed)
     inputs = keras.Input((3, h, w), name="input_1")
     x = keras.layers.Permute((2, 3, 1), name="to_nhwc")(inputs)
-    for i, filters in enumerate((8, 16, 16, 32)):
+    for i, filters in enumerate((width, 2 * width, 2 * width, 4 * width)):
         x = keras.layers.Conv2D(
             filters, 3, strides=2, padding="same", activation="relu", name=f"conv{i + 1}"
         )(x)
@@ -49,9 +54,10 @@ def build_demo_model(num_classes: int = 3, input_size: tuple[int, int] = (960, 5
         bias_initializer=keras.initializers.Constant(-BRIGHTNESS_GAIN * BRIGHTNESS_LEVEL),
         name="cov_head",
     )(pooled)
-    # bias 1.0: untrained boxes reach 35 px from each cell centre (visible in overlays)
+    # bias 2.0: boxes reach 70 px from each cell centre, so neighbouring cells on one bright
+    # object overlap enough (IoU > 0.7) to form one DBSCAN cluster, as a trained model would
     bbox = keras.layers.Conv2D(
-        4 * num_classes, 1, bias_initializer=keras.initializers.Constant(1.0), name="bbox_head"
+        4 * num_classes, 1, bias_initializer=keras.initializers.Constant(2.0), name="bbox_head"
     )(x)
     cov = keras.layers.Permute((3, 1, 2), name="output_cov")(cov)
     bbox = keras.layers.Permute((3, 1, 2), name="output_bbox")(bbox)
@@ -59,12 +65,15 @@ def build_demo_model(num_classes: int = 3, input_size: tuple[int, int] = (960, 5
 
 
 def write_demo_onnx(
-    path: str | os.PathLike, num_classes: int = 3, input_size: tuple[int, int] = (960, 544)
+    path: str | os.PathLike,
+    num_classes: int = 3,
+    input_size: tuple[int, int] = (960, 544),
+    width: int = 8,
 ) -> Path:
     """Build the demo model and export it to ONNX at ``path`` (output names as TAO's)."""
     from cvlab.triton.onnx_export import export_keras_to_onnx
 
-    return export_keras_to_onnx(build_demo_model(num_classes, input_size), path)
+    return export_keras_to_onnx(build_demo_model(num_classes, input_size, width=width), path)
 
 
 def write_demo_repository(
@@ -74,6 +83,7 @@ def write_demo_repository(
     input_size: tuple[int, int] = (960, 544),
     max_batch_size: int = 16,
     target: str = "python",
+    width: int = 8,
 ) -> Path:
     """A ready local repository serving the demo model; returns the model directory."""
     import tempfile
@@ -82,5 +92,5 @@ def write_demo_repository(
 
     spec = peoplenet_spec(model_name, num_classes, input_size, max_batch_size)
     with tempfile.TemporaryDirectory() as tmp:
-        onnx_path = write_demo_onnx(Path(tmp) / "model.onnx", num_classes, input_size)
+        onnx_path = write_demo_onnx(Path(tmp) / "model.onnx", num_classes, input_size, width)
         return write_model_repository(repo_dir, spec, onnx_path, target=target)

@@ -102,6 +102,23 @@ def server_environment(extra: dict[str, str] | None = None) -> dict[str, str]:
     return env
 
 
+def gcs_emulator_env(endpoint: str, mount_dir: str | os.PathLike) -> dict[str, str]:
+    """Environment that makes tritonserver read ``gs://`` from a GCS emulator at ``endpoint``.
+
+    ``endpoint`` is ``http://127.0.0.1:PORT``; the metadata server points at a closed loopback
+    port so no credentials are looked up; Triton copies the repository into ``mount_dir``.
+    """
+    if not endpoint.startswith(("http://", "https://")):
+        endpoint = f"http://{endpoint}"
+    return {
+        "CLOUD_STORAGE_EMULATOR_ENDPOINT": endpoint,
+        "STORAGE_EMULATOR_HOST": endpoint,
+        "GCE_METADATA_ROOT": f"127.0.0.1:{free_port()}",
+        "GCE_METADATA_HOST": f"127.0.0.1:{free_port()}",
+        "TRITON_GCS_MOUNT_DIRECTORY": str(mount_dir),
+    }
+
+
 def free_port(host: str = "127.0.0.1") -> int:
     """A TCP port that is free on ``host`` right now."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
@@ -140,6 +157,9 @@ class TritonServer:
         startup_timeout: seconds to wait for readiness in :meth:`start`.
         model_control_mode: ``none`` (load all at start) or ``explicit``.
         log_path: where the server log goes (a temporary file by default).
+
+    The kernel's parent-death signal is tied to the thread that calls :meth:`start`: start the
+    server from the main thread (or a thread that outlives it).
     """
 
     def __init__(
@@ -237,6 +257,9 @@ class TritonServer:
             if self._log_path is None:
                 self._log_path = tmp / "tritonserver.log"
             self._log_path.parent.mkdir(parents=True, exist_ok=True)
+            if self.model_repository.startswith("gs://"):
+                mount = self.env.setdefault("TRITON_GCS_MOUNT_DIRECTORY", str(tmp / "gcs"))
+                Path(mount).mkdir(parents=True, exist_ok=True)
             self._log_file = open(self._log_path, "wb")  # noqa: SIM115 - closed in stop()
             self.process = subprocess.Popen(
                 self.command(backend_dir),

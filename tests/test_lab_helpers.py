@@ -1,0 +1,183 @@
+"""cvlab.lab (workspace, records, environment, step helpers), cvlab.report and cvlab.widgets."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+import pytest  # noqa: E402
+
+from cvlab import lab  # noqa: E402
+from cvlab.detections import Detections  # noqa: E402
+from cvlab.report import build_report  # noqa: E402
+
+
+def test_workspace_layout_and_relative_paths(tmp_path: Path) -> None:
+    ws = lab.Workspace(tmp_path / "ws")
+    assert ws.root == tmp_path / "ws" and ws.root.is_dir()
+    assert ws.dataset == ws.root / "dataset" and ws.model_repository.parent == ws.root
+    assert lab.resolve_workspace_path("runs/x") == (lab.REPO_ROOT / "runs/x").resolve()
+    assert lab.resolve_workspace_path(tmp_path) == tmp_path
+
+
+def test_state_merges_atomically_and_names_a_corrupt_file(tmp_path: Path) -> None:
+    ws = lab.Workspace(tmp_path)
+    ws.update_state(a=Path("/x/y"), b=(1, 2))
+    ws.update_state(c={"d": np.float32(0.5)})
+    assert ws.state() == {"a": "/x/y", "b": [1, 2], "c": {"d": 0.5}}
+    assert not [p for p in tmp_path.iterdir() if ".tmp" in p.name]
+    ws.state_file.write_text("{broken")
+    with pytest.raises(ValueError, match="lab_state.json"):
+        ws.state()
+
+
+def test_records_become_an_html_report(tmp_path: Path) -> None:
+    ws = lab.Workspace(tmp_path / "ws")
+    lab.record_table(ws, "00_environment", pd.DataFrame({"component": ["python"]}), "Env")
+    lab.record_table(ws, "05_ap", pd.DataFrame({"class": ["person"], "ap": [0.8125]}), "AP table")
+    fig, ax = plt.subplots()
+    ax.plot([0, 1], [1, 0])
+    lab.record_figure(ws, "05_pr", fig, "PR curve")
+    lab.record_image(ws, "overlay one", np.full((20, 30, 3), 200, np.uint8), "an overlay")
+    nb = tmp_path / "nb" / "05_ir_inference.ipynb"
+    nb.parent.mkdir()
+    nb.write_text("{}")
+    html = build_report(ws.root, tmp_path / "out" / "report.html", [nb]).read_text()
+    assert html.index("<h2>Environment") < html.index("AP table") < html.index("PR curve")
+    assert "<td>0.8125</td>" in html and "<td>person</td>" in html
+    assert html.count("data:image/png;base64,") == 1 and html.count("data:image/jpeg;base64,") == 1
+    assert "href='../nb/05_ir_inference.ipynb'" in html
+    empty = build_report(tmp_path / "empty", tmp_path / "empty.html").read_text()
+    assert empty.count("Nothing recorded") == 4
+
+
+def test_produced_table(tmp_path: Path) -> None:
+    (tmp_path / "d").mkdir()
+    (tmp_path / "d" / "a.txt").write_text("12345")
+    (tmp_path / "f.bin").write_bytes(b"x" * 2000)
+    df = lab.produced_table([tmp_path / "d", tmp_path / "f.bin", tmp_path / "gone"], tmp_path)
+    assert df.to_dict("records") == [
+        {"path": "d", "kind": "folder", "files": 1, "size_mb": 0.0},
+        {"path": "f.bin", "kind": "file", "files": 1, "size_mb": 0.002},
+        {"path": str(tmp_path / "gone"), "kind": "missing", "files": 0, "size_mb": 0.0},
+    ]
+
+
+def test_environment_table_finds_the_bundled_tritonserver() -> None:
+    env = lab.environment_table(check_gpu=False).set_index("component")
+    assert env.loc["tritonserver binary", "status"] == "found"
+    assert Path(env.loc["tritonserver binary", "detail"]).name == "tritonserver"
+    assert env.loc["numpy", "status"] == np.__version__
+
+
+def test_ngc_download_explains_when_the_cli_is_missing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PATH", str(tmp_path))  # an empty PATH: no ngc executable
+    result = lab.download_ngc_model("nvidia/tao/peoplenet:unpruned_v2.1", tmp_path / "m")
+    assert result.path is None and "NGC CLI not installed" in result.message
+    assert (
+        "ngc registry model download-version nvidia/tao/peoplenet:unpruned_v2.1" in result.message
+    )
+    off = lab.download_ngc_model("nvidia/x:1", tmp_path / "m", enabled=False)
+    assert "disabled" in off.message and not (tmp_path / "m").exists()
+
+
+def test_sample_rgb_images(tmp_path: Path) -> None:
+    from cvlab.preprocess import load_image
+
+    paths = lab.sample_rgb_images(lab.Workspace(tmp_path), 3)
+    assert [p.name for p in paths] == ["grace_hopper.jpg", "street_00.jpg", "street_01.jpg"]
+    assert load_image(paths[0]).shape == (600, 512, 3)
+    assert load_image(paths[1]).shape == (544, 960, 3)
+
+
+def test_flir_root_must_exist(tmp_path: Path) -> None:
+    with pytest.raises(FileNotFoundError, match="FLIR_ROOT"):
+        lab.ensure_flir_source(lab.Workspace(tmp_path), tmp_path / "nope")
+
+
+def _person_grid(box: tuple[float, float, float, float], size=(320, 192), cov_value=0.6):
+    """Outputs a DetectNet_v2 would give for one person box (exact regressions, 3x5 cells)."""
+    w, h = size
+    gw, gh = w // 16, h // 16
+    cov = np.zeros((1, gh, gw), np.float32)
+    bbox = np.zeros((4, gh, gw), np.float32)
+    x1, y1, x2, y2 = box
+    for j in range(gh):
+        for i in range(gw):
+            gx, gy = 16 * i + 0.5, 16 * j + 0.5
+            if x1 + 8 < gx < x2 - 8 and y1 + 20 < gy < y2 - 20:
+                cov[0, j, i] = cov_value
+                bbox[:, j, i] = [(gx - x1) / 35, (gy - y1) / 35, (x2 - gx) / 35, (y2 - gy) / 35]
+    return {"output_cov/Sigmoid": cov, "output_bbox/BiasAdd": bbox}
+
+
+def test_threshold_tuner_reclusters_cached_outputs() -> None:
+    from cvlab.postprocess_config import default_config
+    from cvlab.widgets import ThresholdTuner
+
+    image = np.zeros((192, 320, 3), np.uint8)
+    outputs = _person_grid((100, 40, 150, 170))
+    config = default_config(["person"], dbscan_confidence_threshold=0.5)
+    tuner = ThresholdTuner([image], [outputs], config, model_size=(320, 192), names=["a.jpg"])
+    dets = tuner.detections()
+    assert len(dets) == 1
+    np.testing.assert_allclose(dets.xyxy[0], [100, 40, 150, 170], atol=0.5)
+    assert tuner.render().sum() > 0  # the box is drawn
+    box = tuner.widget()
+    before = box.children[0].children[1].children[1].value
+    conf_slider = box.children[0].children[0].children[1]
+    conf_slider.value = float(dets.confidence[0]) + 0.5  # above the cluster's summed coverage
+    assert len(tuner.detections()) == 0
+    assert "0 boxes" in box.children[0].children[1].children[0].value
+    assert box.children[0].children[1].children[1].value != before
+    with pytest.raises(KeyError, match="no class 'car'"):
+        tuner.set_class("car", dbscan_eps=0.2)
+
+
+def test_threshold_override_and_comparison_table() -> None:
+    from cvlab.train.evaluate import evaluate_detections
+
+    cfg = lab.ir_postprocessing_config(confidence_threshold=0.25)
+    assert cfg.class_names == ("person",)
+    assert cfg.classes["person"].dbscan_confidence_threshold == 0.25
+    assert lab.rgb_postprocessing_config().classes["person"].dbscan_confidence_threshold == pytest.approx(
+        0.9
+    )
+    gt = Detections(np.array([[10, 10, 50, 90]]), [1.0], [0], ("person",), (100, 100))
+    good = Detections(np.array([[11, 10, 50, 90]]), [0.9], [0], ("person",), (100, 100))
+    none = Detections(np.zeros((0, 4)), [], [], ("person",), (100, 100))
+    table = lab.compare_evaluations(
+        {
+            "RGB": evaluate_detections([none], [gt], ["person"]),
+            "IR": evaluate_detections([good], [gt], ["person"]),
+        }
+    )
+    assert list(table["model"]) == ["RGB", "IR"]
+    assert table["ap"].tolist() == pytest.approx([0.0, 1.0])
+
+
+def test_local_gcs_emulator_serves_the_bucket(tmp_path: Path) -> None:
+    from cvlab.cloud.gcs import list_blobs, make_client, upload_directory
+
+    (tmp_path / "repo" / "m").mkdir(parents=True)
+    (tmp_path / "repo" / "m" / "config.pbtxt").write_text('name: "m"')
+    with lab.LocalGcsEmulator("lab-bucket") as emu:
+        client = make_client(emulator_host=emu.endpoint)
+        report = upload_directory(
+            tmp_path / "repo", "gs://lab-bucket/r", client=client, progress=False
+        )
+        assert report.ok
+        assert [b.path for b in list_blobs("gs://lab-bucket/r", client=client)] == [
+            "m/config.pbtxt"
+        ]
+        env = emu.triton_env(tmp_path)
+    assert env["CLOUD_STORAGE_EMULATOR_ENDPOINT"] == emu.endpoint
+    assert env["TRITON_GCS_MOUNT_DIRECTORY"] == str(tmp_path)
+    assert "GOOGLE_APPLICATION_CREDENTIALS" not in env
