@@ -144,7 +144,7 @@ def run(repeat: int = 200, images: int = 20, seed: int = 0) -> list[dict[str, ob
     from cvlab.decode import decode_detectnet
     from cvlab.postprocess import DetectNetPostprocessor
     from cvlab.postprocess_config import PEOPLENET_RGB_CONFIG, load_clustering_config
-    from cvlab.preprocess import load_image, preprocess_image
+    from cvlab.preprocess import load_image_for_model, preprocess_image
 
     _limit_threads()
     rng = np.random.default_rng(seed)
@@ -179,7 +179,7 @@ def run(repeat: int = 200, images: int = 20, seed: int = 0) -> list[dict[str, ob
         img = rng.integers(0, 255, (1080, 1920, 3), dtype=np.uint8)
         img = cv2.GaussianBlur(img, (0, 0), 3)
         cv2.imwrite(str(jpg), img, [cv2.IMWRITE_JPEG_QUALITY, 90])
-        pre_ms = _time(lambda: preprocess_image(load_image(jpg)), max(20, repeat // 5))
+        pre_ms = _time(lambda: preprocess_image(load_image_for_model(jpg)[0]), max(20, repeat // 5))
     rows.append(_row("preprocess 1920x1080 jpg", pre_ms, PREPROCESS_TARGET_MS))
     return rows
 

@@ -87,3 +87,39 @@ def test_batch_sizes_and_corrupt_files(tmp_path: Path) -> None:
 def test_empty_batch_keeps_shape() -> None:
     batch = preprocess_images([], input_size=(64, 32))
     assert batch.tensor.shape == (0, 3, 32, 64) and len(batch) == 0
+
+
+def test_large_jpeg_uses_reduced_decode_with_exact_original_size(tmp_path):
+    import cv2
+
+    from cvlab.preprocess import jpeg_size, load_image, load_image_for_model, preprocess_image
+
+    rng = np.random.default_rng(1)
+    img = cv2.GaussianBlur(rng.integers(0, 255, (1080, 1920, 3), dtype=np.uint8), (0, 0), 4)
+    path = tmp_path / "big.JPG"
+    cv2.imwrite(str(path), img, [cv2.IMWRITE_JPEG_QUALITY, 95])
+    assert jpeg_size(path) == (1920, 1080)
+    rgb, size = load_image_for_model(path, (960, 544))
+    assert size == (1920, 1080)
+    assert rgb.shape == (540, 960, 3)  # decoded at half scale
+    fast = preprocess_image(rgb, (960, 544))
+    full = preprocess_image(load_image(path), (960, 544))
+    assert fast.shape == full.shape == (3, 544, 960)
+    assert float(np.abs(fast - full).mean()) < 0.02
+    # a small model input allows a deeper reduction; a small image is read in full
+    assert load_image_for_model(path, (240, 135))[0].shape == (135, 240, 3)
+    small = tmp_path / "small.jpg"
+    cv2.imwrite(str(small), img[:300, :400])
+    assert load_image_for_model(small, (960, 544))[0].shape == (300, 400, 3)
+
+
+def test_grayscale_jpeg_becomes_three_channels_in_reduced_decode(tmp_path):
+    import cv2
+
+    from cvlab.preprocess import load_image_for_model
+
+    path = tmp_path / "gray.jpeg"
+    cv2.imwrite(str(path), np.full((1088, 1920), 77, np.uint8))
+    rgb, size = load_image_for_model(path, (960, 544))
+    assert rgb.shape == (544, 960, 3) and size == (1920, 1088)
+    assert abs(int(rgb[10, 10, 0]) - 77) <= 2
