@@ -14,6 +14,7 @@ The helpers live in small modules, one job each:
 - :mod:`cvlab.lab_data`: FLIR source, preparation, ground truth, sample images, statistics;
 - :mod:`cvlab.lab_serving`: the RGB stand-in, local Triton, the inference client, configs;
 - :mod:`cvlab.lab_training`: training, the training curve, the TAO spec and commands;
+- :mod:`cvlab.lab_live`: the training curve redrawn after every epoch while training runs;
 - :mod:`cvlab.lab_deploy`: ONNX, TensorRT, model repositories, GCS upload, Triton reload;
 - :mod:`cvlab.lab_views`: overlays, tables and comparisons shown in the notebooks.
 
@@ -74,6 +75,7 @@ from cvlab.lab_training import (
     TrainedModel,
     ensure_trained_model,
     plot_history,
+    record_training_curve,
     write_tao_spec,
 )
 from cvlab.lab_views import (
@@ -152,6 +154,7 @@ __all__ = [
     "record_image",
     "record_overlay_images",
     "record_table",
+    "record_training_curve",
     "resolve_workspace_path",
     "rgb_postprocessing_config",
     "run_inference",

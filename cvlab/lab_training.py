@@ -4,6 +4,7 @@ curve, and the TAO training spec and commands.
 
 from __future__ import annotations
 
+import functools
 import shutil
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -16,7 +17,7 @@ from cvlab.lab_data import PreparedDataset, ensure_prepared_dataset
 from cvlab.lab_workspace import Workspace
 
 #: Epochs of the tiny embedded-default run (about 2 minutes on 2 CPU cores).
-TINY_EPOCHS = 12
+TINY_EPOCHS = 24
 
 
 @dataclass
@@ -58,9 +59,11 @@ def ensure_trained_model(
     epochs: int | None = None,
     batch_size: int | None = None,
     force: bool = False,
+    live_plot: bool = False,
 ) -> TrainedModel:
     """Train DetectNet_v2 on the prepared TFRecords with cvlab's trainer (once; ``force``
-    retrains from scratch). Returns the model path and the history DataFrame."""
+    retrains from scratch). ``live_plot`` redraws the loss/mAP curve after every epoch in
+    the notebook. Returns the model path and the history DataFrame."""
     state = ws.state().get("trained")
     if state and not force and Path(state["model_path"]).exists():
         return TrainedModel(
@@ -76,7 +79,8 @@ def ensure_trained_model(
     train_config = _train_config(config, prepared.class_names)
     if force and ws.training.exists():
         shutil.rmtree(ws.training)
-    result = train(
+    run = functools.partial(
+        train,
         train_config,
         prepared.tfrecords_pattern,
         prepared.root,
@@ -87,6 +91,13 @@ def ensure_trained_model(
         progress=True,
         validate_every=epochs or train_config.epochs,
     )
+    if live_plot:
+        from cvlab.lab_live import LiveTrainingPlot
+
+        with LiveTrainingPlot(ws.training / "metrics.csv", epochs or train_config.epochs):
+            result = run()
+    else:
+        result = run()
     trained = TrainedModel(
         model_path=Path(result.model_path),
         output_dir=ws.training,
@@ -105,6 +116,20 @@ def ensure_trained_model(
         }
     )
     return trained
+
+
+def record_training_curve(ws: Workspace, history: pd.DataFrame) -> Any:
+    """Save the loss/mAP curve and the history table for the report (nothing displayed)."""
+    import matplotlib.pyplot as plt
+
+    from cvlab.lab_workspace import record_figure, record_table
+    from cvlab.train.metrics import plot_training
+
+    fig = plot_training(history)
+    path = record_figure(ws, "03_training_curve", fig, "Training loss and validation mAP (03)")
+    plt.close(fig)
+    record_table(ws, "03_training_history", history, "Training history (03)")
+    return path
 
 
 def plot_history(history: pd.DataFrame) -> Any:

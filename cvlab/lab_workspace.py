@@ -22,19 +22,11 @@ import pandas as pd
 
 #: Repository root when cvlab is installed editable from a checkout (``pyproject.toml`` beside it).
 REPO_ROOT = Path(__file__).resolve().parent.parent
-
-
 #: Workspace used by the notebooks when no other is given.
 DEFAULT_WORKSPACE = "runs/lab"
-
-
-#: Model names inside the lab's local Triton repository.
+#: Model names inside the lab's local Triton repository (the RGB stand-in and the IR model).
 RGB_MODEL_NAME = "peoplenet_rgb_standin"
-
-
 IR_MODEL_NAME = "peoplenet_ir"
-
-
 #: The lab's name for the retrained IR model on GKE (tensorrt_plan).
 LAB_IR_MODEL_NAME = "peoplenet_ir_tlt"
 
@@ -59,7 +51,14 @@ class Workspace:
     """The fixed layout of the lab's working folder.
 
     Attributes:
-        root: the workspace folder (created on first use).
+        root: the workspace folder (created on first use); relative paths start at the
+            repository root, so notebooks (run from notebooks/) and the CLI agree.
+
+    Example:
+        >>> import tempfile
+        >>> ws = Workspace(tempfile.mkdtemp())
+        >>> ws.dataset.relative_to(ws.root).as_posix(), ws.model_repository.name
+        ('dataset', 'model_repository')
     """
 
     root: Path

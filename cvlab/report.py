@@ -89,8 +89,9 @@ def build_report(
 ) -> Path:
     """Write the HTML report for ``workspace`` to ``output_html`` (atomic) and return its path.
 
-    Sections: executed notebooks (relative links), environment, tables (e.g. the AP table),
-    figures (training curve, PR curves, dataset statistics) and overlay images. Missing
+    Sections: executed notebooks (relative links), results (tables recorded with ``_ap`` in
+    their name, e.g. the AP comparison), environment, other tables, figures (training curve,
+    PR curves, dataset statistics) and overlay images. Missing
     sections say so instead of failing, so a partial run still gets a report.
     """
     ws_root = resolve_workspace_path(workspace)
@@ -114,9 +115,10 @@ def build_report(
         parts.append("</ul>")
 
     tables = _items(report_dir, "tables", (".csv",))
+    results = [t for t in tables if "_ap" in t[0].stem]
     env = [t for t in tables if t[0].stem.endswith("environment")]
-    others = [t for t in tables if t not in env]
-    for heading, group in (("Environment", env), ("Tables", others)):
+    others = [t for t in tables if t not in env and t not in results]
+    for heading, group in (("Results", results), ("Environment", env), ("Tables", others)):
         parts.append(f"<h2>{heading}</h2>")
         if not group:
             parts.append("<p class='note'>Nothing recorded.</p>")

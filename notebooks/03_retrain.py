@@ -58,19 +58,24 @@ for command in tao.commands:
 
 # %% [markdown]
 # ## Train with cvlab's TensorFlow trainer
-# One progress bar per epoch; checkpoints each epoch (resumed when the notebook is re-run with
+# One progress bar per epoch and a loss/mAP curve redrawn after every epoch (validation mAP at
+# the end of the run); checkpoints each epoch (resumed when the notebook is re-run with
 # `FORCE_RETRAIN = False`), TensorBoard logs and a metrics CSV in the training folder.
 
 # %%
 trained = lab.ensure_trained_model(
-    ws, prepared, config=MODEL_CONFIG, epochs=EPOCHS, batch_size=BATCH_SIZE, force=FORCE_RETRAIN
+    ws,
+    prepared,
+    config=MODEL_CONFIG,
+    epochs=EPOCHS,
+    batch_size=BATCH_SIZE,
+    force=FORCE_RETRAIN,
+    live_plot=True,
 )
-display(trained.history.tail())
 
 # %%
-fig = lab.plot_history(trained.history)
-_ = lab.record_figure(ws, "03_training_curve", fig, "Training loss and validation mAP (03)")
-_ = lab.record_table(ws, "03_training_history", trained.history, "Training history (03)")
+_ = lab.record_training_curve(ws, trained.history)
+display(trained.history.tail())
 
 # %% [markdown]
 # ## What was produced, and where

@@ -88,6 +88,10 @@ _ = lab.record_figure(
 
 # %% [markdown]
 # ## Evaluation against the ground truth (TAO's AP)
+# Only boxes that pass the clustering config's confidence threshold (the lab's 0.9) are
+# scored, so the PR curve stops at that operating point; lower `IR_CONFIDENCE_THRESHOLD` to
+# trade precision for recall (the trainer's validation mAP in notebook 03 scores every
+# candidate box and is therefore higher).
 
 # %%
 ir_eval = lab.evaluate(ir_dets, truth, ("person",), mode=AP_MODE)

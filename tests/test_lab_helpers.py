@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import time
 from pathlib import Path
 
 import matplotlib
@@ -48,12 +50,12 @@ def test_records_become_an_html_report(tmp_path: Path) -> None:
     nb.parent.mkdir()
     nb.write_text("{}")
     html = build_report(ws.root, tmp_path / "out" / "report.html", [nb]).read_text()
-    assert html.index("<h2>Environment") < html.index("AP table") < html.index("PR curve")
+    assert html.index("AP table") < html.index("<h2>Environment") < html.index("PR curve")
     assert "<td>0.8125</td>" in html and "<td>person</td>" in html
     assert html.count("data:image/png;base64,") == 1 and html.count("data:image/jpeg;base64,") == 1
     assert "href='../nb/05_ir_inference.ipynb'" in html
     empty = build_report(tmp_path / "empty", tmp_path / "empty.html").read_text()
-    assert empty.count("Nothing recorded") == 4
+    assert empty.count("Nothing recorded") == 5
 
 
 def test_produced_table(tmp_path: Path) -> None:
@@ -147,9 +149,9 @@ def test_threshold_override_and_comparison_table() -> None:
     cfg = lab.ir_postprocessing_config(confidence_threshold=0.25)
     assert cfg.class_names == ("person",)
     assert cfg.classes["person"].dbscan_confidence_threshold == 0.25
-    assert lab.rgb_postprocessing_config().classes["person"].dbscan_confidence_threshold == pytest.approx(
-        0.9
-    )
+    rgb = lab.rgb_postprocessing_config()
+    assert rgb.class_names == ("person", "bag", "face")
+    assert rgb.classes["person"].dbscan_confidence_threshold == pytest.approx(0.9)
     gt = Detections(np.array([[10, 10, 50, 90]]), [1.0], [0], ("person",), (100, 100))
     good = Detections(np.array([[11, 10, 50, 90]]), [0.9], [0], ("person",), (100, 100))
     none = Detections(np.zeros((0, 4)), [], [], ("person",), (100, 100))
@@ -181,3 +183,22 @@ def test_local_gcs_emulator_serves_the_bucket(tmp_path: Path) -> None:
     assert env["CLOUD_STORAGE_EMULATOR_ENDPOINT"] == emu.endpoint
     assert env["TRITON_GCS_MOUNT_DIRECTORY"] == str(tmp_path)
     assert "GOOGLE_APPLICATION_CREDENTIALS" not in env
+
+
+def test_live_training_plot_redraws_per_epoch(tmp_path: Path) -> None:
+    from cvlab.lab_live import LiveTrainingPlot, render_history_png
+
+    csv = tmp_path / "metrics.csv"
+    rows = [{"epoch": 1, "loss": 0.5, "person_cov_loss": 0.3, "mAP": float("nan")}]
+    with LiveTrainingPlot(csv, total_epochs=2, interval=0.05) as live:
+        pd.DataFrame(rows).to_csv(csv, index=False)
+        for _ in range(100):  # wait for the watcher thread (at most 5 s)
+            if live.updates:
+                break
+            time.sleep(0.05)
+        assert live.updates == 1
+        rows.append({"epoch": 2, "loss": 0.25, "person_cov_loss": 0.2, "mAP": 0.5})
+        pd.DataFrame(rows).to_csv(csv, index=False)
+        os.utime(csv, (time.time() + 5, time.time() + 5))  # a new mtime even on coarse clocks
+    assert live.updates == 2  # the final epoch is drawn on exit at the latest
+    assert render_history_png(pd.DataFrame(rows)).startswith(b"\x89PNG")

@@ -85,7 +85,8 @@ def test_02_flir_preprocess(lab_run: dict) -> None:
 
 
 def test_03_retrain(lab_run: dict) -> None:
-    _run(lab_run, "03_retrain")
+    nb = _run(lab_run, "03_retrain")
+    assert _images(nb) >= 1  # the live training curve, last drawn after the final epoch
     state = json.loads((lab_run["workspace"] / "lab_state.json").read_text())
     assert Path(state["trained"]["model_path"]).is_file()
     history = pd.read_csv(state["trained"]["metrics_csv"])

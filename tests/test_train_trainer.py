@@ -124,3 +124,51 @@ def test_config_from_tao_training_spec(tmp_path):
     assert {o.name for o in person.objectives} == {"cov", "bbox"}
     assert cfg.rasterizer.per_class[0].cov_radius_x == pytest.approx(0.4)
     assert cfg.rasterizer.bbox_norm == pytest.approx(35.0)
+
+
+_MIRRORED_SCRIPT = """
+import sys
+import tensorflow as tf
+cpu = tf.config.list_physical_devices("CPU")[0]
+tf.config.set_logical_device_configuration(
+    cpu, [tf.config.LogicalDeviceConfiguration(), tf.config.LogicalDeviceConfiguration()]
+)
+tf.config.threading.set_intra_op_parallelism_threads(2)
+sys.path.insert(0, sys.argv[4])
+from train_fixtures import tiny_train_config
+from cvlab.train.trainer import train
+strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
+assert strategy.num_replicas_in_sync == 2
+config = tiny_train_config(epochs=1, validate_every=0)
+r = train(config, sys.argv[1], sys.argv[2], sys.argv[3], progress=False,
+          max_steps_per_epoch=1, strategy=strategy)
+print("STEP", int(r.history["step"].iloc[-1]), "LOSS", float(r.history["loss"].iloc[-1]))
+"""
+
+
+def test_mirrored_strategy_on_two_logical_cpus(tiny_dataset, tmp_path):  # noqa: F811
+    """The multi-replica path (MirroredStrategy, per-replica batch) on two logical CPU devices,
+    in a fresh process because logical devices must be set before TensorFlow starts."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    pattern, root = tiny_dataset
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            _MIRRORED_SCRIPT,
+            pattern,
+            str(root),
+            str(tmp_path / "run"),
+            str(Path(__file__).parent),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    line = [ln for ln in proc.stdout.splitlines() if ln.startswith("STEP")][-1].split()
+    assert int(line[1]) == 1 and np.isfinite(float(line[3]))
+    assert (tmp_path / "run" / "model.keras").exists()

@@ -14,6 +14,8 @@ Usage::
 from __future__ import annotations
 
 import argparse
+import subprocess
+import sys
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
@@ -43,7 +45,6 @@ def build(out_dir: Path | None = None, root: Path = ROOT) -> list[Path]:
     never leaves a half-generated tree behind.
     """
     import grpc_tools
-    from grpc_tools import protoc
 
     out_dir = Path(out_dir) if out_dir is not None else root
     sources = proto_files(root)
@@ -52,16 +53,23 @@ def build(out_dir: Path | None = None, root: Path = ROOT) -> list[Path]:
     well_known = Path(grpc_tools.__file__).parent / "_proto"
     written: list[Path] = []
     with tempfile.TemporaryDirectory() as tmp:
+        # protoc runs in its own process: its bundled C++ protobuf can crash a process that has
+        # already loaded other protobuf/gRPC extensions (TensorFlow, tritonclient).
         args = [
+            sys.executable,
+            "-m",
             "grpc_tools.protoc",
             f"--proto_path={root}",
             f"--proto_path={well_known}",
             f"--python_out={tmp}",
             *[str(s) for s in sources],
         ]
-        code = protoc.main(args)
-        if code != 0:
-            raise ProtoBuildError(f"protoc exited with {code} compiling {len(sources)} files")
+        done = subprocess.run(args, capture_output=True, text=True, cwd=root)
+        if done.returncode != 0:
+            raise ProtoBuildError(
+                f"protoc exited with {done.returncode} compiling {len(sources)} files:\n"
+                f"{done.stderr.strip()}"
+            )
         for generated in sorted(Path(tmp).rglob("*_pb2.py")):
             rel = generated.relative_to(tmp)
             target = out_dir / rel

@@ -130,7 +130,7 @@ def autoweight(
     >>> cfg = CostConfig.default(["person"])
     >>> w = autoweight({"person": {"cov": 0.1, "bbox": 0.5}}, {"person": {"cov": .5, "bbox": .5}}, cfg)
     >>> round(w["person"]["cov"], 4), round(w["person"]["bbox"], 4)
-    (0.3333, 0.6667)
+    (0.8333, 0.1667)
     """
     updated: dict[str, dict[str, float]] = {}
     for tc in config.target_classes:

@@ -1,12 +1,16 @@
 """``cvlab bench train``: train the tiny DetectNet_v2 on synthetic thermal data, report AP and speed.
 
-The data come from the FLIR engineer's synthetic generator + converter
-(:func:`cvlab.flir.synthetic.generate_synthetic_flir`, :func:`cvlab.flir.prepare_flir_dataset`)
-when those are installed, otherwise from :func:`make_synthetic_person_set` (bright people-shaped
-blobs on noisy dark thermal backgrounds, written as PNG + TAO TFRecords). The tiny config is
-trained on CPU and person AP (IoU 0.5, INTEGRATE) is measured on the held-out fold.
+Data (``--data``): ``simple`` = :func:`make_synthetic_person_set` (warm people-shaped
+silhouettes and warm clutter on noisy dark thermal backgrounds, PNG + TAO TFRecords), or
+``flir`` = the FLIR engineer's synthetic FLIR v1 download converted with
+:func:`cvlab.flir.convert.prepare_flir_dataset`, exactly as a real download. The tiny config is
+trained on CPU and person AP (IoU 0.5, INTEGRATE, :func:`cvlab.train.evaluate.evaluate_detections`)
+is measured on the held-out fold; the median training images/s is printed.
 
 :func:`train_demo_model` is what the demo and notebooks call to get a small trained IR model.
+
+Example:
+    $ cvlab bench train --epochs 40 --data simple
 """
 
 from __future__ import annotations

@@ -277,6 +277,7 @@ def train(
     progress: bool = True,
     validate_every: int | None = None,
     max_steps_per_epoch: int | None = None,
+    strategy=None,
 ) -> TrainResult:
     """Train (or resume training) and return the model, history and file paths.
 
@@ -287,6 +288,8 @@ def train(
         output_dir: where checkpoints, ``metrics.csv``, TensorBoard logs and the model go.
         resume: continue from the latest checkpoint in ``output_dir`` if there is one.
         max_steps_per_epoch: cap on steps per epoch (quick runs and tests).
+        strategy: a ``tf.distribute.Strategy``; default ``MirroredStrategy`` when more than one
+            GPU is visible, else the default strategy.
     """
     import keras
     import pandas as pd
@@ -316,14 +319,16 @@ def train(
     num_examples = count_records(train_files)
     if num_examples < 1:
         raise ValueError(f"{tfrecords_pattern}: the training folds hold no records")
-    steps = max(1, num_examples // config.batch_size)
-    if max_steps_per_epoch:
-        steps = min(steps, max_steps_per_epoch)
     keras.utils.set_random_seed(config.seed)
 
     from cvlab.train.model import distribution_strategy
 
-    strategy = distribution_strategy()
+    strategy = strategy or distribution_strategy()
+    # batch_size is per replica (TAO's batch_size_per_gpu).
+    global_batch = config.batch_size * strategy.num_replicas_in_sync
+    steps = max(1, num_examples // global_batch)
+    if max_steps_per_epoch:
+        steps = min(steps, max_steps_per_epoch)
     names = config.class_names
     with strategy.scope():
         model = build_from_config(len(names), config.model)
@@ -370,7 +375,7 @@ def train(
         image_root,
         names,
         config.model.input_size,
-        config.batch_size,
+        global_batch,
         training=True,
         augment=config.augment,
         epochs=None,
@@ -418,7 +423,7 @@ def train(
             "step": int(optimizer.iterations.numpy()),
             "lr": float(schedule(optimizer.iterations)),
             "loss": loss_sum / steps,
-            "images_per_s": steps * config.batch_size / seconds,
+            "images_per_s": steps * global_batch / seconds,
             "seconds": seconds,
         }
         cost_means = {}
