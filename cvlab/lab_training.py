@@ -89,7 +89,7 @@ def ensure_trained_model(
         batch_size=batch_size,
         resume=not force,
         progress=True,
-        validate_every=epochs or train_config.epochs,
+        validate_every=max(1, (epochs or train_config.epochs) // 4),
     )
     if live_plot:
         from cvlab.lab_live import LiveTrainingPlot

@@ -58,8 +58,8 @@ for command in tao.commands:
 
 # %% [markdown]
 # ## Train with cvlab's TensorFlow trainer
-# One progress bar per epoch and a loss/mAP curve redrawn after every epoch (validation mAP at
-# the end of the run); checkpoints each epoch (resumed when the notebook is re-run with
+# One progress bar per epoch and a loss/mAP curve redrawn after every epoch (validation mAP
+# four times per run); checkpoints each epoch (resumed when the notebook is re-run with
 # `FORCE_RETRAIN = False`), TensorBoard logs and a metrics CSV in the training folder.
 
 # %%
