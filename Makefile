@@ -22,16 +22,16 @@ demo: $(STAMP)
 	$(PY) -m cvlab demo --output $(DEMO_OUT)
 
 test: $(STAMP)
-	$(VENV)/bin/ruff check cvlab tests bench notebooks
-	$(VENV)/bin/ruff format --check cvlab tests bench notebooks
+	$(VENV)/bin/ruff check cvlab tests notebooks
+	$(VENV)/bin/ruff format --check cvlab tests notebooks
 	$(VENV)/bin/python -m pytest -q
 
 lint: $(STAMP)
-	$(VENV)/bin/ruff check cvlab tests bench notebooks
+	$(VENV)/bin/ruff check cvlab tests notebooks
 
 format: $(STAMP)
-	$(VENV)/bin/ruff format cvlab tests bench notebooks
-	$(VENV)/bin/ruff check --fix cvlab tests bench notebooks
+	$(VENV)/bin/ruff format cvlab tests notebooks
+	$(VENV)/bin/ruff check --fix cvlab tests notebooks
 
 bench: $(STAMP)
 	$(PY) -m cvlab bench

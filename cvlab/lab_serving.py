@@ -16,20 +16,131 @@ import numpy as np
 
 from cvlab.lab_workspace import RGB_MODEL_NAME, Workspace
 
+#: How the offline RGB stand-in is trained (short: the notebook tests run it on 2 CPU cores).
+RGB_STANDIN_TRAINING = {"num_images": 240, "epochs": 24, "seed": 0}
 
-def ensure_rgb_standin(ws: Workspace, input_size: tuple[int, int] = (960, 544)) -> Path:
-    """The offline stand-in for RGB PeopleNet (untrained, PeopleNet-shaped: person/bag/face)
-    in the workspace's model repository; returns its model folder."""
-    from cvlab.triton.demo_model import write_demo_repository
+
+def ensure_rgb_standin(
+    ws: Workspace,
+    input_size: tuple[int, int] | None = None,
+    *,
+    num_images: int | None = None,
+    epochs: int | None = None,
+    seed: int | None = None,
+    max_batch_size: int = 16,
+    progress: bool = True,
+    force: bool = False,
+) -> Path:
+    """The offline stand-in for RGB PeopleNet in the workspace's model repository; returns its
+    model folder.
+
+    Trained once and cached (``ws.root/rgb_standin``, ``lab_state.json`` key ``rgb_standin``):
+    a tiny DetectNet_v2 (``TrainConfig.tiny``, classes person/bag/face like PeopleNet, input
+    ``input_size`` or the tiny config's) on synthetic daylight frames
+    (:func:`cvlab.flir.synthetic.write_synthetic_rgb_set`), exported to ONNX (checked against
+    Keras with onnxruntime) and written as a python-backend Triton model. It has seen synthetic
+    frames only: meaningful boxes there, not on real photos. Defaults: ``RGB_STANDIN_TRAINING``.
+    """
+    import dataclasses as dc
+
+    from cvlab.flir.synthetic import PEOPLENET_CLASSES, write_synthetic_rgb_set
+    from cvlab.train.export import export_onnx
+    from cvlab.train.trainer import TrainConfig, train
+    from cvlab.triton.model_repository import peoplenet_spec, write_model_repository
 
     model_dir = ws.model_repository / RGB_MODEL_NAME
-    if (model_dir / "config.pbtxt").exists():
+    state = ws.state().get("rgb_standin")
+    if state and not force and (model_dir / "config.pbtxt").exists():
         return model_dir
-    return Path(
-        write_demo_repository(
-            ws.model_repository, RGB_MODEL_NAME, num_classes=3, input_size=tuple(input_size)
-        )
+    settings = dict(RGB_STANDIN_TRAINING)
+    for key, value in (("num_images", num_images), ("epochs", epochs), ("seed", seed)):
+        if value is not None:
+            settings[key] = value
+    work = ws.root / "rgb_standin"
+    data = write_synthetic_rgb_set(
+        work / "data", settings["num_images"], settings["seed"], progress=progress
     )
+    config = TrainConfig.tiny(
+        class_names=PEOPLENET_CLASSES,
+        epochs=settings["epochs"],
+        validate_every=settings["epochs"],
+        seed=settings["seed"],
+        threads=2,
+    )
+    if input_size is not None:
+        config.model = dc.replace(config.model, input_size=tuple(input_size))
+    result = train(
+        config, data.tfrecords_pattern, data.root, work / "run", resume=False, progress=progress
+    )
+    export = export_onnx(result.model, work / "model.onnx", check=True)
+    spec = peoplenet_spec(
+        RGB_MODEL_NAME, len(PEOPLENET_CLASSES), config.model.input_size, max_batch_size
+    )
+    model_dir = write_model_repository(ws.model_repository, spec, export.path, target="python")
+    last = result.history.iloc[-1]
+    ap = {
+        k: float(last[k]) for k in result.history.columns if str(k).startswith("ap_") or k == "mAP"
+    }
+    ws.update_state(
+        rgb_standin={
+            "model_dir": model_dir,
+            "onnx": export.path,
+            "input_size": config.model.input_size,
+            "class_names": PEOPLENET_CLASSES,
+            **settings,
+            "validation_ap": ap,
+        }
+    )
+    return Path(model_dir)
+
+
+@dataclass
+class RgbSamples:
+    """Notebook 01's RGB images: ``paths`` (grace_hopper.jpg first, then held-out synthetic
+    daylight frames), their ground truth (``truth``; none is known for the photo, so it has
+    an empty entry) and which images are synthetic (``synthetic``)."""
+
+    paths: list[Path]
+    truth: list[Any]
+    synthetic: list[bool]
+
+    def synthetic_only(self) -> tuple[list[Path], list[Any]]:
+        """Paths and ground truth of the synthetic frames (what can be scored)."""
+        keep = [i for i, s in enumerate(self.synthetic) if s]
+        return [self.paths[i] for i in keep], [self.truth[i] for i in keep]
+
+
+def rgb_sample_frames(
+    ws: Workspace, count: int = 4, seed: int = 1001, image_size: tuple[int, int] = (640, 384)
+) -> RgbSamples:
+    """matplotlib's grace_hopper.jpg (a real photo) plus ``count - 1`` synthetic daylight
+    frames the stand-in never saw (another seed than its training set), written once to
+    ``ws.rgb_images`` with their exact person/bag/face ground truth."""
+    import cv2
+
+    from cvlab.detections import Detections
+    from cvlab.flir.synthetic import PEOPLENET_CLASSES, SyntheticThermalGenerator
+    from cvlab.lab_data import sample_rgb_images
+
+    photo = sample_rgb_images(ws, 1)[0]
+    h, w = cv2.imread(str(photo)).shape[:2]
+    paths = [photo]
+    truth = [Detections.empty(PEOPLENET_CLASSES, (w, h), str(photo))]
+    gen = SyntheticThermalGenerator(image_size, seed, style="rgb", empty_fraction=0.0)
+    for i in range(max(0, count - 1)):
+        frame = gen.render(i)
+        path = ws.rgb_images / f"synthetic_rgb_{i:02d}.jpg"
+        if not path.exists():
+            tmp = path.with_name(f".{path.stem}.tmp.jpg")
+            bgr = cv2.cvtColor(frame.image, cv2.COLOR_RGB2BGR)
+            if not cv2.imwrite(str(tmp), bgr, [cv2.IMWRITE_JPEG_QUALITY, 95]):
+                raise OSError(f"{path}: OpenCV could not write the image")
+            os.replace(tmp, path)
+        gt = frame.to_detections(PEOPLENET_CLASSES)
+        gt.image_path = str(path)
+        paths.append(path)
+        truth.append(gt)
+    return RgbSamples(paths, truth, [False] + [True] * (len(paths) - 1))
 
 
 def start_triton(repository: str | os.PathLike[str], **kwargs: Any) -> Any:

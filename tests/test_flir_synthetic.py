@@ -114,3 +114,101 @@ def test_boxes_on_disk_equal_the_rendered_ones(synthetic_v2: Path) -> None:
 def test_bad_layout_name(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="layout"):
         generate_synthetic_flir(tmp_path, layout="v3")  # type: ignore[arg-type]
+
+
+# --- styles: thermal (byte-identical to before the rgb style) and rgb (daylight, PeopleNet) ---
+# sha256 of thermal frames rendered before the rgb style existed: the default must not change.
+THERMAL_GOLDEN = {
+    (7, 3, 0): "66790ab20e084baa0c1d565334046a92f3261b847b638cf016576a625046714d",
+    (0, 0, 1): "246c5dbde90817cc737b1b58bbdc0c1184f379e6bc7b0fcc460ef265fa967b87",
+}
+
+
+def _sha(image: np.ndarray) -> str:
+    import hashlib
+
+    return hashlib.sha256(image.tobytes()).hexdigest()
+
+
+@pytest.mark.parametrize("style", ["thermal", "rgb"])
+def test_both_styles_are_deterministic_by_seed(style: str) -> None:
+    make = lambda seed: SyntheticThermalGenerator((320, 256), seed, style=style)  # noqa: E731
+    a, b, c = make(5).render(2, stream=1), make(5).render(2, stream=1), make(6).render(2, 1)
+    assert _sha(a.image) == _sha(b.image) and a.objects == b.objects
+    assert _sha(a.image) != _sha(c.image)
+    assert a.image.ndim == (3 if style == "rgb" else 2)
+
+
+def test_thermal_default_is_byte_identical_to_the_golden_frames() -> None:
+    for (seed, index, stream), digest in THERMAL_GOLDEN.items():
+        frame = SyntheticThermalGenerator(seed=seed).render(index, stream)
+        assert _sha(frame.image) == digest, (seed, index, stream)
+        assert {o.kind for o in frame.objects} <= {"person", "car", "dog", "light"}
+
+
+def test_rgb_people_have_skin_faces_clothes_and_bags() -> None:
+    gen = SyntheticThermalGenerator((640, 384), seed=3, style="rgb")
+    faces = bags = people = 0
+    for i in range(10):
+        frame = gen.render(i)
+        img = frame.image.astype(int)
+        assert frame.image.shape == (384, 640, 3)
+        assert np.abs(img[..., 0] - img[..., 2]).mean() > 10  # colour, not grey
+        persons = [o.xyxy for o in frame.objects if o.kind == "person"]
+        people += len(persons)
+        for obj in frame.objects:
+            x1, y1, x2, y2 = obj.xyxy
+            assert 0 <= x1 < x2 <= 640 and 0 <= y1 < y2 <= 384
+            if obj.kind == "face":
+                faces += 1
+                # the head sits at the top of its person's box
+                assert any(
+                    p[0] - 1 <= x1 and x2 <= p[2] + 1 and abs(y1 - p[1]) <= 1 for p in persons
+                )
+            if obj.kind == "bag":
+                bags += 1
+                assert min(x2 - x1, y2 - y1) >= 6
+    assert people >= 20 and faces >= 0.7 * people and 0.1 * people <= bags <= 0.7 * people
+
+
+def test_rgb_face_box_is_skin_coloured_below_the_hair() -> None:
+    gen = SyntheticThermalGenerator((640, 384), seed=8, style="rgb")
+    checked = 0
+    for i in range(6):
+        frame = gen.render(i)
+        for obj in frame.objects:
+            x1, y1, x2, y2 = obj.xyxy
+            if obj.kind == "face" and y2 - y1 >= 12:
+                lower = frame.image[(y1 + y2) // 2 + 2 : y2 - 1, x1 + 2 : x2 - 2].reshape(-1, 3)
+                r, g, b = np.median(lower, axis=0)
+                checked += 1
+                assert r >= b, (i, obj)  # skin tones: red >= blue
+    assert checked >= 5
+
+
+def test_write_synthetic_rgb_set_kitti_and_tfrecords(tmp_path: Path) -> None:
+    from cvlab.flir.synthetic import write_synthetic_rgb_set
+    from cvlab.flir.tfrecords import read_tfrecords
+    from cvlab.kitti import read_kitti
+
+    out = write_synthetic_rgb_set(tmp_path / "rgb", num_images=10, seed=2, num_shards=1)
+    assert len(list(out.images_dir.glob("*.jpg"))) == 10
+    gen = SyntheticThermalGenerator((640, 384), 2, style="rgb")
+    frame = gen.render(4)
+    gt = read_kitti(out.labels_dir / "rgb_00004.txt", (640, 384), ("person", "bag", "face"))
+    expected = [o for o in frame.objects if o.kind in ("person", "bag", "face")]
+    assert sorted(gt.names) == sorted(o.kind for o in expected)
+    np.testing.assert_allclose(
+        sorted(map(tuple, gt.xyxy)), sorted(o.xyxy for o in expected), atol=0.01
+    )
+    df = read_tfrecords(out.tfrecords_pattern)
+    assert set(df.fold) == {0, 1} and df.frame_id.nunique() == 10
+    assert set(df.object_class) <= {"person", "bag", "face"} and "face" in set(df.object_class)
+    again = write_synthetic_rgb_set(tmp_path / "rgb", num_images=6, seed=2, num_shards=1)
+    assert len(list(again.images_dir.glob("*.jpg"))) == 6  # no stale frames of the first run
+    assert read_tfrecords(again.tfrecords_pattern).frame_id.nunique() == 6
+
+
+def test_bad_style_name() -> None:
+    with pytest.raises(ValueError, match="style"):
+        SyntheticThermalGenerator(style="infrared")  # type: ignore[arg-type]

@@ -102,6 +102,43 @@ def test_plot_training_and_detections_from_outputs():
     np.testing.assert_allclose(dets.xyxy[0], box[0] * 2, atol=1e-3)
 
 
+def test_validation_uses_the_inference_postprocessor():
+    """Validation clusters with the core DBSCAN post-processor and the IR config; only the
+    confidence threshold is lowered (AP integrates over confidence)."""
+    import warnings
+
+    from cvlab.postprocess import DetectNetPostprocessor
+    from cvlab.postprocess_config import PEOPLENET_IR_CONFIG, load_clustering_config
+    from cvlab.train.metrics import VALIDATION_CONFIDENCE_THRESHOLD, validation_postprocessor
+    from cvlab.train.targets import build_targets
+
+    post = validation_postprocessor(("person",), (160, 96))
+    assert isinstance(post, DetectNetPostprocessor) and post.model_size == (160, 96)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        ir = load_clustering_config(PEOPLENET_IR_CONFIG)
+    person = post.config.classes["person"]
+    assert person.dbscan_confidence_threshold == VALIDATION_CONFIDENCE_THRESHOLD < 0.9
+    for field in ("algorithm", "dbscan_eps", "coverage_threshold", "minimum_bounding_box_height"):
+        assert getattr(person, field) == getattr(ir.classes["person"], field), field
+
+    # Two people: one confident, one faint (coverage 0.1, summed 0.5). Inference (threshold 0.9) keeps one,
+    # validation keeps both, with the same boxes for the confident one.
+    boxes = [np.array([[16, 16, 64, 80]], np.float32), np.array([[96, 8, 144, 88]], np.float32)]
+    cov_a, bbox_a, _ = build_targets([boxes[0]], (160, 96))
+    cov_b, bbox_b, _ = build_targets([boxes[1]], (160, 96))
+    cov = np.maximum(cov_a, 0.1 * cov_b).astype(np.float32)
+    bbox = np.where(cov_a > 0, bbox_a, bbox_b).astype(np.float32)
+    val = detections_from_outputs(cov, bbox, ("person",), (160, 96), (160, 96), postprocessor=post)
+    inference = DetectNetPostprocessor(ir, ["person"], (160, 96))(
+        {"output_cov/Sigmoid": cov, "output_bbox/BiasAdd": bbox}, (160, 96)
+    )
+    assert len(inference) == 1 and len(val) == 2
+    order = np.argsort(-val.confidence)
+    np.testing.assert_allclose(val.xyxy[order], np.concatenate(boxes), atol=1e-3)
+    np.testing.assert_allclose(val.xyxy[order[0]], inference.xyxy[0], atol=1e-5)
+
+
 def test_config_from_tao_training_spec(tmp_path):
     """The spec written by cvlab.train.spec (real protobuf) maps onto TrainConfig."""
     from cvlab.train.spec import build_lab_spec, write_training_spec

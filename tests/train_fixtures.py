@@ -1,4 +1,4 @@
-"""Shared helpers for the trainer tests: TF thread limits, tiny configs and a tiny dataset."""
+"""Shared helpers for the trainer tests: TF thread limits, tiny configs and a tiny FLIR dataset."""
 
 from __future__ import annotations
 
@@ -35,9 +35,10 @@ def tiny_train_config(**overrides):
 
 @pytest.fixture(scope="session")
 def tiny_dataset(tmp_path_factory) -> tuple[str, Path]:
-    """8 training + 4 validation synthetic thermal frames (320x192) as PNG + TAO TFRecords."""
+    """12 synthetic FLIR v1 frames through ``prepare_flir_dataset`` at 320x192 (the project's
+    thermal generator and converter): 8 training + 4 validation frames, each with people."""
     limit_tf_threads()
-    from cvlab.train.quality import make_synthetic_person_set
+    from cvlab.train.quality import make_flir_person_set
 
     out = tmp_path_factory.mktemp("train_data")
-    return make_synthetic_person_set(out, num_train=8, num_val=4, image_size=(320, 192), seed=3)
+    return make_flir_person_set(out, num_images=12, input_size=(320, 192), seed=3, val_percent=100 / 3)

@@ -33,7 +33,7 @@ import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import cv2
 import numpy as np
@@ -187,14 +187,66 @@ class SyntheticFrame:
         )
 
 
+#: Rendering styles: FLIR-like 8-bit thermal (grey) or daylight colour ("rgb").
+Style = Literal["thermal", "rgb"]
+#: Kinds an ``rgb`` frame labels, as PeopleNet's classes.
+PEOPLENET_CLASSES = ("person", "bag", "face")
+
+# Daylight palettes (RGB). Only the ``rgb`` style reads them, through its own colour generator.
+_SKIN = ((255, 224, 196), (241, 194, 125), (224, 172, 105), (198, 134, 66), (141, 85, 36),
+         (92, 51, 23))  # fmt: skip
+_HAIR = ((30, 25, 20), (90, 60, 30), (200, 170, 100), (150, 150, 150), (120, 40, 20))
+_CLOTHES = ((200, 30, 40), (40, 70, 170), (25, 35, 70), (40, 120, 60), (230, 200, 40),
+            (235, 235, 230), (35, 35, 38), (120, 120, 125), (240, 120, 30), (110, 50, 140),
+            (230, 130, 170), (180, 160, 110), (60, 80, 120))  # fmt: skip
+_BAGS = ((110, 70, 40), (30, 30, 30), (150, 30, 40), (200, 170, 120), (40, 60, 110))
+_CARS = ((235, 235, 235), (180, 182, 188), (30, 30, 32), (180, 20, 25), (30, 60, 150),
+         (100, 100, 105), (30, 80, 50), (230, 190, 30))  # fmt: skip
+_BUILDINGS = ((150, 80, 60), (170, 170, 165), (200, 180, 140), (90, 120, 150), (215, 215, 210),
+              (80, 80, 90), (180, 120, 90))  # fmt: skip
+_DOGS = ((120, 80, 40), (30, 28, 25), (210, 170, 100), (240, 235, 225))
+
+
+def _jitter(crng: np.random.Generator, colour: Sequence[float], amount: float = 18.0) -> tuple:
+    """``colour`` with a small random shift per channel (kept above 8 so masks see it)."""
+    shifted = np.asarray(colour, np.float64) + crng.uniform(-amount, amount, 3)
+    return tuple(float(v) for v in np.clip(shifted, 8, 255))
+
+
+def _pick(crng: np.random.Generator, palette: Sequence[Sequence[float]], amount: float = 18.0):
+    return _jitter(crng, palette[int(crng.integers(len(palette)))], amount)
+
+
+def _nonzero(layer: np.ndarray) -> np.ndarray:
+    """Drawn pixels of a grey (H, W) or colour (H, W, 3) layer."""
+    if layer.ndim == 2:
+        return layer > 0
+    return (layer[..., 0] + layer[..., 1] + layer[..., 2]) > 0  # non-negative: a fast max
+
+
 class SyntheticThermalGenerator:
-    """Renders FLIR-like thermal frames with exact boxes; frame ``i`` depends only on seed and i.
+    """Renders FLIR-like frames with exact boxes; frame ``i`` depends only on seed and i.
+
+    ``style="thermal"`` (default) draws 8-bit grey thermal frames (person, car, dog, light).
+    ``style="rgb"`` draws the same scene geometry in daylight colours: blue sky, coloured
+    buildings, trees, asphalt; people with clothing colours and skin-tone heads with hair,
+    some carrying bags; cars in colours. Its frames also label ``face`` (the head) and ``bag``,
+    PeopleNet's classes. Both styles share the geometry code; colours and the ``rgb``-only
+    details (hair, bags, trees) come from a second random stream, so adding them leaves the
+    thermal frames byte-identical.
 
     Args:
         image_size: ``(width, height)``, FLIR's 640x512 by default.
         seed: base seed.
         max_people: up to this many people per frame.
         empty_fraction: share of frames with no objects at all.
+        style: ``"thermal"`` ((H, W) grey frames) or ``"rgb"`` ((H, W, 3) RGB frames).
+        bag_probability: share of people carrying a bag (``rgb`` only).
+
+    Example:
+        >>> frame = SyntheticThermalGenerator((640, 384), seed=3, style="rgb").render(0)
+        >>> frame.image.shape, sorted({o.kind for o in frame.objects} & {"person", "face"})
+        ((384, 640, 3), ['face', 'person'])
     """
 
     def __init__(
@@ -203,53 +255,115 @@ class SyntheticThermalGenerator:
         seed: int = 0,
         max_people: int = 6,
         empty_fraction: float = 0.05,
+        style: Style = "thermal",
+        bag_probability: float = 0.35,
     ) -> None:
+        if style not in ("thermal", "rgb"):
+            raise ValueError(f"style must be 'thermal' or 'rgb', got {style!r}")
         self.width, self.height = int(image_size[0]), int(image_size[1])
         self.seed = int(seed)
         self.max_people = max_people
         self.empty_fraction = empty_fraction
+        self.style = style
+        self.bag_probability = bag_probability
+
+    @property
+    def rgb(self) -> bool:
+        return self.style == "rgb"
+
+    def _layer(self) -> np.ndarray:
+        shape = (self.height, self.width) + ((3,) if self.rgb else ())
+        return np.zeros(shape, np.float32)
 
     # -- background ---------------------------------------------------------------------------
-    def _background(self, rng: np.random.Generator) -> tuple[np.ndarray, int]:
+    def _background(
+        self, rng: np.random.Generator, crng: np.random.Generator
+    ) -> tuple[np.ndarray, int]:
         w, h = self.width, self.height
         horizon = int(h * rng.uniform(0.3, 0.55))
         sky_top, sky_bottom = rng.uniform(20, 50), rng.uniform(45, 80)
         road_top, road_bottom = rng.uniform(55, 90), rng.uniform(80, 125)
-        col = np.empty(h, np.float32)
-        col[:horizon] = np.linspace(sky_top, sky_bottom, horizon)
-        col[horizon:] = np.linspace(road_top, road_bottom, h - horizon)
-        img = np.repeat(col[:, None], w, axis=1)
+        if self.rgb:  # the same gradients in daylight colours
+            sky = _jitter(crng, (70, 130, 205), 25), _jitter(crng, (175, 205, 235), 15)
+            grey = float(crng.uniform(85, 135))
+            road = _jitter(crng, (grey,) * 3, 6), _jitter(crng, (grey + 25,) * 3, 6)
+            col = np.empty((h, 3), np.float32)
+            col[:horizon] = np.linspace(sky[0], sky[1], horizon)
+            col[horizon:] = np.linspace(road[0], road[1], h - horizon)
+            img = np.repeat(col[:, None], w, axis=1)
+        else:
+            col = np.empty(h, np.float32)
+            col[:horizon] = np.linspace(sky_top, sky_bottom, horizon)
+            col[horizon:] = np.linspace(road_top, road_bottom, h - horizon)
+            img = np.repeat(col[:, None], w, axis=1)
         x = 0
         while x < w:  # buildings along the horizon
             bw = int(rng.uniform(40, 160))
             if rng.random() < 0.75:
                 top = int(rng.uniform(0.05, 0.9) * horizon)
                 level = rng.uniform(50, 110)
-                cv2.rectangle(img, (x, top), (x + bw, horizon), float(level), -1)
+                wall, glass = float(level), float(level + 18)
+                if self.rgb:
+                    wall = _pick(crng, _BUILDINGS)
+                    glass = _pick(crng, ((60, 80, 110), (40, 50, 60), (230, 220, 160)))
+                cv2.rectangle(img, (x, top), (x + bw, horizon), wall, -1)
                 for wy in range(top + 8, horizon - 10, int(rng.uniform(14, 26))):
                     for wx in range(x + 6, x + bw - 10, int(rng.uniform(14, 24))):
                         if rng.random() < 0.6:
-                            cv2.rectangle(img, (wx, wy), (wx + 6, wy + 8), float(level + 18), -1)
+                            cv2.rectangle(img, (wx, wy), (wx + 6, wy + 8), glass, -1)
             x += bw + int(rng.uniform(0, 30))
+        if self.rgb:
+            self._vegetation(img, crng, horizon)
         for _ in range(int(rng.integers(1, 4))):  # lane marks / kerbs
             y = int(rng.uniform(horizon + 10, h))
-            cv2.line(
-                img, (0, y), (w, y + int(rng.uniform(-40, 40))), float(rng.uniform(70, 140)), 2
-            )
+            dy, level = int(rng.uniform(-40, 40)), float(rng.uniform(70, 140))
+            mark = _pick(crng, ((235, 235, 230), (230, 190, 40)), 10) if self.rgb else level
+            cv2.line(img, (0, y), (w, y + dy), mark, 2)
         img = cv2.GaussianBlur(img, (0, 0), 2.0)
-        img += 4.0 * rng.standard_normal(img.shape, dtype=np.float32)
+        noise = rng.standard_normal((h, w), dtype=np.float32)
+        img += 4.0 * noise if not self.rgb else 3.0 * noise[..., None]  # sensor noise
         return img, horizon
+
+    def _vegetation(self, img: np.ndarray, crng: np.random.Generator, horizon: int) -> None:
+        """Trees and bushes along the horizon (``rgb`` only; unlabelled clutter)."""
+        for _ in range(int(crng.integers(0, 6))):
+            cx, size = float(crng.uniform(0, self.width)), float(crng.uniform(12, 45))
+            base = horizon + float(crng.uniform(-2, 8))
+            green = _pick(crng, ((50, 110, 40), (70, 130, 50), (40, 90, 45), (90, 120, 40)))
+            if crng.random() < 0.6:  # tree: trunk and crown
+                trunk = max(2, int(size * 0.15))
+                cv2.line(img, (int(cx), int(base)), (int(cx), int(base - 1.6 * size)),
+                         _jitter(crng, (90, 60, 40)), trunk)  # fmt: skip
+                cv2.ellipse(img, (int(cx), int(base - 2 * size)), (int(size), int(size * 1.1)),
+                            0, 0, 360, green, -1, cv2.LINE_AA)  # fmt: skip
+            else:  # bush
+                cv2.ellipse(img, (int(cx), int(base)), (int(size * 1.3), int(size * 0.5)),
+                            0, 180, 360, green, -1, cv2.LINE_AA)  # fmt: skip
 
     # -- objects ------------------------------------------------------------------------------
     def _person(
-        self, layer: np.ndarray, rng: np.random.Generator, cx: float, foot: float, ht: float
-    ) -> None:
+        self,
+        layer: np.ndarray,
+        rng: np.random.Generator,
+        cx: float,
+        foot: float,
+        ht: float,
+        crng: np.random.Generator,
+    ) -> tuple[tuple[int, int, int, int] | None, list[SyntheticObject]]:
+        """Draw a person; in ``rgb`` also return its box (before its bag is drawn) and the
+        ``face`` and ``bag`` objects."""
         t = float(rng.uniform(175, 245))
         head_r = max(2, int(0.065 * ht))
         neck = foot - ht + 2 * head_r
         hip = foot - 0.48 * ht
         tw = max(3, int(0.26 * ht * rng.uniform(0.8, 1.15)))
-        cv2.circle(layer, (int(cx), int(foot - ht + head_r)), head_r, t + 8, -1, cv2.LINE_AA)
+        head: Any = t + 8
+        torso, legs, arms = t, t - 12, t - 6
+        if self.rgb:
+            head, torso, legs = _pick(crng, _SKIN, 8), _pick(crng, _CLOTHES), _pick(crng, _CLOTHES)
+            arms = torso if crng.random() < 0.7 else head  # long or short sleeves
+        head_centre = (int(cx), int(foot - ht + head_r))
+        cv2.circle(layer, head_centre, head_r, head, -1, cv2.LINE_AA)
         cv2.ellipse(
             layer,
             (int(cx), int((neck + hip) / 2)),
@@ -257,7 +371,7 @@ class SyntheticThermalGenerator:
             0,
             0,
             360,
-            t,
+            torso,
             -1,
             cv2.LINE_AA,
         )
@@ -268,28 +382,75 @@ class SyntheticThermalGenerator:
                 layer,
                 (int(cx + sign * tw * 0.2), int(hip)),
                 (int(cx + sign * stride / 2), int(foot - limb / 2)),
-                t - 12,
+                legs,
                 limb,
                 cv2.LINE_AA,
             )
         swing = rng.uniform(-0.18, 0.18) * ht
         shoulder = neck + 0.05 * ht
+        hands = []
         for sign in (-1, 1):  # arms
+            hand = (int(cx + sign * (tw * 0.55) - sign * swing / 2), int(hip + 0.02 * ht))
+            hands.append(hand)
             cv2.line(
                 layer,
                 (int(cx + sign * tw * 0.45), int(shoulder)),
-                (int(cx + sign * (tw * 0.55) - sign * swing / 2), int(hip + 0.02 * ht)),
-                t - 6,
+                hand,
+                arms,
                 max(2, limb - 1),
                 cv2.LINE_AA,
             )
+        if not self.rgb:
+            return None, []
+        hair = _pick(crng, _HAIR, 10)  # hair: the top of the head, inside the face box
+        cv2.ellipse(layer, head_centre, (head_r, head_r), 0, 180, 360, hair, -1, cv2.LINE_AA)
+        face_mask = np.zeros(layer.shape[:2], np.uint8)
+        cv2.circle(face_mask, head_centre, head_r, 1, -1, cv2.LINE_AA)
+        person_box = _mask_box(_nonzero(layer))
+        extras = []
+        face = _mask_box(face_mask > 0)
+        if face is not None and face[2] >= 6 and face[3] >= 6:
+            extras.append(SyntheticObject("face", face))
+        if crng.random() < self.bag_probability:
+            bag_mask = np.zeros(layer.shape[:2], np.uint8)
+            hx, hy = hands[int(crng.integers(2))]
+            bw, bh = 0.2 * ht * crng.uniform(0.7, 1.3), 0.16 * ht * crng.uniform(0.8, 1.3)
+            top = hy + 0.03 * ht
+            colour = _pick(crng, _BAGS)
+            for target, value in ((layer, colour), (bag_mask, 1)):
+                cv2.line(target, (hx, hy), (int(hx - bw / 3), int(top)), value, max(1, limb // 3))
+                cv2.line(target, (hx, hy), (int(hx + bw / 3), int(top)), value, max(1, limb // 3))
+                cv2.rectangle(
+                    target,
+                    (int(hx - bw / 2), int(top)),
+                    (int(hx + bw / 2), int(top + bh)),
+                    value,
+                    -1,
+                )
+            bag = _mask_box(bag_mask > 0)
+            if bag is not None and bag[2] >= 6 and bag[3] >= 6:
+                extras.append(SyntheticObject("bag", bag))
+        return person_box, extras
 
     def _car(
-        self, layer: np.ndarray, rng: np.random.Generator, cx: float, base: float, cw: float
+        self,
+        layer: np.ndarray,
+        rng: np.random.Generator,
+        cx: float,
+        base: float,
+        cw: float,
+        crng: np.random.Generator,
     ) -> None:
         ch = cw * rng.uniform(0.4, 0.55)
         x1, y1 = int(cx - cw / 2), int(base - ch)
-        body = float(rng.uniform(110, 170))
+        level = float(rng.uniform(110, 170))
+        body, cabin, lamp = level, level - 35, 230.0
+        if self.rgb:
+            body = _pick(crng, _CARS, 12)
+            cabin, lamp = (
+                _jitter(crng, (55, 70, 90), 10),
+                _pick(crng, ((250, 240, 200), (220, 30, 30))),
+            )
         cv2.rectangle(
             layer, (x1, int(base - ch * 0.6)), (int(x1 + cw), int(base - ch * 0.12)), body, -1
         )
@@ -297,26 +458,36 @@ class SyntheticThermalGenerator:
             layer,
             (int(x1 + cw * 0.18), y1),
             (int(x1 + cw * 0.82), int(base - ch * 0.6)),
-            body - 35,
+            cabin,
             -1,
         )
         r = max(2, int(ch * 0.16))
         for wx in (x1 + cw * 0.2, x1 + cw * 0.8):  # warm tyres
-            cv2.circle(
-                layer, (int(wx), int(base - r)), r, float(rng.uniform(190, 235)), -1, cv2.LINE_AA
-            )
+            warmth = float(rng.uniform(190, 235))
+            tyre = _jitter(crng, (28, 28, 30), 6) if self.rgb else warmth
+            cv2.circle(layer, (int(wx), int(base - r)), r, tyre, -1, cv2.LINE_AA)
         cv2.rectangle(
             layer,
             (x1, int(base - ch * 0.45)),
             (int(x1 + cw * 0.12), int(base - ch * 0.2)),
-            230.0,
+            lamp,
             -1,
         )
 
     def _dog(
-        self, layer: np.ndarray, rng: np.random.Generator, cx: float, foot: float, dh: float
+        self,
+        layer: np.ndarray,
+        rng: np.random.Generator,
+        cx: float,
+        foot: float,
+        dh: float,
+        crng: np.random.Generator,
     ) -> None:
         t = float(rng.uniform(170, 230))
+        fur, face, legs = t, t + 5, t - 10
+        if self.rgb:
+            fur = _pick(crng, _DOGS)
+            face = legs = fur
         bw, bh = dh * 0.9, dh * 0.35
         body_y = foot - dh * 0.6
         cv2.ellipse(
@@ -326,39 +497,49 @@ class SyntheticThermalGenerator:
             0,
             0,
             360,
-            t,
+            fur,
             -1,
         )
         d = 1 if rng.random() < 0.5 else -1
         cv2.circle(
-            layer, (int(cx + d * bw / 2), int(foot - dh * 0.85)), max(2, int(dh * 0.17)), t + 5, -1
+            layer, (int(cx + d * bw / 2), int(foot - dh * 0.85)), max(2, int(dh * 0.17)), face, -1
         )
         for lx in (cx - bw * 0.35, cx + bw * 0.35):
             cv2.line(
                 layer,
                 (int(lx), int(body_y)),
                 (int(lx), int(foot - 1)),
-                t - 10,
+                legs,
                 max(1, int(dh * 0.1)),
             )
 
     def _light(
-        self, layer: np.ndarray, rng: np.random.Generator, cx: float, foot: float, ph: float
+        self,
+        layer: np.ndarray,
+        rng: np.random.Generator,
+        cx: float,
+        foot: float,
+        ph: float,
+        crng: np.random.Generator,
     ) -> tuple[int, int, int, int]:
+        pole: Any = _jitter(crng, (105, 108, 112), 8) if self.rgb else 95.0
         cv2.line(
-            layer, (int(cx), int(foot)), (int(cx), int(foot - ph)), 95.0, max(2, int(ph * 0.02))
+            layer, (int(cx), int(foot)), (int(cx), int(foot - ph)), pole, max(2, int(ph * 0.02))
         )
         lw, lh = max(4, int(ph * 0.06)), max(8, int(ph * 0.15))
         x1, y1 = int(cx - lw / 2), int(foot - ph - lh)
         lamp = np.zeros_like(layer)
-        cv2.rectangle(lamp, (x1, y1), (x1 + lw, y1 + lh), float(rng.uniform(150, 200)), -1)
+        level = float(rng.uniform(150, 200))
+        colour: Any = _jitter(crng, (240, 220, 150), 12) if self.rgb else level
+        cv2.rectangle(lamp, (x1, y1), (x1 + lw, y1 + lh), colour, -1)
         np.maximum(layer, lamp, out=layer)
-        return _mask_box(lamp > 0) or (0, 0, 0, 0)
+        return _mask_box(_nonzero(lamp)) or (0, 0, 0, 0)
 
     def render(self, index: int, stream: int = 0) -> SyntheticFrame:
         """Frame ``index`` (of an independent ``stream``, e.g. one per split)."""
         rng = np.random.default_rng((self.seed, int(stream), int(index)))
-        img, horizon = self._background(rng)
+        crng = np.random.default_rng((self.seed, int(stream), int(index), 1))  # rgb colours
+        img, horizon = self._background(rng, crng)
         w, h = self.width, self.height
         objects: list[SyntheticObject] = []
         if rng.random() >= self.empty_fraction:
@@ -373,15 +554,15 @@ class SyntheticThermalGenerator:
                 cx = float(
                     rng.uniform(-0.05 * w, 1.05 * w) if edge else rng.uniform(0.03 * w, 0.97 * w)
                 )
-                layer = np.zeros((h, w), np.float32)
-                box = None
+                layer = self._layer()
+                box, extras = None, []
                 if kind == "person":
                     ht = float(np.clip(30 + near * 230 * rng.uniform(0.7, 1.1), 30, 250))
-                    self._person(layer, rng, cx, foot, ht)
+                    box, extras = self._person(layer, rng, cx, foot, ht, crng)
                 elif kind == "car":
-                    self._car(layer, rng, cx, foot, float(np.clip(40 + near * 260, 40, 300)))
+                    self._car(layer, rng, cx, foot, float(np.clip(40 + near * 260, 40, 300)), crng)
                 elif kind == "dog":
-                    self._dog(layer, rng, cx, foot, float(np.clip(12 + near * 60, 12, 70)))
+                    self._dog(layer, rng, cx, foot, float(np.clip(12 + near * 60, 12, 70)), crng)
                 else:
                     box = self._light(
                         layer,
@@ -389,16 +570,19 @@ class SyntheticThermalGenerator:
                         cx,
                         horizon + rng.uniform(0, 20),
                         horizon * rng.uniform(0.5, 0.9),
+                        crng,
                     )
-                mask = layer > 0
+                mask = _nonzero(layer)
                 full = _mask_box(mask) if box is None else box
                 if full is None or full[2] < 3 or full[3] < 6 and kind != "car":
                     continue
-                img[mask] = layer[mask] + 3.0 * rng.standard_normal(
-                    int(mask.sum()), dtype=np.float32
-                )
+                noise = 3.0 * rng.standard_normal(int(mask.sum()), dtype=np.float32)
+                img[mask] = layer[mask] + (noise[:, None] if self.rgb else noise)
                 objects.append(SyntheticObject(kind, full))
+                objects += extras
         img = cv2.GaussianBlur(img, (0, 0), 0.6)
+        if self.rgb:  # daylight varies: overall brightness and contrast
+            img = (img - 128.0) * crng.uniform(0.8, 1.15) + 128.0 * crng.uniform(0.8, 1.15)
         return SyntheticFrame(np.clip(img, 0, 255).astype(np.uint8), objects)
 
 
@@ -517,3 +701,77 @@ def generate_synthetic_flir(
             atomic_write_text(split_dir / "index.json", json.dumps({"frames": index_frames}))
     bar.close()
     return root
+
+
+@dataclass
+class SyntheticRgbSet:
+    """What :func:`write_synthetic_rgb_set` wrote: ``root/images/*.jpg``, ``root/labels/*.txt``
+    (KITTI) and ``root/tfrecords/rgb-fold-*`` (TAO ``dataset_convert`` schema; fold 0 =
+    validation)."""
+
+    root: Path
+    class_names: tuple[str, ...]
+    tfrecords: Any  # cvlab.flir.tfrecords.TFRecordResult
+
+    @property
+    def images_dir(self) -> Path:
+        return self.root / "images"
+
+    @property
+    def labels_dir(self) -> Path:
+        return self.root / "labels"
+
+    @property
+    def tfrecords_pattern(self) -> str:
+        """Glob of the TFRecord shards, as :func:`cvlab.train.trainer.train` takes it."""
+        return str(self.root / "tfrecords" / "rgb-fold-*")
+
+
+def write_synthetic_rgb_set(
+    output_dir: str | os.PathLike,
+    num_images: int = 200,
+    seed: int = 0,
+    image_size: tuple[int, int] = (640, 384),
+    *,
+    classes: Sequence[str] = PEOPLENET_CLASSES,
+    val_split: float = 20,
+    num_shards: int = 2,
+    stream: int = 0,
+    progress: bool = False,
+) -> SyntheticRgbSet:
+    """A small daylight RGB training set with PeopleNet's classes: JPEG frames, KITTI labels
+    and TAO TFRecords (:func:`cvlab.flir.tfrecords.write_tfrecords`, ``val_split`` percent in
+    fold 0). Frames of earlier runs that this run does not write are removed.
+
+    Example:
+        >>> s = write_synthetic_rgb_set(tempfile.mkdtemp(), 10)  # doctest: +SKIP
+        >>> s.tfrecords.frames_per_fold  # doctest: +SKIP
+        {0: 2, 1: 8}
+    """
+    from cvlab.flir.tfrecords import write_tfrecords
+    from cvlab.kitti import write_kitti
+
+    root = Path(output_dir)
+    gen = SyntheticThermalGenerator(image_size, seed, style="rgb")
+    keep = set()
+    for i in tqdm(range(int(num_images)), desc="synthetic RGB", disable=not progress):
+        frame = gen.render(i, stream)
+        stem = f"rgb_{i:05d}"
+        keep.add(stem)
+        bgr = cv2.cvtColor(frame.image, cv2.COLOR_RGB2BGR)
+        _write_image(root / "images" / f"{stem}.jpg", bgr, (cv2.IMWRITE_JPEG_QUALITY, 95))
+        write_kitti(root / "labels" / f"{stem}.txt", frame.to_detections(classes), False)
+    for folder in ("images", "labels"):
+        for path in (root / folder).glob("rgb_*"):
+            if path.stem not in keep:
+                path.unlink()
+    for old in (root / "tfrecords").glob("rgb-fold-*"):
+        old.unlink()
+    result = write_tfrecords(
+        root,
+        root / "tfrecords" / "rgb",
+        val_split=val_split,
+        num_shards=num_shards,
+        progress=progress,
+    )
+    return SyntheticRgbSet(root, tuple(classes), result)

@@ -1,19 +1,65 @@
 """Training progress: output grids -> Detections for validation, and the loss/mAP plot.
 
-Validation decodes each image's grids with :func:`cvlab.decode.decode_detectnet` and merges the
-cell candidates of each class with greedy NMS (:func:`cvlab.cluster.nms`), confidence = cell
-coverage, each kept box replaced by the coverage-weighted mean of the cell boxes overlapping it
-(as TAO's clustering averages a cluster's boxes); the core DBSCAN post-processor (:class:`cvlab.postprocess.DetectNetPostprocessor`) is
-used instead when ``method="postprocessor"``.
+Validation clusters the grids with the core post-processor that inference uses
+(:class:`cvlab.postprocess.DetectNetPostprocessor`: DBSCAN on 1-IoU distances), with the
+PeopleNet IR clustering config (``cvlab.postprocess_config.PEOPLENET_IR_CONFIG``) for the classes
+it has and :func:`cvlab.postprocess_config.default_config` for the others. The only change is a
+low ``dbscan_confidence_threshold`` (:data:`VALIDATION_CONFIDENCE_THRESHOLD`): AP integrates
+precision over every confidence level, so low-confidence clusters must be kept for the
+precision/recall curve; the inference threshold (0.9 in the IR config) is one point on it.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import warnings
 from collections.abc import Sequence
 
 import numpy as np
 
 from cvlab.detections import Detections
+
+#: Cluster confidence (summed coverage) kept for AP computation; inference uses a higher one.
+VALIDATION_CONFIDENCE_THRESHOLD = 0.05
+
+
+def validation_postprocessor(
+    class_names: Sequence[str],
+    model_size: tuple[int, int],
+    *,
+    bbox_norm: float = 35.0,
+    offset: float = 0.5,
+    confidence_threshold: float = VALIDATION_CONFIDENCE_THRESHOLD,
+):
+    """The inference post-processor (IR clustering config) with a low confidence threshold.
+
+    Example:
+        >>> post = validation_postprocessor(("person",), (320, 256))
+        >>> post.config.classes["person"].dbscan_confidence_threshold
+        0.05
+    """
+    from cvlab.postprocess import DetectNetPostprocessor
+    from cvlab.postprocess_config import (
+        PEOPLENET_IR_CONFIG,
+        PostprocessingConfig,
+        default_config,
+        load_clustering_config,
+    )
+
+    with warnings.catch_warnings():
+        # The IR file's legacy float dbscan_min_samples (0.05) maps to 1, as at inference.
+        warnings.simplefilter("ignore", UserWarning)
+        ir = load_clustering_config(PEOPLENET_IR_CONFIG)
+    defaults = default_config(list(class_names))
+    classes = {
+        name: dataclasses.replace(
+            ir.classes.get(name, defaults.classes[name]),
+            dbscan_confidence_threshold=confidence_threshold,
+        )
+        for name in class_names
+    }
+    config = PostprocessingConfig(classes, linewidth=ir.linewidth, stride=ir.stride)
+    return DetectNetPostprocessor(config, list(class_names), model_size, bbox_norm, offset)
 
 
 def detections_from_outputs(
@@ -23,47 +69,15 @@ def detections_from_outputs(
     model_size: tuple[int, int],
     image_size: tuple[int, int],
     *,
-    coverage_threshold: float = 0.02,
-    nms_iou: float = 0.4,
-    method: str = "nms",
+    postprocessor=None,
     image_path: str | None = None,
 ) -> Detections:
-    """One image's ``cov [C,gh,gw]`` / ``bbox [4C,gh,gw]`` -> clustered :class:`Detections`."""
-    if method == "postprocessor":
-        from cvlab.postprocess import DetectNetPostprocessor
-        from cvlab.postprocess_config import default_config
+    """One image's ``cov [C,gh,gw]`` / ``bbox [4C,gh,gw]`` -> clustered :class:`Detections`.
 
-        post = DetectNetPostprocessor(default_config(list(class_names)), list(class_names))
-        return post(
-            {"output_cov/Sigmoid": cov, "output_bbox/BiasAdd": bbox}, image_size, image_path
-        )
-    from cvlab.cluster import iou_matrix, nms
-    from cvlab.decode import decode_detectnet
-
-    grid = decode_detectnet(cov, bbox, model_size=model_size, image_size=image_size)
-    parts = []
-    for c in range(len(class_names)):
-        boxes, scores = grid.boxes[c], grid.coverage[c]
-        ok = (
-            (scores >= coverage_threshold)
-            & (boxes[:, 2] > boxes[:, 0])
-            & (boxes[:, 3] > boxes[:, 1])
-        )
-        idx = np.flatnonzero(ok)
-        boxes, scores = boxes[idx], scores[idx]
-        keep = nms(boxes, scores, iou_threshold=nms_iou) if idx.size else idx
-        merged = np.zeros((len(keep), 4), np.float32)
-        confidence = np.zeros(len(keep), np.float32)
-        if len(keep):
-            # Each kept box becomes the coverage-weighted mean of the cells overlapping it.
-            member = iou_matrix(boxes)[keep] > nms_iou
-            weights = member * scores[None, :]
-            merged = (weights @ boxes) / weights.sum(axis=1, keepdims=True)
-            confidence = scores[keep]
-        parts.append(Detections(merged, confidence, np.full(len(keep), c), class_names, image_size))
-    merged_dets = Detections.merge(parts)
-    merged_dets.image_path = image_path
-    return merged_dets
+    ``postprocessor`` defaults to :func:`validation_postprocessor` (build it once for many images).
+    """
+    post = postprocessor or validation_postprocessor(class_names, model_size)
+    return post({"output_cov/Sigmoid": cov, "output_bbox/BiasAdd": bbox}, image_size, image_path)
 
 
 def plot_training(history, ax=None):

@@ -29,6 +29,10 @@ from cvlab.train.losses import CostConfig
 from cvlab.train.model import TINY_CONFIG, ModelConfig
 from cvlab.train.targets import RasterizerConfig
 
+#: ``(minimum_height, minimum_width)`` of the lab spec's ``evaluation_box_config``
+#: (:func:`cvlab.train.spec.build_lab_spec`), in pixels of the prepared images.
+EVALUATION_MIN_SIZE = (4.0, 4.0)
+
 
 @dataclass
 class TrainConfig:
@@ -223,16 +227,26 @@ def validate(
 ):
     """Predict the validation records and evaluate them (AP @ IoU 0.5, INTEGRATE).
 
-    Returns the :class:`cvlab.train.evaluate.EvaluationResult`.
+    The grids are clustered by the inference post-processor
+    (:func:`cvlab.train.metrics.validation_postprocessor`: IR clustering config, low confidence
+    threshold so AP integrates over all confidences) and boxes are filtered with the lab spec's
+    ``evaluation_box_config`` (:data:`EVALUATION_MIN_SIZE`). Returns the
+    :class:`cvlab.train.evaluate.EvaluationResult`.
     """
     from tqdm.auto import tqdm
 
     from cvlab.detections import Detections
     from cvlab.train.dataset import make_dataset, read_records
     from cvlab.train.evaluate import evaluate_detections
-    from cvlab.train.metrics import detections_from_outputs
+    from cvlab.train.metrics import detections_from_outputs, validation_postprocessor
 
     names = config.class_names
+    post = validation_postprocessor(
+        names,
+        config.model.input_size,
+        bbox_norm=config.rasterizer.bbox_norm,
+        offset=config.rasterizer.offset,
+    )
     records = read_records(files)
     ds = make_dataset(
         files,
@@ -251,7 +265,11 @@ def validate(
             rec = records[i]
             i += 1
             size = (rec.width, rec.height)
-            predictions.append(detections_from_outputs(c, b, names, config.model.input_size, size))
+            predictions.append(
+                detections_from_outputs(
+                    c, b, names, config.model.input_size, size, postprocessor=post
+                )
+            )
             keep = [k for k, n in enumerate(rec.classes) if n in names]
             truths.append(
                 Detections(
@@ -262,7 +280,16 @@ def validate(
                     size,
                 )
             )
-    return evaluate_detections(predictions, truths, names, iou_threshold=0.5, mode="INTEGRATE")
+    min_height, min_width = EVALUATION_MIN_SIZE
+    return evaluate_detections(
+        predictions,
+        truths,
+        names,
+        iou_threshold=0.5,
+        mode="INTEGRATE",
+        min_height=min_height,
+        min_width=min_width,
+    )
 
 
 def train(
