@@ -16,7 +16,8 @@ import pandas as pd
 from cvlab.lab_data import PreparedDataset, ensure_prepared_dataset
 from cvlab.lab_workspace import Workspace
 
-#: Epochs of the tiny embedded-default run (about 2 minutes on 2 CPU cores).
+#: Epochs of the tiny embedded-default run (about 2 minutes on 2 free CPU cores, 96 training
+#: frames; person AP about 0.8 on the held-out frames).
 TINY_EPOCHS = 24
 
 

@@ -2,6 +2,11 @@
 # jupyter:
 #   jupytext:
 #     formats: ipynb,py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
 #   kernelspec:
 #     display_name: Python 3
 #     language: python
@@ -17,7 +22,7 @@
 # cvlab's TensorFlow trainer, which runs anywhere: TAO-style targets, loss and learning-rate
 # schedule, checkpoints, a loss/mAP curve.
 #
-# **How long.** About 2 minutes on the embedded default (a tiny ResNet-10 at 320x192 on CPU).
+# **How long.** About 3 minutes on the embedded default (a tiny ResNet-10 at 320x256 on CPU).
 # The real setup (`MODEL_CONFIG = "peoplenet"`, ResNet-34 at 960x544, 60 epochs) needs GPUs.
 #
 # **Embedded default.** Trains on the synthetic thermal TFRecords of notebook 02 (made here if

@@ -2,6 +2,11 @@
 # jupyter:
 #   jupytext:
 #     formats: ipynb,py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
 #   kernelspec:
 #     display_name: Python 3
 #     language: python
@@ -20,10 +25,15 @@
 # **How long.** About 40 seconds on the embedded default.
 #
 # **Embedded default.** Both models are served by a local Triton from the workspace's model
-# repository. The "RGB model" is notebook 01's untrained stand-in (not PeopleNet), so its AP
-# near zero says nothing about PeopleNet; with the real setup (`TRITON_URL` of your GKE Triton,
-# `RGB_MODEL_NAME = "peoplenet_tlt"`, `IR_MODEL_NAME = "peoplenet_ir_tlt"`) the comparison is the
-# lab's. The IR model is the tiny model trained on synthetic data in notebook 03.
+# repository. The "RGB model" is notebook 01's offline stand-in for PeopleNet: a tiny
+# DetectNet_v2 trained on synthetic *daylight* frames (colour people with skin-tone faces and
+# bags). The IR model is the same tiny architecture retrained in notebook 03 on synthetic
+# *thermal* frames. So the comparison below is the lab's story in miniature: a detector trained
+# on visible-light images meets thermal images (bright, textureless, grey people on dark
+# backgrounds) and does worse than the model retrained on thermal data. Both are trained on
+# synthetic data only, so the numbers say nothing about PeopleNet itself; with the real setup
+# (`TRITON_URL` of your GKE Triton, `RGB_MODEL_NAME = "peoplenet_tlt"`,
+# `IR_MODEL_NAME = "peoplenet_ir_tlt"`) the comparison is the lab's.
 
 # %% tags=["parameters"]
 # ruff: noqa: E402  (a notebook: imports follow this parameters cell)
@@ -101,6 +111,9 @@ _ = lab.record_figure(ws, "05_pr_curve", fig, "Precision-recall, retrained IR mo
 
 # %% [markdown]
 # ## Before / after: the RGB model on the same thermal images
+# The RGB stand-in learned people as coloured clothes under skin-tone heads; on thermal
+# frames it sees grey silhouettes (the domain gap). Its person AP below is scored exactly like
+# the IR model's (person class only, same images, same ground truth).
 
 # %%
 rgb_config = lab.rgb_postprocessing_config(IR_CONFIDENCE_THRESHOLD)

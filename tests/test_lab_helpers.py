@@ -202,3 +202,50 @@ def test_live_training_plot_redraws_per_epoch(tmp_path: Path) -> None:
         os.utime(csv, (time.time() + 5, time.time() + 5))  # a new mtime even on coarse clocks
     assert live.updates == 2  # the final epoch is drawn on exit at the latest
     assert render_history_png(pd.DataFrame(rows)).startswith(b"\x89PNG")
+
+
+def test_rgb_sample_frames_are_held_out_synthetic_with_truth(tmp_path: Path) -> None:
+    from cvlab.lab_serving import rgb_sample_frames
+    from cvlab.preprocess import load_image
+
+    ws = lab.Workspace(tmp_path)
+    samples = rgb_sample_frames(ws, 3)
+    assert [p.name for p in samples.paths] == [
+        "grace_hopper.jpg",
+        "synthetic_rgb_00.jpg",
+        "synthetic_rgb_01.jpg",
+    ]
+    assert samples.synthetic == [False, True, True] and len(samples.truth[0]) == 0
+    paths, truth = samples.synthetic_only()
+    assert len(paths) == 2 and all(len(t) for t in truth)
+    assert set(truth[0].class_names) == {"person", "bag", "face"} and "person" in truth[0].names
+    rgb = load_image(paths[0])
+    assert rgb.shape == (288, 480, 3) and truth[0].image_size == (480, 288)
+    x1, y1, x2, y2 = truth[0].xyxy[truth[0].class_id == 0][0].astype(int)
+    assert rgb[y1:y2, x1:x2].std() > 10  # a drawn person, not empty background
+    again = rgb_sample_frames(ws, 3)  # written once, same truth
+    np.testing.assert_array_equal(again.truth[1].xyxy, truth[0].xyxy)
+
+
+def test_rgb_standin_is_trained_exported_and_cached(tmp_path: Path) -> None:
+    """A deliberately tiny run (12 frames, 1 epoch, 128x64): the real pipeline (synthetic RGB
+    TFRecords -> TensorFlow training -> ONNX checked with onnxruntime -> Triton repository)."""
+    import onnxruntime as ort
+
+    from cvlab.triton.model_repository import read_model_config, validate_model_repository
+
+    ws = lab.Workspace(tmp_path / "ws")
+    model_dir = lab.ensure_rgb_standin(ws, (128, 64), num_images=12, epochs=1, progress=False)
+    assert model_dir == ws.model_repository / "peoplenet_rgb_standin"
+    assert validate_model_repository(ws.model_repository) == []
+    cfg = read_model_config(model_dir / "config.pbtxt")
+    assert list(cfg.input[0].dims) == [3, 64, 128]
+    state = ws.state()["rgb_standin"]
+    assert state["class_names"] == ["person", "bag", "face"] and state["epochs"] == 1
+    assert {"ap_person", "ap_bag", "ap_face"} <= set(state["validation_ap"])
+    session = ort.InferenceSession(str(model_dir / "1" / "model.onnx"))
+    outputs = session.run(None, {"input_1": np.zeros((2, 3, 64, 128), np.float32)})
+    assert sorted(o.shape for o in outputs) == [(2, 3, 4, 8), (2, 12, 4, 8)]
+    onnx_time = (model_dir / "1" / "model.onnx").stat().st_mtime_ns
+    assert lab.ensure_rgb_standin(ws, num_images=999) == model_dir  # cached: not retrained
+    assert (model_dir / "1" / "model.onnx").stat().st_mtime_ns == onnx_time

@@ -122,21 +122,25 @@ def test_validation_uses_the_inference_postprocessor():
     for field in ("algorithm", "dbscan_eps", "coverage_threshold", "minimum_bounding_box_height"):
         assert getattr(person, field) == getattr(ir.classes["person"], field), field
 
-    # Two people: one confident, one faint (coverage 0.1, summed 0.5). Inference (threshold 0.9) keeps one,
-    # validation keeps both, with the same boxes for the confident one.
+    # Two people, the second fainter. DBSCAN weighs cells by coverage (min_samples 1), so a
+    # cluster needs a summed coverage >= 1 to exist at all: inference and validation then give
+    # the same boxes and confidences; a fainter person (summed coverage 0.5) is dropped by both.
     boxes = [np.array([[16, 16, 64, 80]], np.float32), np.array([[96, 8, 144, 88]], np.float32)]
     cov_a, bbox_a, _ = build_targets([boxes[0]], (160, 96))
     cov_b, bbox_b, _ = build_targets([boxes[1]], (160, 96))
-    cov = np.maximum(cov_a, 0.1 * cov_b).astype(np.float32)
     bbox = np.where(cov_a > 0, bbox_a, bbox_b).astype(np.float32)
-    val = detections_from_outputs(cov, bbox, ("person",), (160, 96), (160, 96), postprocessor=post)
-    inference = DetectNetPostprocessor(ir, ["person"], (160, 96))(
-        {"output_cov/Sigmoid": cov, "output_bbox/BiasAdd": bbox}, (160, 96)
-    )
-    assert len(inference) == 1 and len(val) == 2
-    order = np.argsort(-val.confidence)
-    np.testing.assert_allclose(val.xyxy[order], np.concatenate(boxes), atol=1e-3)
-    np.testing.assert_allclose(val.xyxy[order[0]], inference.xyxy[0], atol=1e-5)
+    inference = DetectNetPostprocessor(ir, ["person"], (160, 96))
+    for faint, expected in ((0.3, 2), (0.1, 1)):
+        cov = np.maximum(cov_a, faint * cov_b).astype(np.float32)
+        val = detections_from_outputs(
+            cov, bbox, ("person",), (160, 96), (160, 96), postprocessor=post
+        )
+        ref = inference({"output_cov/Sigmoid": cov, "output_bbox/BiasAdd": bbox}, (160, 96))
+        assert len(val) == len(ref) == expected
+        order, ref_order = np.argsort(val.xyxy[:, 0]), np.argsort(ref.xyxy[:, 0])
+        np.testing.assert_allclose(val.xyxy[order], np.concatenate(boxes)[:expected], atol=1e-3)
+        np.testing.assert_allclose(val.xyxy[order], ref.xyxy[ref_order], atol=1e-5)
+        np.testing.assert_allclose(val.confidence[order], ref.confidence[ref_order], rtol=1e-6)
 
 
 def test_config_from_tao_training_spec(tmp_path):

