@@ -12,7 +12,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pandas as pd
 
 from cvlab.lab_workspace import Workspace, atomic_write_text, call_with_supported, first_attribute
@@ -154,15 +153,13 @@ def read_ground_truth(
     return truth
 
 
-def sample_rgb_images(ws: Workspace, count: int = 4) -> list[Path]:
-    """RGB sample images for notebook 01: matplotlib's grace_hopper.jpg plus a few
-    synthetic frames (thermal-style people drawn in colour), copied into ``ws.rgb_images``."""
-    import cv2
+def sample_photo(ws: Workspace) -> Path:
+    """matplotlib's ``grace_hopper.jpg`` (a real RGB photo that ships with matplotlib), copied
+    once into ``ws.rgb_images``; the notebooks' real-photo example."""
     from matplotlib import cbook
 
     out = ws.rgb_images
     out.mkdir(parents=True, exist_ok=True)
-    paths = []
     target = out / "grace_hopper.jpg"
     if not target.exists():
         with cbook.get_sample_data("grace_hopper.jpg") as src:
@@ -170,45 +167,7 @@ def sample_rgb_images(ws: Workspace, count: int = 4) -> list[Path]:
         tmp = target.with_suffix(".tmp")
         tmp.write_bytes(data)
         os.replace(tmp, target)
-    paths.append(target)
-    rng = np.random.default_rng(7)
-    for i in range(max(0, count - 1)):
-        path = out / f"street_{i:02d}.jpg"
-        if not path.exists():
-            frame = _rgb_street_frame(rng, (960, 544))
-            tmp = path.with_name(f".{path.stem}.tmp.jpg")
-            cv2.imwrite(str(tmp), cv2.cvtColor(frame, cv2.COLOR_RGB2BGR))
-            os.replace(tmp, path)
-        paths.append(path)
-    return paths
-
-
-def _rgb_street_frame(rng: np.random.Generator, size: tuple[int, int]) -> np.ndarray:
-    """A simple colour street scene with a few standing figures (for the RGB notebook)."""
-    import cv2
-
-    w, h = size
-    img = np.zeros((h, w, 3), np.uint8)
-    img[: h // 2] = (135, 180, 225)  # sky
-    img[h // 2 :] = (90, 90, 95)  # road
-    for _ in range(4):  # buildings
-        x = int(rng.integers(0, w - 120))
-        bw, bh = int(rng.integers(80, 200)), int(rng.integers(100, h // 2))
-        color = tuple(int(c) for c in rng.integers(120, 200, 3))
-        cv2.rectangle(img, (x, h // 2 - bh), (x + bw, h // 2), color, -1)
-    for _ in range(int(rng.integers(2, 5))):  # people: head, torso, legs
-        ph = int(rng.integers(120, 300))
-        cx, foot = int(rng.integers(60, w - 60)), int(rng.integers(h // 2 + 40, h - 5))
-        top = foot - ph
-        shirt = tuple(int(c) for c in rng.integers(30, 230, 3))
-        cv2.circle(img, (cx, top + ph // 10), ph // 10, (224, 172, 140), -1)
-        cv2.rectangle(
-            img, (cx - ph // 8, top + ph // 5), (cx + ph // 8, top + ph // 2 + 20), shirt, -1
-        )
-        cv2.rectangle(img, (cx - ph // 9, top + ph // 2 + 20), (cx - 2, foot), (40, 40, 80), -1)
-        cv2.rectangle(img, (cx + 2, top + ph // 2 + 20), (cx + ph // 9, foot), (40, 40, 80), -1)
-    noise = rng.normal(0, 6, img.shape)
-    return np.clip(img + noise, 0, 255).astype(np.uint8)
+    return target
 
 
 def input_images(directory: str | os.PathLike[str]) -> list[Path]:

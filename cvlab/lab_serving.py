@@ -136,9 +136,9 @@ def rgb_sample_frames(
 
     from cvlab.detections import Detections
     from cvlab.flir.synthetic import PEOPLENET_CLASSES, SyntheticThermalGenerator
-    from cvlab.lab_data import sample_rgb_images
+    from cvlab.lab_data import sample_photo
 
-    photo = sample_rgb_images(ws, 1)[0]
+    photo = sample_photo(ws)
     h, w = cv2.imread(str(photo)).shape[:2]
     paths = [photo]
     truth = [Detections.empty(PEOPLENET_CLASSES, (w, h), str(photo))]

@@ -90,13 +90,15 @@ def test_ngc_download_explains_when_the_cli_is_missing(
     assert "disabled" in off.message and not (tmp_path / "m").exists()
 
 
-def test_sample_rgb_images(tmp_path: Path) -> None:
+def test_sample_photo_is_copied_once(tmp_path: Path) -> None:
     from cvlab.preprocess import load_image
 
-    paths = lab.sample_rgb_images(lab.Workspace(tmp_path), 3)
-    assert [p.name for p in paths] == ["grace_hopper.jpg", "street_00.jpg", "street_01.jpg"]
-    assert load_image(paths[0]).shape == (600, 512, 3)
-    assert load_image(paths[1]).shape == (544, 960, 3)
+    ws = lab.Workspace(tmp_path)
+    path = lab.sample_photo(ws)
+    assert path.name == "grace_hopper.jpg" and path.parent == ws.rgb_images
+    assert load_image(path).shape == (600, 512, 3)
+    stamp = path.stat().st_mtime_ns
+    assert lab.sample_photo(ws) == path and path.stat().st_mtime_ns == stamp
 
 
 def test_flir_root_must_exist(tmp_path: Path) -> None:
