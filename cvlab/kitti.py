@@ -17,13 +17,13 @@ Example:
 from __future__ import annotations
 
 import os
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 
 from cvlab.detections import Detections
+from cvlab.fileio import atomic_write_text
 
 TRAINING_FIELDS = 15
 INFERENCE_FIELDS = 16
@@ -64,20 +64,6 @@ def format_kitti_line(
     if confidence is not None:
         fields.append(f"{float(confidence):.4f}")
     return " ".join(fields)
-
-
-def atomic_write_text(path: str | os.PathLike, text: str) -> None:
-    """Write ``text`` to ``path`` through a temporary file and rename: never half-written."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def write_kitti(path: str | os.PathLike, detections: Detections, with_confidence: bool) -> None:

@@ -20,6 +20,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from cvlab.fileio import atomic_write_text
+
 #: Repository root when cvlab is installed editable from a checkout (``pyproject.toml`` beside it).
 REPO_ROOT = Path(__file__).resolve().parent.parent
 #: Workspace used by the notebooks when no other is given.
@@ -145,16 +147,6 @@ def _jsonable(value: Any) -> Any:
     if isinstance(value, np.generic):
         return value.item()
     return value
-
-
-def atomic_write_text(path: str | os.PathLike[str], text: str) -> Path:
-    """Write text through a temporary file and a rename, so readers never see half a file."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    tmp.write_text(text)
-    os.replace(tmp, path)
-    return path
 
 
 def _slug(name: str) -> str:

@@ -21,6 +21,7 @@ import cv2
 import numpy as np
 
 from cvlab.detections import Detections
+from cvlab.fileio import atomic_write_bytes
 from cvlab.postprocess_config import DEFAULT_PALETTE, PostprocessingConfig
 
 Color = tuple[int, int, int]
@@ -120,11 +121,4 @@ def save_overlay(
     ok, encoded = cv2.imencode(suffix, image, params)
     if not ok:
         raise OSError(f"{path}: OpenCV could not encode the overlay")
-    tmp = path.with_name(f".{path.name}.tmp")
-    try:
-        tmp.write_bytes(encoded.tobytes())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    return path
+    return atomic_write_bytes(path, encoded.tobytes())

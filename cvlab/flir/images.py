@@ -23,6 +23,8 @@ import cv2
 import numpy as np
 from PIL import Image
 
+from cvlab.fileio import atomic_write_bytes
+
 ImageType = Literal["8bit", "16bit"]
 JPEG_QUALITY = 95
 
@@ -83,10 +85,4 @@ def write_jpeg_atomic(
     ok, buf = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, int(quality)])
     if not ok:
         raise OSError(f"{path}: JPEG encoding failed")
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        tmp.write_bytes(buf.tobytes())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    atomic_write_bytes(path, buf.tobytes())

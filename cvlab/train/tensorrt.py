@@ -19,12 +19,12 @@ from __future__ import annotations
 
 import importlib.util
 import os
-import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
+from cvlab.fileio import atomic_write_bytes
 from cvlab.train.tao import Command
 
 Precision = Literal["fp32", "fp16", "int8"]
@@ -291,9 +291,9 @@ def build_engine(plan: EngineBuildPlan, verbose: bool = False) -> Path:
     serialized = builder.build_serialized_network(network, config)
     if serialized is None:
         raise RuntimeError(f"TensorRT failed to build an engine from {plan.onnx_path}")
-    _atomic_write_bytes(plan.engine_path, bytes(serialized))
+    atomic_write_bytes(plan.engine_path, bytes(serialized))
     if timing is not None:
-        _atomic_write_bytes(plan.timing_cache, bytes(config.get_timing_cache().serialize()))
+        atomic_write_bytes(plan.timing_cache, bytes(config.get_timing_cache().serialize()))
     return plan.engine_path
 
 
@@ -306,15 +306,3 @@ class _EmptyBatches:
 
     def __iter__(self):
         return iter(())
-
-
-def _atomic_write_bytes(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise

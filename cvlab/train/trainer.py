@@ -17,13 +17,13 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
+from cvlab.fileio import atomic_path
 from cvlab.train.augment import AugmentConfig
 from cvlab.train.losses import CostConfig
 from cvlab.train.model import TINY_CONFIG, ModelConfig
@@ -178,24 +178,13 @@ class TrainResult:
 
 
 def _atomic_csv(df, path: Path) -> None:
-    fd, tmp = tempfile.mkstemp(suffix=".csv", dir=path.parent)
-    os.close(fd)
-    try:
+    with atomic_path(path) as tmp:
         df.to_csv(tmp, index=False)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def _atomic_model_save(model, path: Path) -> None:
-    tmp = path.with_name(path.stem + ".tmp" + path.suffix)
-    try:
+    with atomic_path(path) as tmp:
         model.save(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
 
 
 def write_scalars(writer, values: dict, step: int) -> None:

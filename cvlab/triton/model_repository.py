@@ -25,12 +25,13 @@ from __future__ import annotations
 
 import os
 import shutil
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from google.protobuf import text_format
 from tritonclient.grpc import model_config_pb2 as mc
+
+from cvlab.fileio import atomic_path, atomic_write_text
 
 TARGETS = ("tensorrt_plan", "onnxruntime_onnx", "python")
 #: model file name inside the version directory, per target
@@ -258,20 +259,8 @@ class TritonPythonModel:
 
 
 def _atomic_copy(src: Path, dst: Path) -> None:
-    fd, tmp = tempfile.mkstemp(dir=dst.parent, prefix=f".{dst.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
+    with atomic_path(dst) as tmp:
         shutil.copyfile(src, tmp)
-        os.replace(tmp, dst)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def _atomic_text(dst: Path, text: str) -> None:
-    from cvlab.kitti import atomic_write_text
-
-    atomic_write_text(dst, text)
 
 
 def write_model_repository(
@@ -296,10 +285,10 @@ def write_model_repository(
     version_dir.mkdir(parents=True, exist_ok=True)
     if target == "python":
         _atomic_copy(model_file, version_dir / "model.onnx")
-        _atomic_text(version_dir / "model.py", PYTHON_MODEL_PY)
+        atomic_write_text(version_dir / "model.py", PYTHON_MODEL_PY)
     else:
         _atomic_copy(model_file, version_dir / MODEL_FILENAMES[target])
-    _atomic_text(model_dir / "config.pbtxt", config_to_text(cfg))
+    atomic_write_text(model_dir / "config.pbtxt", config_to_text(cfg))
     return model_dir
 
 
