@@ -4,7 +4,6 @@ repositories, and the GCS upload with a Triton (re)load from ``gs://``.
 
 from __future__ import annotations
 
-import socket
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -213,15 +212,9 @@ class LocalGcsEmulator:
 
     def triton_env(self, mount_dir: Path) -> dict[str, str]:
         """Environment for tritonserver to read gs:// from this emulator (no credentials)."""
-        closed = socket.socket()
-        closed.bind(("127.0.0.1", 0))
-        port = closed.getsockname()[1]
-        closed.close()  # nothing listens there: the metadata-server lookup fails fast
-        return {
-            "CLOUD_STORAGE_EMULATOR_ENDPOINT": self.endpoint,
-            "GCE_METADATA_ROOT": f"127.0.0.1:{port}",
-            "TRITON_GCS_MOUNT_DIRECTORY": str(mount_dir),
-        }
+        from cvlab.triton.server import gcs_emulator_env
+
+        return gcs_emulator_env(self.endpoint, mount_dir)
 
     def __enter__(self) -> LocalGcsEmulator:
         return self.start()

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import subprocess
 import time
 import urllib.error
@@ -327,20 +326,14 @@ def local_triton_gcs_env(emulator_endpoint: str, mount_dir: str | os.PathLike) -
     Points the metadata server at a closed loopback port (so Triton does not wait for GCE
     credentials) and blanks GOOGLE_APPLICATION_CREDENTIALS.
     """
+    from cvlab.triton.server import gcs_emulator_env
+
     if not emulator_endpoint.startswith(("http://", "https://")):
         raise ValueError(f"emulator endpoint must include http:// (got {emulator_endpoint!r})")
-    with socket.socket() as sock:  # a port nobody listens on
-        sock.bind(("127.0.0.1", 0))
-        closed = sock.getsockname()[1]
     Path(mount_dir).mkdir(parents=True, exist_ok=True)
-    return {
-        "CLOUD_STORAGE_EMULATOR_ENDPOINT": emulator_endpoint.rstrip("/"),
-        "STORAGE_EMULATOR_HOST": emulator_endpoint.rstrip("/"),
-        "GCE_METADATA_ROOT": f"127.0.0.1:{closed}",
-        "GCE_METADATA_HOST": f"127.0.0.1:{closed}",
-        "TRITON_GCS_MOUNT_DIRECTORY": str(mount_dir),
-        "GOOGLE_APPLICATION_CREDENTIALS": "",
-    }
+    env = gcs_emulator_env(emulator_endpoint.rstrip("/"), mount_dir)
+    env["GOOGLE_APPLICATION_CREDENTIALS"] = ""
+    return env
 
 
 # --------------------------------------------------------------------------- whole flow

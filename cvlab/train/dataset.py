@@ -30,19 +30,24 @@ from cvlab.train.targets import RasterizerConfig, tf_build_targets
 _FOLD = re.compile(r"-fold-(\d{3})-of-(\d{3})")
 
 
+#: The TAO detectnet_v2 features the trainer reads (a subset of cvlab.flir.tfrecords.FEATURE_SPEC).
+TRAINER_FEATURES = (
+    "frame/id",
+    "frame/width",
+    "frame/height",
+    "target/object_class",
+    "target/coordinates_x1",
+    "target/coordinates_y1",
+    "target/coordinates_x2",
+    "target/coordinates_y2",
+)
+
+
 def feature_spec() -> dict:
     """The parsing spec for the fields the trainer reads (TAO detectnet_v2 schema)."""
-    import tensorflow as tf
+    from cvlab.flir import tfrecords
 
-    spec = {
-        "frame/id": tf.io.FixedLenFeature([], tf.string),
-        "frame/width": tf.io.FixedLenFeature([], tf.int64),
-        "frame/height": tf.io.FixedLenFeature([], tf.int64),
-        "target/object_class": tf.io.VarLenFeature(tf.string),
-    }
-    for k in ("x1", "y1", "x2", "y2"):
-        spec[f"target/coordinates_{k}"] = tf.io.VarLenFeature(tf.float32)
-    return spec
+    return {k: tfrecords.FEATURE_SPEC[k] for k in TRAINER_FEATURES}
 
 
 def split_folds(pattern: str, validation_fold: int | None = 0) -> tuple[list[str], list[str]]:
@@ -228,44 +233,21 @@ def make_dataset(
 def write_tfrecord_examples(path: str | os.PathLike, records: Sequence[Record]) -> None:
     """Write ``records`` as TAO detectnet_v2 examples (atomic); used by tests and tools.
 
-    Includes the truncation/occlusion and other fields ``dataset_convert`` writes, set to 0.
+    Examples are built by :func:`cvlab.flir.tfrecords.make_example`, so they carry every field
+    ``dataset_convert`` writes (truncation, occlusion, 3D fields set to 0).
     """
     import tensorflow as tf
 
-    def _bytes(values):
-        return tf.train.Feature(bytes_list=tf.train.BytesList(value=values))
+    from cvlab.fileio import atomic_path
+    from cvlab.flir.tfrecords import FLOAT_TARGETS, KittiObject, make_example
 
-    def _floats(values):
-        return tf.train.Feature(float_list=tf.train.FloatList(value=values))
-
-    def _ints(values):
-        return tf.train.Feature(int64_list=tf.train.Int64List(value=values))
-
-    path = str(path)
-    tmp = path + ".tmp"
-    try:
-        with tf.io.TFRecordWriter(tmp) as writer:
-            for r in records:
-                n = len(r.classes)
-                b = np.asarray(r.boxes, np.float32).reshape(-1, 4)
-                feats = {
-                    "frame/id": _bytes([r.frame_id.encode()]),
-                    "frame/width": _ints([r.width]),
-                    "frame/height": _ints([r.height]),
-                    "target/object_class": _bytes([c.encode() for c in r.classes]),
-                    "target/coordinates_x1": _floats(b[:, 0].tolist()),
-                    "target/coordinates_y1": _floats(b[:, 1].tolist()),
-                    "target/coordinates_x2": _floats(b[:, 2].tolist()),
-                    "target/coordinates_y2": _floats(b[:, 3].tolist()),
-                    "target/truncation": _floats([0.0] * n),
-                    "target/occlusion": _ints([0] * n),
-                    "target/observation_angle": _floats([0.0] * n),
-                    "target/world_bbox_z": _floats([0.0] * n),
-                }
-                ex = tf.train.Example(features=tf.train.Features(feature=feats))
-                writer.write(ex.SerializeToString())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    with atomic_path(path) as tmp, tf.io.TFRecordWriter(str(tmp)) as writer:
+        for r in records:
+            boxes = np.asarray(r.boxes, np.float32).reshape(-1, 4)
+            objects = []
+            for cls, box in zip(r.classes, boxes.tolist(), strict=True):
+                values = dict.fromkeys(FLOAT_TARGETS, 0.0)
+                for key, value in zip(("x1", "y1", "x2", "y2"), box, strict=True):
+                    values[f"target/coordinates_{key}"] = value
+                objects.append(KittiObject(cls, values, 0))
+            writer.write(make_example(r.frame_id, r.width, r.height, objects).SerializeToString())

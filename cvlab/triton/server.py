@@ -110,11 +110,12 @@ def gcs_emulator_env(endpoint: str, mount_dir: str | os.PathLike) -> dict[str, s
     """
     if not endpoint.startswith(("http://", "https://")):
         endpoint = f"http://{endpoint}"
+    closed = f"127.0.0.1:{free_port()}"  # nothing listens there: the lookup fails fast
     return {
         "CLOUD_STORAGE_EMULATOR_ENDPOINT": endpoint,
         "STORAGE_EMULATOR_HOST": endpoint,
-        "GCE_METADATA_ROOT": f"127.0.0.1:{free_port()}",
-        "GCE_METADATA_HOST": f"127.0.0.1:{free_port()}",
+        "GCE_METADATA_ROOT": closed,
+        "GCE_METADATA_HOST": closed,
         "TRITON_GCS_MOUNT_DIRECTORY": str(mount_dir),
     }
 
