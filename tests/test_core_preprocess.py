@@ -123,3 +123,37 @@ def test_grayscale_jpeg_becomes_three_channels_in_reduced_decode(tmp_path):
     rgb, size = load_image_for_model(path, (960, 544))
     assert rgb.shape == (544, 960, 3) and size == (1920, 1088)
     assert abs(int(rgb[10, 10, 0]) - 77) <= 2
+
+
+def test_bgr_path_and_in_place_batch_match_the_rgb_path(tmp_path: Path) -> None:
+    """preprocess_images reads BGR (no colour conversion) and can fill a caller's array (a
+    shared-memory slot); the tensor is the same RGB tensor as the documented RGB path."""
+    from cvlab.preprocess import load_image_for_model
+
+    rng = np.random.default_rng(3)
+    paths = []
+    for i, ext in enumerate(["jpg", "png", "png"]):
+        bgr = rng.integers(0, 255, (60 + 10 * i, 90, 3), dtype=np.uint8)
+        paths.append(str(_write_bgr(tmp_path / f"f{i}.{ext}", bgr)))
+    gray = tmp_path / "gray.png"
+    cv2.imwrite(str(gray), rng.integers(0, 255, (40, 50), dtype=np.uint8))
+    paths.append(str(gray))
+    bgr, size = load_image_for_model(paths[1], (64, 32), bgr=True)
+    rgb, _ = load_image_for_model(paths[1], (64, 32))
+    np.testing.assert_array_equal(bgr[:, :, ::-1], rgb)
+    np.testing.assert_array_equal(
+        preprocess_image(bgr, (64, 32), bgr=True), preprocess_image(rgb, (64, 32))
+    )
+    reference = np.stack([preprocess_image(load_image(p), (64, 32)) for p in paths])
+    out = np.full((6, 3, 32, 64), -1.0, np.float32)
+    with pytest.warns(UserWarning, match="missing.jpg"):
+        batch = preprocess_images(
+            [paths[0], str(tmp_path / "missing.jpg"), *paths[1:]], (64, 32), out=out
+        )
+    assert np.shares_memory(batch.tensor, out) and batch.tensor.shape == (4, 3, 32, 64)
+    np.testing.assert_array_equal(batch.tensor, reference)
+    assert (out[4:] == -1).all()  # rows past the batch untouched
+    with pytest.raises(ValueError, match=r"out must be \[>=4, 3, 32, 64\]"):
+        preprocess_images(paths, (64, 32), out=np.zeros((3, 3, 32, 64), np.float32))
+    with pytest.raises(ValueError, match="out must be float32"):
+        preprocess_image(rgb, (64, 32), out=np.zeros((3, 32, 64), np.float64))

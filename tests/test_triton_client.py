@@ -6,6 +6,7 @@ import os
 import signal
 import threading
 import time
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -41,6 +42,18 @@ def _client(server, protocol: str, **kwargs) -> TritonDetectNetClient:
     return TritonDetectNetClient(url, MODEL, protocol=protocol, **kwargs)
 
 
+def _our_regions() -> list[str]:
+    """This process's shared-memory slots still in /dev/shm."""
+    return sorted(p.name for p in Path("/dev/shm").glob(f"cvlab_{os.getpid()}_*"))
+
+
+def _server_regions(server) -> list[str]:
+    import tritonclient.http as http
+
+    status = http.InferenceServerClient(server.http_url).get_system_shared_memory_status()
+    return sorted(r["name"] for r in status)
+
+
 def _success_count(server) -> int:
     import tritonclient.http as http
 
@@ -70,9 +83,10 @@ def images(tmp_path_factory):
     return [str(p) for p in write_test_images(tmp_path_factory.mktemp("images"), 11)]
 
 
+@pytest.mark.parametrize("shared_memory", ["system", "none"])
 @pytest.mark.parametrize("protocol", PROTOCOLS)
-def test_sync_outputs_match_onnxruntime(demo_server, protocol):  # noqa: F811
-    client = _client(demo_server, protocol)
+def test_sync_outputs_match_onnxruntime(demo_server, protocol, shared_memory):  # noqa: F811
+    client = _client(demo_server, protocol, shared_memory=shared_memory)
     assert client.input_size == INPUT_SIZE and client.max_batch_size == MAX_BATCH
     assert client.input_name == "input_1" and client.num_classes == 3
     x = np.random.default_rng(1).random((3, 3, H, W), dtype=np.float32)
@@ -86,16 +100,27 @@ def test_sync_outputs_match_onnxruntime(demo_server, protocol):  # noqa: F811
     assert set(out) == set(ref) == {"output_cov/Sigmoid", "output_bbox/BiasAdd"}
     for name in ref:
         np.testing.assert_allclose(out[name], ref[name], atol=1e-5)
+    assert client.transport == ("shared memory" if shared_memory == "system" else "request body")
+    client.close()
 
 
 @pytest.mark.parametrize("protocol", PROTOCOLS)
-@pytest.mark.parametrize("async_mode", [True, False])
-def test_pipeline_maps_results_to_frames(demo_server, images, tmp_path, protocol, async_mode):  # noqa: F811
+@pytest.mark.parametrize(
+    "async_mode,shared_memory", [(True, "system"), (True, "none"), (False, "auto")]
+)
+def test_pipeline_maps_results_to_frames(
+    demo_server,  # noqa: F811
+    images,
+    tmp_path,
+    protocol,
+    async_mode,
+    shared_memory,
+):
     broken = tmp_path / "broken.jpg"
     broken.write_bytes(b"not a jpeg")
     paths = images[:5] + [str(broken)] + images[5:]
     probe = RecordingPostprocessor()
-    client = _client(demo_server, protocol, concurrency=3)
+    client = _client(demo_server, protocol, concurrency=3, shared_memory=shared_memory)
     with pytest.warns(UserWarning, match="broken.jpg"):
         dets = client.infer_images(paths, 4, probe, async_mode=async_mode, progress=False)
     assert [d.image_path for d in dets] == images  # input order, unreadable frame skipped
@@ -108,6 +133,10 @@ def test_pipeline_maps_results_to_frames(demo_server, images, tmp_path, protocol
         for name, value in ref.items():
             np.testing.assert_allclose(probe.outputs[path][name], value[i], atol=1e-5)
     assert client.errors == []
+    expected = "request body" if shared_memory == "none" else "shared memory"
+    assert client.transport == expected
+    client.close()
+    assert _our_regions() == []
 
 
 def test_batch_above_max_batch_size_is_refused_before_any_request(demo_server, images):  # noqa: F811
@@ -192,6 +221,8 @@ def test_server_killed_mid_run_gives_clear_error(tmp_path, protocol):
                 paths, 1, RecordingPostprocessor(), progress=False, on_result=kill_after_first
             )
         assert time.monotonic() - start < 60
+        client.close()
+    assert _our_regions() == []
     err = info.value
     assert len(err.results) >= 1 and err.results[0].image_path == paths[0]
     assert len(err.results) + sum(len(e.paths) for e in err.errors) == len(paths)
@@ -249,3 +280,87 @@ def test_cli_infer_errors_are_clean(demo_server, images, tmp_path, capsys):  # n
     assert "--mode 'YOLOv3' is not supported" in capsys.readouterr().err
     assert main(["infer", images[0], "-m", "nope", "-u", demo_server.http_url]) == 2
     assert "'nope'" in capsys.readouterr().err
+    remote = ["infer", images[0], "-m", MODEL, "-u", "10.9.9.9:8000", "--shared-memory", "system"]
+    assert main(remote) == 2
+    assert "needs a server on this machine" in capsys.readouterr().err
+    assert main([*base, "--shared-memory", "none"]) == 0
+    assert "1 image(s)" in capsys.readouterr().out
+
+
+def test_shared_memory_slots_are_reused_and_released(demo_server, images):  # noqa: F811
+    client = _client(demo_server, "http", concurrency=2, preprocess_workers=1)
+    first = client.infer_images(images, 4, progress=False)
+    names = _our_regions()
+    assert len(names) == 2 + 2  # in flight + read ahead (preprocess_workers + 1)
+    assert set(names) <= set(_server_regions(demo_server))
+    again = client.infer_images(images, 3, progress=False)  # smaller batch: same slots
+    assert _our_regions() == names
+    assert [d.image_path for d in again] == [d.image_path for d in first]
+    for a, b in zip(first, again, strict=True):
+        np.testing.assert_allclose(a.xyxy, b.xyxy, atol=1e-4)
+    client.close()
+    assert _our_regions() == []
+    assert not set(names) & set(_server_regions(demo_server))  # unregistered too
+
+
+def test_regions_forgotten_by_the_server_are_registered_again(demo_server, images):  # noqa: F811
+    """perf_analyzer (or any client) may unregister every region on the server."""
+    import tritonclient.http as http
+
+    client = _client(demo_server, "grpc", concurrency=2)
+    client.infer_images(images[:4], 2, progress=False)
+    http.InferenceServerClient(demo_server.http_url).unregister_system_shared_memory()
+    assert _server_regions(demo_server) == []
+    dets = client.infer_images(images, 2, progress=False)  # registers them again first
+    assert [d.image_path for d in dets] == images and client.errors == []
+    http.InferenceServerClient(demo_server.http_url).unregister_system_shared_memory()
+    x = np.zeros((2, 3, H, W), np.float32)
+    assert client.infer_tensors([x])[0]["output_cov/Sigmoid"].shape == (2, 3, H // 16, W // 16)
+    client.close()
+
+
+def test_shared_memory_fallback_and_refusal(demo_server, images, monkeypatch):  # noqa: F811
+    with pytest.raises(ValueError, match="needs a server on this machine"):
+        TritonDetectNetClient("10.1.2.3:8000", MODEL, shared_memory="system")
+    with pytest.raises(ValueError, match="shared_memory must be one of"):
+        TritonDetectNetClient(demo_server.http_url, MODEL, shared_memory="cuda")
+    # a full /dev/shm (Docker's default is 64 MB): auto falls back, system refuses
+    monkeypatch.setattr("cvlab.triton.shared_memory.shm_free_bytes", lambda *a: 1024)
+    client = _client(demo_server, "http")
+    with pytest.warns(RuntimeWarning, match="request body.*MiB free"):
+        dets = client.infer_images(images[:3], 2, progress=False)
+    assert len(dets) == 3 and client.transport.startswith("request body (")
+    strict = _client(demo_server, "http", shared_memory="system")
+    with pytest.raises(TritonClientError, match="shared memory unavailable"):
+        strict.infer_images(images[:3], 2, progress=False)
+    assert _our_regions() == []
+
+
+def test_input_slots_wait_and_wake_on_close(demo_server):  # noqa: F811
+    import tritonclient.http as http
+
+    from cvlab.triton.shared_memory import InputSlots, SlotsClosed
+
+    triton = http.InferenceServerClient(demo_server.http_url)
+    slots = InputSlots(triton, 1, (2, 3, H, W), outputs={"out": ((3, 4), np.float32)})
+    slot = slots.acquire()
+    assert slot.array.shape == (2, 3, H, W) and slot.byte_size(1) == 3 * H * W * 4
+    size, offset = slot.output_area("out", 2)
+    assert size == 2 * 3 * 4 * 4 and offset >= slot.byte_size(2) and offset % 64 == 0
+    with pytest.raises(TimeoutError):
+        slots.acquire(timeout=0.05)
+    outcome: list[BaseException] = []
+    waiter = threading.Thread(target=lambda: _capture(slots.acquire, outcome), daemon=True)
+    waiter.start()
+    time.sleep(0.1)
+    slots.close()
+    waiter.join(5)
+    assert not waiter.is_alive() and isinstance(outcome[0], SlotsClosed)
+    assert _our_regions() == [] and slot.name not in _server_regions(demo_server)
+
+
+def _capture(func, into: list) -> None:
+    try:
+        func()
+    except BaseException as exc:  # noqa: BLE001 - the test inspects it
+        into.append(exc)

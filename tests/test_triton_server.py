@@ -14,7 +14,13 @@ from pathlib import Path
 import pytest
 from triton_fixtures import MODEL, group_members, process_alive, write_demo_repo
 
-from cvlab.triton.server import TritonServer, TritonStartError, find_tritonserver, gcs_emulator_env
+from cvlab.triton.server import (
+    TritonServer,
+    TritonStartError,
+    find_tritonserver,
+    gcs_emulator_env,
+    python_backend_regions,
+)
 
 pytestmark = pytest.mark.server
 
@@ -50,6 +56,25 @@ def test_start_ready_stop_leaves_no_process(tmp_path):
         assert "successfully loaded 'demo'" in server.log_text()
     assert server.pid is None and not server.is_ready()
     assert _wait_gone(members) == []
+
+
+def test_stop_after_inference_leaves_no_python_backend_memory(tmp_path):
+    """A stub killed with its server leaves its /dev/shm region (grown by each large request)
+    behind unless stop() unlinks it; a client still connected keeps tritonserver from a
+    graceful exit, so the process group is killed, as on Ctrl-C."""
+    import numpy as np
+
+    from cvlab.triton.client import TritonDetectNetClient
+
+    repo = write_demo_repo(tmp_path / "repo")
+    with TritonServer(repo) as server:
+        regions = python_backend_regions(os.getpgid(server.pid))
+        assert regions and all((Path("/dev/shm") / r).exists() for r in regions)
+        client = TritonDetectNetClient(server.http_url, MODEL, shared_memory="none")
+        client.infer_tensors([np.zeros((8, 3, 192, 320), np.float32)] * 2)
+        server.stop(timeout=2.0)  # connection still open: tritonserver would wait 30 s
+        assert [r for r in regions if (Path("/dev/shm") / r).exists()] == []
+        client.close()
 
 
 def test_model_load_failure_names_model_and_reason(tmp_path):

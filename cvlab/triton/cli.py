@@ -45,6 +45,12 @@ def register(subparsers) -> None:
     p.add_argument("--concurrency", type=int, default=4, help="requests in flight (--async)")
     p.add_argument("--timeout", type=float, default=30.0, help="network timeout in seconds")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument(
+        "--shared-memory",
+        default="auto",
+        choices=["auto", "system", "none"],
+        help="tensors through system shared memory (auto: when the server is on this machine)",
+    )
     p.set_defaults(func=_infer)
 
     s = subparsers.add_parser("serve", help="run a local Triton server until Ctrl-C")
@@ -99,6 +105,7 @@ def _infer(args: argparse.Namespace) -> int:
             concurrency=args.concurrency,
             timeout_s=args.timeout,
             progress=not args.no_progress,
+            shared_memory=args.shared_memory,
         )
     except (ValueError, FileNotFoundError, TritonClientError) as exc:
         print(f"error: {exc}", file=sys.stderr)

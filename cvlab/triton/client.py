@@ -4,7 +4,9 @@
 the input name, input size, output names (with or without ``:0``) and ``max_batch_size``; it
 sends binary tensors, keeps up to ``concurrency`` requests in flight, maps responses back to
 their frames by request id, retries connection errors and 503/UNAVAILABLE with backoff, and
-collects failed requests without losing the others.
+collects failed requests without losing the others. With a server on this machine, input
+tensors go through system shared memory (:mod:`cvlab.triton.shared_memory`): preprocessing
+writes each batch into a registered region and the request only names it.
 
 Example:
     >>> client = TritonDetectNetClient("127.0.0.1:8000", "peoplenet")  # doctest: +SKIP
@@ -14,9 +16,11 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
 import os
 import queue
 import time
+import warnings
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -25,9 +29,18 @@ from typing import Any
 import numpy as np
 
 from cvlab.detections import Detections
+from cvlab.triton.shared_memory import (
+    InputSlots,
+    SharedMemoryUnavailable,
+    Slot,
+    is_loopback,
+)
 
 PEOPLENET_CLASSES = ("person", "bag", "face")
 _NUMPY_DTYPES = {"FP32": np.float32, "FP16": np.float16, "INT32": np.int32, "UINT8": np.uint8}
+#: ``auto``: system shared memory for a server on this machine when it can be used, else the
+#: request body; ``system``: shared memory or an error; ``none``: always the request body.
+SHARED_MEMORY_MODES = ("auto", "system", "none")
 
 
 class TritonClientError(RuntimeError):
@@ -77,6 +90,7 @@ class _Pending:
     attempt: int = 0
     handle: Any = None
     done: Future = field(default_factory=Future)
+    slot: Slot | None = None  # the shared-memory region holding ``tensor``, if any
 
 
 def _is_retryable(exc: BaseException) -> bool:
@@ -94,6 +108,11 @@ def _is_retryable(exc: BaseException) -> bool:
             for k in ("connection refused", "failed to connect", "unavailable", "socket closed")
         )
     return False
+
+
+def _is_forgotten_region(exc: BaseException) -> bool:
+    """The server no longer knows a shared-memory region (another client unregistered it)."""
+    return "unable to find shared memory region" in str(exc).lower()
 
 
 def _describe(exc: BaseException) -> str:
@@ -119,6 +138,9 @@ class TritonDetectNetClient:
         ssl: use TLS (``https``/secure gRPC).
         preprocess_workers: threads reading and resizing images ahead of the requests
             (OpenCV releases the GIL).
+        shared_memory: ``auto`` (default) sends input tensors through system shared memory
+            when the server is on this machine and accepts it, else in the request;
+            ``system`` requires shared memory; ``none`` never uses it.
     """
 
     def __init__(
@@ -134,9 +156,15 @@ class TritonDetectNetClient:
         concurrency: int = 4,
         ssl: bool = False,
         preprocess_workers: int = 2,
+        shared_memory: str = "auto",
     ):
         if protocol not in ("http", "grpc"):
             raise ValueError(f"protocol must be 'http' or 'grpc', got {protocol!r}")
+        if shared_memory not in SHARED_MEMORY_MODES:
+            raise ValueError(
+                f"shared_memory must be one of {', '.join(SHARED_MEMORY_MODES)}, "
+                f"got {shared_memory!r}"
+            )
         for prefix in ("http://", "https://", "grpc://"):
             if url.startswith(prefix):
                 ssl = ssl or prefix == "https://"
@@ -151,6 +179,14 @@ class TritonDetectNetClient:
         self.concurrency = max(1, int(concurrency))
         self.ssl = ssl
         self.preprocess_workers = int(preprocess_workers)
+        if shared_memory == "system" and not is_loopback(url):
+            raise ValueError(
+                f"shared_memory='system' needs a server on this machine; {url} is not a "
+                "loopback address (use 'auto' or 'none')"
+            )
+        self.shared_memory = shared_memory
+        self._slots: InputSlots | None = None
+        self._shm_refused: str | None = None  # why shared memory is off for this client
         self.errors: list[RequestError] = []
         if protocol == "http":
             import tritonclient.http as module
@@ -233,6 +269,7 @@ class TritonDetectNetClient:
         self.output_shapes: dict[str, tuple[int, ...]] = {
             o["name"]: tuple(int(d) for d in o["shape"][skip:]) for o in meta["outputs"]
         }
+        self.output_datatypes: dict[str, str] = {o["name"]: o["datatype"] for o in meta["outputs"]}
 
     def _model_index(self) -> list[str]:
         try:
@@ -275,19 +312,85 @@ class TritonDetectNetClient:
         dtype = _NUMPY_DTYPES.get(self.input_datatype, np.float32)
         return np.ascontiguousarray(tensor, dtype=dtype)
 
-    def _inputs_outputs(self, tensor: np.ndarray) -> tuple[list, list]:
+    def _inputs_outputs(self, tensor: np.ndarray, slot: Slot | None = None) -> tuple[list, list]:
         inp = self._module.InferInput(self.input_name, list(tensor.shape), self.input_datatype)
-        if self.protocol == "http":
+        if slot is not None:  # the tensor already lies in the registered region
+            inp.set_shared_memory(slot.name, slot.byte_size(len(tensor)))
+        elif self.protocol == "http":
             inp.set_data_from_numpy(tensor, binary_data=True)
+        else:
+            inp.set_data_from_numpy(tensor)
+        if self.protocol == "http":
             outs = [
                 self._module.InferRequestedOutput(n, binary_data=True) for n in self.output_names
             ]
         else:
-            inp.set_data_from_numpy(tensor)
             outs = [self._module.InferRequestedOutput(n) for n in self.output_names]
+        if slot is not None and slot.outputs:  # the server writes the outputs after the input
+            for out in outs:
+                size, offset = slot.output_area(out.name(), len(tensor))
+                out.set_shared_memory(slot.name, size, offset=offset)
         return [inp], outs
 
-    def _outputs(self, result) -> dict[str, np.ndarray]:
+    # --- shared memory --------------------------------------------------------------------------
+    @property
+    def transport(self) -> str:
+        """How input tensors travel now: ``shared memory`` or ``request body`` (and why)."""
+        if self._slots is not None and not self._slots.closed:
+            return "shared memory"
+        if self._shm_refused:
+            return f"request body ({self._shm_refused})"
+        return "request body"
+
+    def _input_slots(self, batch_size: int, count: int) -> InputSlots | None:
+        """Registered shared-memory slots for ``count`` batches of ``batch_size``, or None.
+
+        ``auto`` falls back to the request body (once, with a warning) when the server cannot
+        use shared memory; ``system`` raises :class:`TritonClientError` instead.
+        """
+        if self.shared_memory == "none" or self._shm_refused:
+            return None
+        if self.shared_memory == "auto" and not is_loopback(self.url):
+            self._shm_refused = "server not on this machine"
+            return None
+        dtype = _NUMPY_DTYPES.get(self.input_datatype, np.float32)
+        if self._slots is not None and self._slots.fits(batch_size, count, self.input_shape, dtype):
+            try:
+                self._slots.ensure_registered()
+                return self._slots
+            except SharedMemoryUnavailable:
+                pass  # made anew below
+        self._close_slots()
+        outputs = {
+            name: (self.output_shapes[name], _NUMPY_DTYPES[self.output_datatypes[name]])
+            for name in self.output_names
+            if self.output_datatypes.get(name) in _NUMPY_DTYPES
+            and all(d > 0 for d in self.output_shapes[name])
+        }
+        if len(outputs) != len(self.output_names):
+            outputs = {}  # a variable-size output: all come back in the response
+        try:
+            self._slots = InputSlots(
+                self._client, count, (batch_size, *self.input_shape), dtype=dtype, outputs=outputs
+            )
+        except SharedMemoryUnavailable as exc:
+            if self.shared_memory == "system":
+                raise TritonClientError(f"shared memory unavailable: {exc}") from None
+            self._shm_refused = str(exc)
+            warnings.warn(
+                f"sending tensors in the request body: {exc}", RuntimeWarning, stacklevel=3
+            )
+            return None
+        return self._slots
+
+    def _close_slots(self) -> None:
+        if self._slots is not None:
+            self._slots.close()
+            self._slots = None
+
+    def _outputs(self, result, item: _Pending | None = None) -> dict[str, np.ndarray]:
+        if item is not None and item.slot is not None and item.slot.outputs:
+            return {n: v[: len(item.tensor)].copy() for n, v in item.slot.outputs.items()}
         return {name: result.as_numpy(name) for name in self.output_names}
 
     def infer_batch(self, tensor: np.ndarray, *, check: bool = True) -> dict[str, np.ndarray]:
@@ -319,19 +422,35 @@ class TritonDetectNetClient:
         Outputs come back in input order; the first failure is raised as TritonClientError.
         """
         items = [_Pending(str(i), self.check_batch(b), [], []) for i, b in enumerate(batches)]
+        if not items:
+            return []
+        slots = self._input_slots(max(len(i.tensor) for i in items), self.concurrency)
         results: list[dict[str, np.ndarray]] = []
         in_flight: list[_Pending] = []
+
+        def collect() -> None:
+            item = in_flight.pop(0)
+            try:
+                results.append(self._outputs(self._wait(item), item))
+            finally:
+                if slots is not None:
+                    slots.release(item.slot)
+
         try:
             for item in items:
+                if slots is not None:  # one copy into a registered region
+                    item.slot = slots.acquire()
+                    item.slot.array[: len(item.tensor)] = item.tensor
                 self._submit(item)
                 in_flight.append(item)
                 if len(in_flight) >= self.concurrency:
-                    results.append(self._outputs(self._wait(in_flight.pop(0))))
+                    collect()
             while in_flight:
-                results.append(self._outputs(self._wait(in_flight.pop(0))))
+                collect()
         except TritonClientError:
             raise
         except Exception as exc:  # noqa: BLE001 - reported with the model name
+            self._close_slots()  # requests may still read the regions: never reuse them
             raise TritonClientError(
                 f"inference on {self.model_name!r} failed: {_describe(exc)}"
             ) from None
@@ -339,7 +458,7 @@ class TritonDetectNetClient:
 
     # --- async pipeline -------------------------------------------------------------------------
     def _submit(self, item: _Pending) -> None:
-        inputs, outputs = self._inputs_outputs(item.tensor)
+        inputs, outputs = self._inputs_outputs(item.tensor, item.slot)
         rid = f"{item.request_id}.{item.attempt}"
         if self.protocol == "http":
             item.handle = self._client.async_infer(
@@ -374,26 +493,36 @@ class TritonDetectNetClient:
         return item.done.result(timeout=self.timeout_s + 5)
 
     def _batches(
-        self, paths: Sequence[str], batch_size: int, prefetch: int
-    ) -> Iterator[tuple[int, Any]]:
-        """Preprocessed batches in order; a background thread reads ahead ``prefetch`` batches."""
+        self, paths: Sequence[str], batch_size: int, prefetch: int, slots: InputSlots | None
+    ) -> Iterator[tuple[int, Any, Slot | None]]:
+        """Preprocessed batches in order, read ahead ``prefetch`` batches by worker threads.
+
+        With ``slots``, each worker takes a free slot and writes its batch straight into it;
+        the caller releases the slot once the request is answered.
+        """
         from cvlab.preprocess import preprocess_images
+
+        def prepare(chunk: list[str]):
+            slot = slots.acquire() if slots is not None else None
+            try:
+                out = slot.array if slot is not None else None
+                return preprocess_images(chunk, self.input_size, "skip", out=out), slot
+            except BaseException:
+                if slots is not None:
+                    slots.release(slot)
+                raise
 
         chunks = [list(paths[i : i + batch_size]) for i in range(0, len(paths), batch_size)]
         workers = max(1, self.preprocess_workers)
         with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="cvlab-preprocess") as pool:
             futures: queue.SimpleQueue = queue.SimpleQueue()
             for chunk in chunks[:prefetch]:
-                futures.put(pool.submit(preprocess_images, chunk, self.input_size, "skip"))
+                futures.put(pool.submit(prepare, chunk))
             for index in range(len(chunks)):
-                batch = futures.get().result()
+                batch, slot = futures.get().result()
                 if index + prefetch < len(chunks):
-                    futures.put(
-                        pool.submit(
-                            preprocess_images, chunks[index + prefetch], self.input_size, "skip"
-                        )
-                    )
-                yield index, batch
+                    futures.put(pool.submit(prepare, chunks[index + prefetch]))
+                yield index, batch, slot
 
     def default_postprocessor(self, class_names: Sequence[str] | None = None):
         """DetectNetPostprocessor with default clustering for ``class_names`` (PeopleNet's if None)."""
@@ -448,15 +577,34 @@ class TritonDetectNetClient:
 
             bar = tqdm(total=len(paths), desc=f"infer {self.model_name}", unit="img")
 
+        prefetch = max(2, self.preprocess_workers + 1)
+        slots = self._input_slots(batch_size, window + prefetch) if paths else None
+
         def finish(item: _Pending) -> None:
+            try:
+                answer(item)
+            finally:
+                if slots is not None:
+                    slots.release(item.slot)
+
+        def answer(item: _Pending) -> None:
             nonlocal server_down
             while True:
                 try:
                     result = self._wait(item)
                     break
                 except Exception as exc:  # noqa: BLE001 - every failure is recorded, not raised
-                    if _is_retryable(exc) and item.attempt < self.retries and not server_down:
-                        time.sleep(self.backoff_s * 2**item.attempt)
+                    forgotten = slots is not None and _is_forgotten_region(exc)
+                    if forgotten and item.attempt < self.retries:
+                        with contextlib.suppress(SharedMemoryUnavailable):
+                            slots.ensure_registered()
+                    if (
+                        (forgotten or _is_retryable(exc))
+                        and item.attempt < self.retries
+                        and not server_down
+                    ):
+                        if not forgotten:
+                            time.sleep(self.backoff_s * 2**item.attempt)
                         item.attempt += 1
                         item.done = Future()
                         try:
@@ -472,7 +620,7 @@ class TritonDetectNetClient:
                     if bar is not None:
                         bar.update(len(item.paths))
                     return
-            outputs = self._outputs(result)
+            outputs = self._outputs(result, item)
             dets = post.batch(outputs, item.sizes, item.paths)
             results[int(item.request_id)] = dets
             if on_result is not None:
@@ -481,19 +629,25 @@ class TritonDetectNetClient:
             if bar is not None:
                 bar.update(len(item.paths))
 
+        batches = self._batches(paths, batch_size, prefetch, slots)
+        completed = False
         try:
-            for index, batch in self._batches(paths, batch_size, prefetch=max(2, window + 1)):
+            for index, batch, slot in batches:
                 if bar is not None and batch.skipped:
                     bar.update(len(batch.skipped))
-                if len(batch) == 0:
-                    continue
                 item = _Pending(str(index), batch.tensor, batch.original_sizes, batch.paths)
-                if server_down:
-                    self.errors.append(RequestError(item.request_id, item.paths, server_down))
+                item.slot = slot
+                if len(batch) == 0 or server_down:
+                    if server_down:
+                        self.errors.append(RequestError(item.request_id, item.paths, server_down))
+                    if slots is not None:
+                        slots.release(slot)
                     continue
                 try:
                     self._submit(item)
                 except Exception as exc:  # noqa: BLE001
+                    if slots is not None:
+                        slots.release(slot)
                     if _is_retryable(exc):
                         item.handle = None
                         self.errors.append(
@@ -508,7 +662,13 @@ class TritonDetectNetClient:
                     finish(in_flight.pop(0))
             while in_flight:
                 finish(in_flight.pop(0))
+            completed = True
         finally:
+            if not completed:
+                # interrupted (Ctrl-C, a bug): requests may still read the regions, so they are
+                # unregistered, and workers waiting for a slot are woken before the pool is shut
+                self._close_slots()
+            batches.close()
             if bar is not None:
                 bar.close()
         ordered = [d for key in sorted(results) for d in results[key]]
@@ -550,6 +710,8 @@ class TritonDetectNetClient:
         return out
 
     def close(self) -> None:
+        """Unregister the shared-memory slots and close the connection."""
+        self._close_slots()
         self._client.close()
 
     def __enter__(self) -> TritonDetectNetClient:

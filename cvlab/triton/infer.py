@@ -96,10 +96,13 @@ def run_inference(
     concurrency: int = 4,
     timeout_s: float = 30.0,
     progress: bool = True,
+    shared_memory: str = "auto",
 ) -> InferSummary:
     """Run the lab's client: infer every image, write labels/overlays when ``output_path`` is set.
 
     Failed requests are reported in ``InferSummary.errors``; the other frames are still written.
+    ``shared_memory``: input/output tensor transport, see
+    :class:`~cvlab.triton.client.TritonDetectNetClient` (``auto`` uses it for a local server).
     """
     if mode not in SUPPORTED_MODES:
         raise ValueError(
@@ -114,6 +117,7 @@ def run_inference(
         timeout_s=timeout_s,
         concurrency=concurrency,
         ssl=ssl,
+        shared_memory=shared_memory,
     ) as client:
         if client.max_batch_size > 0 and batch_size > client.max_batch_size:
             raise ValueError(

@@ -21,6 +21,7 @@ import atexit
 import contextlib
 import ctypes
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -351,11 +352,33 @@ class TritonServer:
         return f"TritonServer({self.model_repository!r}, http={self.http_url}, {state})"
 
 
+_SHM_REGION = re.compile(rb"^triton_python_backend_shm_region_[0-9a-f-]+$")
+
+
+def python_backend_regions(pgid: int) -> list[str]:
+    """Shared-memory regions of the python-backend stubs in process group ``pgid``.
+
+    Each stub gets its region's name on its command line; a stub killed before the server
+    finalises it leaves the region in /dev/shm (MBs to 100s of MBs), so stop() unlinks them.
+    """
+    names = []
+    for proc in Path("/proc").glob("[0-9]*"):
+        try:
+            if os.getpgid(int(proc.name)) != pgid:
+                continue
+            argv = (proc / "cmdline").read_bytes().split(b"\0")
+        except (OSError, ValueError):
+            continue
+        names += [a.decode() for a in argv if _SHM_REGION.match(a)]
+    return names
+
+
 def _kill_group(process: subprocess.Popen, timeout: float) -> None:
     try:
         pgid = os.getpgid(process.pid)
     except ProcessLookupError:
         pgid = None
+    regions = python_backend_regions(pgid) if pgid is not None else []
     if process.poll() is None and pgid is not None:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(pgid, signal.SIGTERM)
@@ -366,6 +389,9 @@ def _kill_group(process: subprocess.Popen, timeout: float) -> None:
             os.killpg(pgid, signal.SIGKILL)
     with contextlib.suppress(subprocess.TimeoutExpired):
         process.wait(5)
+    for name in regions:
+        with contextlib.suppress(OSError):
+            os.unlink(Path("/dev/shm") / name)
 
 
 def stop_all_servers() -> None:
