@@ -89,7 +89,9 @@ print("Triton:", url, "model:", MODEL_NAME)
 # ## Inference, as the lab's client does it
 # The same as `cvlab infer IMAGES -m MODEL -b 16 --mode DetectNet_v2 -i http -u URL --async
 # --output_path OUT --postprocessing_config FILE --class_list person,bag,face`: KITTI labels go
-# to `OUT/infer_labels`, overlays to `OUT/infer_images`.
+# to `OUT/infer_labels`, overlays to `OUT/infer_images`. With the server on this machine the
+# client hands tensors over through shared memory (`/dev/shm`) instead of the request body;
+# against the GKE URL they travel in the request, as in the lab.
 
 # %%
 out_dir = ws.outputs / "01_rgb"

@@ -160,7 +160,7 @@ def main(argv: list[str]) -> int:
         help="client input transport (auto: shared memory for a local server)",
     )
     parser.add_argument(
-        "--repeats", type=int, default=3, help="interleaved client/perf_analyzer runs (medians)"
+        "--repeats", type=int, default=5, help="interleaved client/perf_analyzer runs (medians)"
     )
     parser.add_argument(
         "--model-width", type=int, default=8, help="demo trunk width (larger = heavier server)"
