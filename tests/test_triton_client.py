@@ -30,7 +30,7 @@ from cvlab.triton.client import (
     TritonClientError,
     TritonDetectNetClient,
 )
-from cvlab.triton.server import TritonServer, free_port
+from cvlab.triton.server import TritonServer, free_port, python_backend_regions
 
 pytestmark = pytest.mark.server
 W, H = INPUT_SIZE
@@ -207,6 +207,7 @@ def test_server_killed_mid_run_gives_clear_error(tmp_path, protocol):
     repo = write_demo_repo(tmp_path / "repo")
     paths = [str(p) for p in write_test_images(tmp_path / "img", 24)]
     with TritonServer(repo) as server:
+        backend_regions = python_backend_regions(os.getpgid(server.pid))
         client = _client(server, protocol, concurrency=2, retries=1, backoff_s=0.05, timeout_s=10)
         seen = []
 
@@ -223,6 +224,7 @@ def test_server_killed_mid_run_gives_clear_error(tmp_path, protocol):
         assert time.monotonic() - start < 60
         client.close()
     assert _our_regions() == []
+    assert backend_regions and not any((Path("/dev/shm") / r).exists() for r in backend_regions)
     err = info.value
     assert len(err.results) >= 1 and err.results[0].image_path == paths[0]
     assert len(err.results) + sum(len(e.paths) for e in err.errors) == len(paths)

@@ -33,6 +33,7 @@ import time
 import urllib.error
 import urllib.request
 import weakref
+from collections.abc import Iterable
 from pathlib import Path
 
 PR_SET_PDEATHSIG = 1
@@ -202,6 +203,7 @@ class TritonServer:
         self._log_file = None
         self.process: subprocess.Popen | None = None
         self._lock = threading.Lock()
+        self._backend_regions: set[str] = set()  # python-backend /dev/shm regions seen
 
     # --- addresses ------------------------------------------------------------------------------
     @property
@@ -280,6 +282,9 @@ class TritonServer:
         except BaseException:
             self.stop()
             raise
+        # remembered now: if the server is killed from outside, stop() can still unlink them
+        with contextlib.suppress(ProcessLookupError, AttributeError):
+            self._backend_regions.update(python_backend_regions(os.getpgid(self.process.pid)))
         return self
 
     def _get(self, path: str, timeout: float = 2.0) -> int:
@@ -326,7 +331,8 @@ class TritonServer:
         with self._lock:
             process, self.process = self.process, None
             if process is not None:
-                _kill_group(process, timeout)
+                _kill_group(process, timeout, self._backend_regions)
+            self._backend_regions = set()
             if self._log_file is not None:
                 self._log_file.close()
                 self._log_file = None
@@ -373,12 +379,14 @@ def python_backend_regions(pgid: int) -> list[str]:
     return names
 
 
-def _kill_group(process: subprocess.Popen, timeout: float) -> None:
+def _kill_group(
+    process: subprocess.Popen, timeout: float, known_regions: Iterable[str] = ()
+) -> None:
     try:
         pgid = os.getpgid(process.pid)
     except ProcessLookupError:
         pgid = None
-    regions = python_backend_regions(pgid) if pgid is not None else []
+    regions = set(known_regions) | set(python_backend_regions(pgid) if pgid is not None else [])
     if process.poll() is None and pgid is not None:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(pgid, signal.SIGTERM)
