@@ -6,7 +6,6 @@ Import the fixtures into a test module with ``from triton_fixtures import ...``.
 from __future__ import annotations
 
 import functools
-import os
 import shutil
 import tempfile
 from pathlib import Path
@@ -59,16 +58,9 @@ def process_alive(pid: int) -> bool:
 
 def group_members(pgid: int) -> list[int]:
     """Live processes in process group ``pgid``."""
-    members = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            if os.getpgid(int(entry.name)) == pgid and process_alive(int(entry.name)):
-                members.append(int(entry.name))
-        except (ProcessLookupError, PermissionError):
-            continue
-    return members
+    from cvlab.triton.server import group_pids
+
+    return [pid for pid in group_pids(pgid) if process_alive(pid)]
 
 
 def write_test_images(directory: Path, count: int, seed: int = 0) -> list[Path]:

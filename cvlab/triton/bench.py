@@ -193,52 +193,52 @@ def main(argv: list[str]) -> int:
         paths = write_bench_images(tmp / "images", args.images, image_size)
         with TritonServer(tmp / "repo", startup_timeout=120) as server:
             url = server.http_url if args.protocol == "http" else server.grpc_url
-            client = TritonDetectNetClient(
+            with TritonDetectNetClient(
                 url,
                 model,
                 protocol=args.protocol,
                 concurrency=args.concurrency,
                 shared_memory=args.shared_memory,
-            )
-            post = client.default_postprocessor()
-            client.infer_images(paths[: 2 * args.batch], args.batch, post, progress=False)
-            transport = client.transport
-            pa_memory = "system" if transport == "shared memory" else "none"
+            ) as client:
+                post = client.default_postprocessor()
+                client.infer_images(paths[: 2 * args.batch], args.batch, post, progress=False)
+                transport = client.transport
+                pa_memory = "system" if transport == "shared memory" else "none"
+                other_memory = "none" if pa_memory == "system" else "system"
 
-            def perf(memory: str) -> float | None:
-                if binary is None:
-                    return None
-                try:
-                    return run_perf_analyzer(
-                        binary, model, url, args.protocol, args.batch, args.concurrency,
-                        shared_memory=memory,
-                    )  # fmt: skip
-                except (RuntimeError, subprocess.TimeoutExpired) as exc:
-                    print(f"perf_analyzer: {exc}")
-                    return None
+                def perf(memory: str) -> float | None:
+                    if binary is None:
+                        return None
+                    try:
+                        return run_perf_analyzer(
+                            binary, model, url, args.protocol, args.batch, args.concurrency,
+                            shared_memory=memory,
+                        )  # fmt: skip
+                    except (RuntimeError, subprocess.TimeoutExpired) as exc:
+                        print(f"perf_analyzer: {exc}")
+                        return None
 
-            pipeline, ceilings = [], []
-            for repeat in range(max(1, args.repeats)):
+                pipeline, ceilings = [], []
+                for repeat in range(max(1, args.repeats)):
+                    start = time.perf_counter()
+                    dets = client.infer_images(paths, args.batch, post, progress=False)
+                    pipeline.append(len(dets) / (time.perf_counter() - start))
+                    rate = perf(pa_memory)
+                    if rate:
+                        ceilings.append(rate)
+                    shown = f", perf_analyzer {rate:.1f}" if rate else ""
+                    print(f"run {repeat + 1}: client {pipeline[-1]:.1f} img/s{shown}", flush=True)
+                tensor = np.random.default_rng(0).random(
+                    (args.batch, 3, input_size[1], input_size[0]), dtype=np.float32
+                )
+                batches = [tensor] * max(1, args.images // args.batch)
                 start = time.perf_counter()
-                dets = client.infer_images(paths, args.batch, post, progress=False)
-                pipeline.append(len(dets) / (time.perf_counter() - start))
-                ceiling = perf(pa_memory)
-                if ceiling:
-                    ceilings.append(ceiling)
-                shown = f", perf_analyzer {ceiling:.1f}" if ceiling else ""
-                print(f"run {repeat + 1}: client {pipeline[-1]:.1f} img/s{shown}", flush=True)
-            tensor = np.random.default_rng(0).random(
-                (args.batch, 3, input_size[1], input_size[0]), dtype=np.float32
-            )
-            batches = [tensor] * max(1, args.images // args.batch)
-            start = time.perf_counter()
-            client.infer_tensors(batches)
-            infer_only = len(batches) * args.batch / (time.perf_counter() - start)
-            other = perf("none" if pa_memory == "system" else "system")
-            client.close()
-    best = statistics.median(pipeline)
+                client.infer_tensors(batches)
+                infer_only = len(batches) * args.batch / (time.perf_counter() - start)
+                other = perf(other_memory)
+    client_rate = statistics.median(pipeline)
     rows = [{"measure": f"client pipeline (read+preprocess+infer+postprocess), {transport}",
-             "images_per_s": best, "runs": " ".join(f"{v:.0f}" for v in pipeline)},
+             "images_per_s": client_rate, "runs": " ".join(f"{v:.0f}" for v in pipeline)},
             {"measure": "client infer only (ready tensors copied in, async)",
              "images_per_s": infer_only, "runs": ""}]  # fmt: skip
     ceiling = statistics.median(ceilings) if ceilings else None
@@ -247,8 +247,7 @@ def main(argv: list[str]) -> int:
                      "images_per_s": ceiling,
                      "runs": " ".join(f"{v:.0f}" for v in ceilings)})  # fmt: skip
     if other:
-        rows.append({"measure": f"perf_analyzer --shared-memory="
-                     f"{'none' if pa_memory == 'system' else 'system'} (other transport)",
+        rows.append({"measure": f"perf_analyzer --shared-memory={other_memory} (other transport)",
                      "images_per_s": other, "runs": ""})  # fmt: skip
     table = pd.DataFrame(rows)
     print(
@@ -258,7 +257,7 @@ def main(argv: list[str]) -> int:
     )
     print(table.to_string(index=False, float_format=lambda v: f"{v:.1f}"))
     if ceiling:
-        ratio = best / ceiling
+        ratio = client_rate / ceiling
         verdict = "meets" if ratio >= TARGET_RATIO else "below"
         print(
             f"client / perf_analyzer (same transport, medians) = {ratio:.0%} "

@@ -580,12 +580,15 @@ class TritonDetectNetClient:
         prefetch = max(2, self.preprocess_workers + 1)
         slots = self._input_slots(batch_size, window + prefetch) if paths else None
 
+        def release(slot: Slot | None) -> None:
+            if slots is not None:
+                slots.release(slot)
+
         def finish(item: _Pending) -> None:
             try:
                 answer(item)
             finally:
-                if slots is not None:
-                    slots.release(item.slot)
+                release(item.slot)
 
         def answer(item: _Pending) -> None:
             nonlocal server_down
@@ -595,15 +598,12 @@ class TritonDetectNetClient:
                     break
                 except Exception as exc:  # noqa: BLE001 - every failure is recorded, not raised
                     forgotten = slots is not None and _is_forgotten_region(exc)
-                    if forgotten and item.attempt < self.retries:
-                        with contextlib.suppress(SharedMemoryUnavailable):
-                            slots.ensure_registered()
-                    if (
-                        (forgotten or _is_retryable(exc))
-                        and item.attempt < self.retries
-                        and not server_down
-                    ):
-                        if not forgotten:
+                    retry = forgotten or _is_retryable(exc)
+                    if retry and item.attempt < self.retries and not server_down:
+                        if forgotten:  # registered again, then sent again at once
+                            with contextlib.suppress(SharedMemoryUnavailable):
+                                slots.ensure_registered()
+                        else:
                             time.sleep(self.backoff_s * 2**item.attempt)
                         item.attempt += 1
                         item.done = Future()
@@ -640,14 +640,12 @@ class TritonDetectNetClient:
                 if len(batch) == 0 or server_down:
                     if server_down:
                         self.errors.append(RequestError(item.request_id, item.paths, server_down))
-                    if slots is not None:
-                        slots.release(slot)
+                    release(slot)
                     continue
                 try:
                     self._submit(item)
                 except Exception as exc:  # noqa: BLE001
-                    if slots is not None:
-                        slots.release(slot)
+                    release(slot)
                     if _is_retryable(exc):
                         item.handle = None
                         self.errors.append(

@@ -361,6 +361,17 @@ class TritonServer:
 _SHM_REGION = re.compile(rb"^triton_python_backend_shm_region_[0-9a-f-]+$")
 
 
+def group_pids(pgid: int) -> list[int]:
+    """Processes (zombies included) in process group ``pgid``, from /proc."""
+    pids = []
+    for proc in Path("/proc").iterdir():
+        if proc.name.isdigit():
+            with contextlib.suppress(OSError):
+                if os.getpgid(int(proc.name)) == pgid:
+                    pids.append(int(proc.name))
+    return pids
+
+
 def python_backend_regions(pgid: int) -> list[str]:
     """Shared-memory regions of the python-backend stubs in process group ``pgid``.
 
@@ -368,14 +379,10 @@ def python_backend_regions(pgid: int) -> list[str]:
     finalises it leaves the region in /dev/shm (MBs to 100s of MBs), so stop() unlinks them.
     """
     names = []
-    for proc in Path("/proc").glob("[0-9]*"):
-        try:
-            if os.getpgid(int(proc.name)) != pgid:
-                continue
-            argv = (proc / "cmdline").read_bytes().split(b"\0")
-        except (OSError, ValueError):
-            continue
-        names += [a.decode() for a in argv if _SHM_REGION.match(a)]
+    for pid in group_pids(pgid):
+        with contextlib.suppress(OSError):
+            argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+            names += [a.decode() for a in argv if _SHM_REGION.match(a)]
     return names
 
 
