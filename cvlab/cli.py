@@ -14,19 +14,19 @@ import sys
 from collections.abc import Sequence
 
 COMMAND_MODULES = (
-    "cvlab.triton.cli",
-    "cvlab.flir.cli",
-    "cvlab.train.cli",
-    "cvlab.cloud.cli",
-    "cvlab.demo",
+    "cvlab.triton.commands",
+    "cvlab.datasets.commands",
+    "cvlab.train.commands",
+    "cvlab.cloud.commands",
+    "cvlab.lab.demo",
 )
 
 #: bench name -> "module:function"; the function takes argv (list[str]) and returns an exit code.
 BENCHMARKS = {
-    "core": "cvlab.bench_core:main",
-    "triton": "cvlab.triton.bench:main",
-    "flir": "cvlab.flir.bench:main",
-    "train": "cvlab.train.quality:main",
+    "core": "cvlab.bench.core:main",
+    "triton": "cvlab.bench.triton:main",
+    "flir": "cvlab.bench.datasets:main",
+    "train": "cvlab.bench.train:main",
 }
 
 

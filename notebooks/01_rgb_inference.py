@@ -55,8 +55,8 @@ BATCH_SIZE = 16
 from IPython.display import display
 
 from cvlab import lab
-from cvlab.lab_serving import rgb_sample_frames
-from cvlab.postprocess_config import PEOPLENET_RGB_CONFIG
+from cvlab.lab.serving import rgb_sample_frames
+from cvlab.inference.clustering_config import PEOPLENET_RGB_CONFIG
 
 ws = lab.Workspace(WORKSPACE)
 config = lab.clustering_config(POSTPROCESSING_CONFIG or PEOPLENET_RGB_CONFIG, CLASS_LIST)
@@ -146,7 +146,7 @@ if samples is not None:
 # `coverage_threshold`, and clusters must reach the confidence threshold.
 
 # %%
-from cvlab.widgets import ThresholdTuner
+from cvlab.lab.widgets import ThresholdTuner
 
 raw = lab.raw_outputs(url, MODEL_NAME, images, protocol=PROTOCOL, model_version=MODEL_VERSION)
 tuner = ThresholdTuner(

@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 
 from cvlab.cloud.gcs import GcsLocation, SyncReport, make_client, upload_directory
 from cvlab.cloud.manifests import TritonDeploymentConfig, to_yaml
+from cvlab.errors import CvlabError
 
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
@@ -54,11 +55,11 @@ __all__ = [
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp")
 
 
-class RepositoryInvalidError(ValueError):
+class RepositoryInvalidError(CvlabError, ValueError):
     """The model repository would not load in Triton (listed problems name file and field)."""
 
 
-class KubectlError(RuntimeError):
+class KubectlError(CvlabError, RuntimeError):
     """``kubectl apply`` failed; the message holds its stderr."""
 
 
@@ -301,8 +302,8 @@ def smoke_step(
     progress: bool = False,
 ) -> SmokeReport:
     """Run the Triton client on up to ``max_images`` images (a directory or a list of paths)."""
-    from cvlab.postprocess import DetectNetPostprocessor
-    from cvlab.postprocess_config import default_config
+    from cvlab.inference.clustering_config import default_config
+    from cvlab.inference.postprocess import DetectNetPostprocessor
     from cvlab.triton.client import TritonDetectNetClient
 
     paths = _image_paths(images, max_images)

@@ -30,6 +30,8 @@ from typing import TYPE_CHECKING, Any
 import google_crc32c
 from tqdm.auto import tqdm
 
+from cvlab.errors import CvlabError
+
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
     from google.cloud import storage
@@ -62,7 +64,7 @@ _READ_BLOCK = 1024 * 1024
 EMULATOR_PROJECT = "cvlab-local"
 
 
-class GcsError(RuntimeError):
+class GcsError(CvlabError, RuntimeError):
     """Base class of the errors raised by :mod:`cvlab.cloud.gcs`."""
 
 

@@ -30,7 +30,7 @@ from cvlab.train.targets import RasterizerConfig, tf_build_targets
 _FOLD = re.compile(r"-fold-(\d{3})-of-(\d{3})")
 
 
-#: The TAO detectnet_v2 features the trainer reads (a subset of cvlab.flir.tfrecords.FEATURE_SPEC).
+#: The TAO detectnet_v2 features the trainer reads (a subset of cvlab.formats.tfrecords.FEATURE_SPEC).
 TRAINER_FEATURES = (
     "frame/id",
     "frame/width",
@@ -45,7 +45,7 @@ TRAINER_FEATURES = (
 
 def feature_spec() -> dict:
     """The parsing spec for the fields the trainer reads (TAO detectnet_v2 schema)."""
-    from cvlab.flir import tfrecords
+    from cvlab.formats import tfrecords
 
     return {k: tfrecords.FEATURE_SPEC[k] for k in TRAINER_FEATURES}
 
@@ -233,13 +233,13 @@ def make_dataset(
 def write_tfrecord_examples(path: str | os.PathLike, records: Sequence[Record]) -> None:
     """Write ``records`` as TAO detectnet_v2 examples (atomic); used by tests and tools.
 
-    Examples are built by :func:`cvlab.flir.tfrecords.make_example`, so they carry every field
+    Examples are built by :func:`cvlab.formats.tfrecords.make_example`, so they carry every field
     ``dataset_convert`` writes (truncation, occlusion, 3D fields set to 0).
     """
     import tensorflow as tf
 
     from cvlab.fileio import atomic_path
-    from cvlab.flir.tfrecords import FLOAT_TARGETS, KittiObject, make_example
+    from cvlab.formats.tfrecords import FLOAT_TARGETS, KittiObject, make_example
 
     with atomic_path(path) as tmp, tf.io.TFRecordWriter(str(tmp)) as writer:
         for r in records:

@@ -299,7 +299,7 @@ def evaluate_kitti_dirs(
     """
     from pathlib import Path
 
-    from cvlab.kitti import read_kitti
+    from cvlab.formats.kitti import read_kitti
 
     labels = sorted(Path(labels_dir).glob("*.txt"))
     if not labels:

@@ -21,7 +21,8 @@ from dataclasses import dataclass, field
 import keras
 from keras import layers
 
-STRIDE = 16
+from cvlab.detectnet import INPUT_NAME, PEOPLENET_INPUT_SIZE, STRIDE
+
 #: ResNet depth -> number of sub-blocks in each of the four stages (TAO template).
 RESNET_REPEATS = {10: (1, 1, 1, 1), 18: (2, 2, 2, 2), 34: (3, 4, 6, 3)}
 STAGE_FILTERS = (64, 128, 256, 512)
@@ -60,7 +61,7 @@ class ModelConfig:
 #: keeps FLIR's 5:4 aspect ratio (640x512 frames at half size), so small people stay visible.
 TINY_CONFIG = ModelConfig(input_size=(320, 256), num_layers=10, width_multiplier=0.25)
 #: The lab's PeopleNet-sized config (ResNet-34, 960x544).
-PEOPLENET_CONFIG = ModelConfig(input_size=(960, 544), num_layers=34)
+PEOPLENET_CONFIG = ModelConfig(input_size=PEOPLENET_INPUT_SIZE, num_layers=34)
 
 
 def _filters(base: int, width_multiplier: float) -> int:
@@ -108,7 +109,7 @@ def _subblock(
 
 def build_detectnet_v2(
     num_classes: int,
-    input_size: tuple[int, int] = (960, 544),
+    input_size: tuple[int, int] = PEOPLENET_INPUT_SIZE,
     arch: str = "resnet",
     num_layers: int = 18,
     width_multiplier: float = 1.0,
@@ -146,7 +147,7 @@ def build_detectnet_v2(
     if num_classes < 1:
         raise ValueError("build_detectnet_v2: num_classes must be >= 1")
 
-    inputs = keras.Input(shape=(3, height, width), name="input_1")
+    inputs = keras.Input(shape=(3, height, width), name=INPUT_NAME)
     x = layers.Permute((2, 3, 1), name="input_to_nhwc")(inputs)
     x = layers.Conv2D(
         _filters(64, width_multiplier),

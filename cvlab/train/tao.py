@@ -140,7 +140,7 @@ def lab_commands(
 
     Paths default to the lab's; ``data/specs`` holds the two spec files they refer to.
     """
-    from cvlab.train.tensorrt import tao_converter_command
+    from cvlab.export.tensorrt import tao_converter_command
 
     weights = f"/tlt/{results_dir}/weights/final_model.tlt"
     return {

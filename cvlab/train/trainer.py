@@ -23,6 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
+from cvlab.detectnet import PEOPLENET_INPUT_SIZE
 from cvlab.fileio import atomic_path
 from cvlab.train.augment import AugmentConfig
 from cvlab.train.losses import CostConfig
@@ -30,7 +31,7 @@ from cvlab.train.model import TINY_CONFIG, ModelConfig
 from cvlab.train.targets import RasterizerConfig
 
 #: ``(minimum_height, minimum_width)`` of the lab spec's ``evaluation_box_config``
-#: (:func:`cvlab.train.spec.build_lab_spec`), in pixels of the prepared images.
+#: (:func:`cvlab.formats.tao_spec.build_lab_spec`), in pixels of the prepared images.
 EVALUATION_MIN_SIZE = (4.0, 4.0)
 
 
@@ -39,7 +40,7 @@ class TrainConfig:
     """Everything a training run needs (mirrors the TAO training spec's sections)."""
 
     class_names: tuple[str, ...] = ("person",)
-    model: ModelConfig = field(default_factory=lambda: ModelConfig(input_size=(960, 544)))
+    model: ModelConfig = field(default_factory=lambda: ModelConfig(input_size=PEOPLENET_INPUT_SIZE))
     epochs: int = 60
     batch_size: int = 8
     min_learning_rate: float = 5e-6
@@ -92,8 +93,8 @@ class TrainConfig:
     @classmethod
     def from_spec(cls, spec, width_multiplier: float = 1.0) -> TrainConfig:
         """Build from a TAO DetectNet_v2 training spec (path, ``Experiment`` message or
-        :class:`cvlab.train.spec.TrainingParams`), via :mod:`cvlab.train.spec`."""
-        from cvlab.train import spec as spec_module
+        :class:`cvlab.formats.tao_spec.TrainingParams`), via :mod:`cvlab.formats.tao_spec`."""
+        from cvlab.formats import tao_spec as spec_module
         from cvlab.train.losses import Objective, TargetClassCost
         from cvlab.train.targets import TargetClassConfig
 
@@ -221,7 +222,7 @@ def validate(
     """Predict the validation records and evaluate them (AP @ IoU 0.5, INTEGRATE).
 
     The grids are clustered by the inference post-processor
-    (:func:`cvlab.train.metrics.validation_postprocessor`: IR clustering config, low confidence
+    (:func:`cvlab.train.validation.validation_postprocessor`: IR clustering config, low confidence
     threshold so AP integrates over all confidences) and boxes are filtered with the lab spec's
     ``evaluation_box_config`` (:data:`EVALUATION_MIN_SIZE`). Returns the
     :class:`cvlab.train.evaluate.EvaluationResult`.
@@ -231,7 +232,7 @@ def validate(
     from cvlab.detections import Detections
     from cvlab.train.dataset import make_dataset, read_records
     from cvlab.train.evaluate import evaluate_detections
-    from cvlab.train.metrics import detections_from_outputs, validation_postprocessor
+    from cvlab.train.validation import detections_from_outputs, validation_postprocessor
 
     names = config.class_names
     post = validation_postprocessor(

@@ -29,6 +29,8 @@ from typing import Any
 import numpy as np
 
 from cvlab.detections import Detections
+from cvlab.detectnet import PEOPLENET_CLASSES
+from cvlab.errors import CvlabError
 from cvlab.triton.shared_memory import (
     InputSlots,
     SharedMemoryUnavailable,
@@ -36,14 +38,13 @@ from cvlab.triton.shared_memory import (
     is_loopback,
 )
 
-PEOPLENET_CLASSES = ("person", "bag", "face")
 _NUMPY_DTYPES = {"FP32": np.float32, "FP16": np.float16, "INT32": np.int32, "UINT8": np.uint8}
 #: ``auto``: system shared memory for a server on this machine when it can be used, else the
 #: request body; ``system``: shared memory or an error; ``none``: always the request body.
 SHARED_MEMORY_MODES = ("auto", "system", "none")
 
 
-class TritonClientError(RuntimeError):
+class TritonClientError(CvlabError, RuntimeError):
     """Base of the client's errors."""
 
 
@@ -500,7 +501,7 @@ class TritonDetectNetClient:
         With ``slots``, each worker takes a free slot and writes its batch straight into it;
         the caller releases the slot once the request is answered.
         """
-        from cvlab.preprocess import preprocess_images
+        from cvlab.inference.preprocess import preprocess_images
 
         def prepare(chunk: list[str]):
             slot = slots.acquire() if slots is not None else None
@@ -526,8 +527,8 @@ class TritonDetectNetClient:
 
     def default_postprocessor(self, class_names: Sequence[str] | None = None):
         """DetectNetPostprocessor with default clustering for ``class_names`` (PeopleNet's if None)."""
-        from cvlab.postprocess import DetectNetPostprocessor
-        from cvlab.postprocess_config import default_config
+        from cvlab.inference.clustering_config import default_config
+        from cvlab.inference.postprocess import DetectNetPostprocessor
 
         if class_names is None:
             n = self.num_classes
@@ -689,7 +690,7 @@ class TritonDetectNetClient:
         progress: bool = False,
     ) -> list[Detections]:
         """Detections for image files, a directory, or RGB arrays (for notebooks)."""
-        from cvlab.preprocess import list_images, preprocess_image
+        from cvlab.inference.preprocess import list_images, preprocess_image
 
         post = postprocessor or self.default_postprocessor(class_names)
         if isinstance(images, str | os.PathLike):
@@ -720,6 +721,6 @@ class TritonDetectNetClient:
 
 
 def _load(path: str | os.PathLike) -> np.ndarray:
-    from cvlab.preprocess import load_image
+    from cvlab.inference.preprocess import load_image
 
     return load_image(path)

@@ -31,6 +31,8 @@ from pathlib import Path
 from google.protobuf import text_format
 from tritonclient.grpc import model_config_pb2 as mc
 
+from cvlab.detectnet import BBOX_OUTPUT, COV_OUTPUT, INPUT_NAME, PEOPLENET_INPUT_SIZE
+from cvlab.errors import ConfigError
 from cvlab.fileio import atomic_path, atomic_write_text
 
 TARGETS = ("tensorrt_plan", "onnxruntime_onnx", "python")
@@ -40,11 +42,9 @@ MODEL_FILENAMES = {
     "onnxruntime_onnx": "model.onnx",
     "python": "model.py",
 }
-COV_OUTPUT = "output_cov/Sigmoid"
-BBOX_OUTPUT = "output_bbox/BiasAdd"
 
 
-class ModelConfigError(ValueError):
+class ModelConfigError(ConfigError):
     """A config.pbtxt (or a model file next to it) that is wrong; the message names file and field."""
 
 
@@ -57,7 +57,7 @@ class ModelSpec:
     """
 
     name: str
-    input_name: str = "input_1"
+    input_name: str = INPUT_NAME
     input_dims: tuple[int, ...] = (3, 544, 960)
     input_format: str = "FORMAT_NCHW"
     outputs: list[tuple[str, tuple[int, ...]]] = field(default_factory=list)
@@ -77,7 +77,7 @@ class ModelSpec:
 def peoplenet_spec(
     name: str = "peoplenet",
     num_classes: int = 3,
-    input_size: tuple[int, int] = (960, 544),
+    input_size: tuple[int, int] = PEOPLENET_INPUT_SIZE,
     max_batch_size: int = 16,
     stride: int = 16,
 ) -> ModelSpec:
@@ -204,58 +204,8 @@ def read_model_config(path: str | os.PathLike) -> mc.ModelConfig:
 
 
 # --- writing --------------------------------------------------------------------------------------
-PYTHON_MODEL_PY = '''"""Triton python-backend model written by cvlab: runs model.onnx with onnxruntime."""
-
-import json
-import os
-
-import numpy as np
-import onnxruntime as ort
-import triton_python_backend_utils as pb_utils
-
-
-class TritonPythonModel:
-    def initialize(self, args):
-        config = json.loads(args["model_config"])
-        here = os.path.dirname(os.path.abspath(__file__))
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = int(os.environ.get("CVLAB_ORT_THREADS", "1"))
-        options.inter_op_num_threads = 1
-        self.session = ort.InferenceSession(
-            os.path.join(here, "model.onnx"), options, providers=["CPUExecutionProvider"]
-        )
-        self.input_names = [i["name"] for i in config["input"]]
-        self.output_names = [o["name"] for o in config["output"]]
-        onnx_inputs = [i.name for i in self.session.get_inputs()]
-        onnx_outputs = [o.name for o in self.session.get_outputs()]
-        missing = [n for n in self.input_names if n not in onnx_inputs] + [
-            n for n in self.output_names if n not in onnx_outputs
-        ]
-        if missing:
-            raise pb_utils.TritonModelException(
-                f"model.onnx lacks tensors named in config.pbtxt: {missing}; "
-                f"ONNX inputs {onnx_inputs}, outputs {onnx_outputs}"
-            )
-
-    def execute(self, requests):
-        sizes, feeds = [], {n: [] for n in self.input_names}
-        for request in requests:
-            for name in self.input_names:
-                array = pb_utils.get_input_tensor_by_name(request, name).as_numpy()
-                feeds[name].append(array)
-            sizes.append(len(feeds[self.input_names[0]][-1]))
-        batch = {n: np.concatenate(v) for n, v in feeds.items()}
-        results = self.session.run(self.output_names, batch)
-        responses, start = [], 0
-        for size in sizes:
-            tensors = [
-                pb_utils.Tensor(name, np.ascontiguousarray(value[start : start + size]))
-                for name, value in zip(self.output_names, results)
-            ]
-            responses.append(pb_utils.InferenceResponse(output_tensors=tensors))
-            start += size
-        return responses
-'''
+#: The python-backend model copied as ``<version>/model.py`` (a real file of this package).
+PYTHON_MODEL_FILE = Path(__file__).resolve().parent / "python_backend" / "model.py"
 
 
 def _atomic_copy(src: Path, dst: Path) -> None:
@@ -285,7 +235,7 @@ def write_model_repository(
     version_dir.mkdir(parents=True, exist_ok=True)
     if target == "python":
         _atomic_copy(model_file, version_dir / "model.onnx")
-        atomic_write_text(version_dir / "model.py", PYTHON_MODEL_PY)
+        _atomic_copy(PYTHON_MODEL_FILE, version_dir / "model.py")
     else:
         _atomic_copy(model_file, version_dir / MODEL_FILENAMES[target])
     atomic_write_text(model_dir / "config.pbtxt", config_to_text(cfg))

@@ -36,11 +36,13 @@ import weakref
 from collections.abc import Iterable
 from pathlib import Path
 
+from cvlab.errors import CvlabError
+
 PR_SET_PDEATHSIG = 1
 _LIVE_SERVERS: weakref.WeakSet[TritonServer] = weakref.WeakSet()
 
 
-class TritonStartError(RuntimeError):
+class TritonStartError(CvlabError, RuntimeError):
     """tritonserver did not become ready; ``log_lines`` holds the relevant server log lines."""
 
     def __init__(self, message: str, log_lines: list[str] | None = None):

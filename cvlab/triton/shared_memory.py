@@ -31,6 +31,8 @@ from typing import Any
 
 import numpy as np
 
+from cvlab.errors import CvlabError
+
 LOOPBACK_HOSTS = ("localhost", "127.0.0.1", "::1", "[::1]", "ip6-localhost")
 SHM_DIR = "/dev/shm"
 #: /dev/shm must keep this much free beyond the slots (Docker's default is only 64 MB; writing
@@ -38,7 +40,7 @@ SHM_DIR = "/dev/shm"
 SHM_HEADROOM_BYTES = 64 * 1024 * 1024
 
 
-class SharedMemoryUnavailable(RuntimeError):
+class SharedMemoryUnavailable(CvlabError, RuntimeError):
     """Shared memory cannot be used with this server (remote, no space, or registration refused)."""
 
 

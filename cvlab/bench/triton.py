@@ -1,0 +1,271 @@
+"""``cvlab bench triton``: end-to-end images/s of the client pipeline vs perf_analyzer's ceiling.
+
+The client figure covers the whole pipeline (read JPEG, preprocess, infer over HTTP/gRPC with
+requests in flight, postprocess) against a local tritonserver serving the demo model. The
+ceiling is perf_analyzer (from the tritonclient 2.51.0 manylinux1 wheel, fetched once with
+``pip download`` into ``~/.cache/cvlab/perf_analyzer``) on the same model, batch, concurrency
+and input transport: when the client sends tensors through system shared memory (its default
+for a local server), perf_analyzer runs with ``--shared-memory=system`` too, so the two do the
+same server-side work. The other transport's ceiling is printed for context.
+Target: the client reaches at least 80 % of perf_analyzer's throughput.
+
+The frames are the project's synthetic daylight street scenes (about 180 KB per 1280x720
+JPEG, like camera frames), not noise: a noise JPEG is five times larger and decodes three
+times slower than any photo. Client and perf_analyzer runs are interleaved and the medians
+compared, because this machine's speed drifts from minute to minute.
+
+Example:
+    cvlab bench triton --images 192 --batch 8 --input-size 960x544 --protocol http
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import io
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import zipfile
+from pathlib import Path
+
+TARGET_RATIO = 0.8
+PERF_ANALYZER_VERSION = "2.51.0"
+CACHE_DIR = Path(os.environ.get("CVLAB_CACHE", Path.home() / ".cache" / "cvlab")) / "perf_analyzer"
+
+
+def _lib_dir(cache: Path) -> Path:
+    """libb64.so.0d and libcudart.so.12 as symlinks to the copies inside nvidia_pytriton.libs."""
+    from cvlab.triton.server import _pytriton_libs
+
+    libs = cache / "lib"
+    libs.mkdir(parents=True, exist_ok=True)
+    for pattern, name in (
+        ("libb64-*.so.0d", "libb64.so.0d"),
+        ("libcudart-*.so.12*", "libcudart.so.12"),
+    ):
+        found = sorted(_pytriton_libs().glob(pattern))
+        link = libs / name
+        if found and not link.exists():
+            link.symlink_to(found[0])
+    return libs
+
+
+def get_perf_analyzer(cache: Path = CACHE_DIR) -> Path | None:
+    """The perf_analyzer binary, downloaded and unpacked on first use; None when unavailable."""
+    binary = cache / "bin" / "perf_analyzer"
+    if binary.is_file():
+        return binary
+    wheels = cache / "wheel"
+    wheels.mkdir(parents=True, exist_ok=True)
+    found = sorted(wheels.glob(f"tritonclient-{PERF_ANALYZER_VERSION}-*manylinux1_x86_64.whl"))
+    if not found:
+        cmd = [
+            sys.executable, "-m", "pip", "download", f"tritonclient=={PERF_ANALYZER_VERSION}",
+            "--no-deps", "--only-binary=:all:", "--platform", "manylinux1_x86_64",
+            "--python-version", "3.11", "-d", str(wheels), "-q",
+        ]  # fmt: skip
+        if subprocess.run(cmd, capture_output=True, text=True, timeout=300).returncode != 0:
+            return None
+        found = sorted(wheels.glob(f"tritonclient-{PERF_ANALYZER_VERSION}-*.whl"))
+        if not found:
+            return None
+    member = f"tritonclient-{PERF_ANALYZER_VERSION}.data/data/bin/perf_analyzer"
+    binary.parent.mkdir(parents=True, exist_ok=True)
+    tmp = binary.with_suffix(".tmp")
+    with zipfile.ZipFile(found[0]) as wheel, open(tmp, "wb") as out:
+        out.write(wheel.read(member))
+    tmp.chmod(0o755)
+    os.replace(tmp, binary)
+    return binary
+
+
+def run_perf_analyzer(
+    binary: Path,
+    model: str,
+    url: str,
+    protocol: str,
+    batch: int,
+    concurrency: int,
+    request_count: int = 20,
+    shared_memory: str = "none",
+) -> float:
+    """perf_analyzer's throughput (inferences/s, i.e. images/s) for ``model`` at ``url``.
+
+    ``shared_memory``: ``none`` (tensors in the request) or ``system`` (input and output
+    tensors in system shared memory, as the cvlab client's default for a local server).
+    """
+    env = dict(os.environ)
+    env["LD_LIBRARY_PATH"] = ":".join(
+        p for p in (str(_lib_dir(binary.parent.parent)), env.get("LD_LIBRARY_PATH", "")) if p
+    )
+    with tempfile.TemporaryDirectory() as tmp:
+        report = Path(tmp) / "perf.csv"
+        cmd = [
+            str(binary), "-m", model, "-u", url, "-i", protocol, "-b", str(batch),
+            f"--concurrency-range={concurrency}", "--measurement-mode=count_windows",
+            f"--measurement-request-count={request_count}", "--stability-percentage=50",
+            "--max-trials=6", f"--shared-memory={shared_memory}", "-f", str(report),
+        ]  # fmt: skip
+        result = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=600)
+        if result.returncode != 0 or not report.is_file():
+            tail = "\n".join((result.stdout + result.stderr).splitlines()[-15:])
+            raise RuntimeError(f"perf_analyzer failed (exit {result.returncode}):\n{tail}")
+        rows = list(csv.DictReader(io.StringIO(report.read_text())))
+    return float(rows[0]["Inferences/Second"])
+
+
+#: distinct frames rendered; the rest of the set repeats them under other names
+DISTINCT_FRAMES = 48
+
+
+def write_bench_images(directory: Path, count: int, size: tuple[int, int]) -> list[str]:
+    """``count`` JPEG street frames of ``size`` from the project's synthetic RGB generator."""
+    import shutil
+
+    import cv2
+
+    from cvlab.datasets.synthetic import SyntheticThermalGenerator
+
+    directory.mkdir(parents=True, exist_ok=True)
+    generator = SyntheticThermalGenerator(size, seed=7, style="rgb")
+    paths = []
+    for i in range(count):
+        path = directory / f"bench_{i:04d}.jpg"
+        if i < DISTINCT_FRAMES:
+            bgr = cv2.cvtColor(generator.render(i).image, cv2.COLOR_RGB2BGR)
+            cv2.imwrite(str(path), bgr, [cv2.IMWRITE_JPEG_QUALITY, 90])
+        else:
+            shutil.copyfile(paths[i % DISTINCT_FRAMES], path)
+        paths.append(str(path))
+    return paths
+
+
+def main(argv: list[str]) -> int:
+    """Print client images/s, perf_analyzer images/s and the ratio vs the 80 % target."""
+    parser = argparse.ArgumentParser(prog="cvlab bench triton", description=__doc__.split("\n")[0])
+    parser.add_argument("--images", type=int, default=192, help="images per timed run")
+    parser.add_argument("--batch", type=int, default=8)
+    parser.add_argument("--concurrency", type=int, default=4, help="requests in flight")
+    parser.add_argument("--input-size", default="960x544", help="model input WIDTHxHEIGHT")
+    parser.add_argument("--image-size", default="1280x720", help="source JPEG WIDTHxHEIGHT")
+    parser.add_argument("--protocol", default="http", choices=["http", "grpc"])
+    parser.add_argument(
+        "--shared-memory",
+        default="auto",
+        choices=["auto", "system", "none"],
+        help="client input transport (auto: shared memory for a local server)",
+    )
+    parser.add_argument(
+        "--repeats", type=int, default=5, help="interleaved client/perf_analyzer runs (medians)"
+    )
+    parser.add_argument(
+        "--model-width", type=int, default=8, help="demo trunk width (larger = heavier server)"
+    )
+    parser.add_argument("--no-perf-analyzer", action="store_true")
+    args = parser.parse_args(argv)
+
+    import numpy as np
+    import pandas as pd
+
+    from cvlab.export.demo_model import write_demo_repository
+    from cvlab.triton.client import TritonDetectNetClient
+    from cvlab.triton.server import TritonServer
+
+    input_size = tuple(int(v) for v in args.input_size.lower().split("x"))
+    image_size = tuple(int(v) for v in args.image_size.lower().split("x"))
+    model = "bench_demo"
+    binary = None
+    if not args.no_perf_analyzer:
+        binary = get_perf_analyzer()
+        if binary is None:
+            print("perf_analyzer: could not be obtained (pip download of the "
+                  f"tritonclient {PERF_ANALYZER_VERSION} wheel failed)")  # fmt: skip
+    with tempfile.TemporaryDirectory(prefix="cvlab-bench-triton-") as tmp:
+        tmp = Path(tmp)
+        print(f"building the demo model ({input_size[0]}x{input_size[1]}) ...", flush=True)
+        write_demo_repository(
+            tmp / "repo", model, 3, input_size, max(args.batch, 1), width=args.model_width
+        )
+        paths = write_bench_images(tmp / "images", args.images, image_size)
+        with TritonServer(tmp / "repo", startup_timeout=120) as server:
+            url = server.http_url if args.protocol == "http" else server.grpc_url
+            with TritonDetectNetClient(
+                url,
+                model,
+                protocol=args.protocol,
+                concurrency=args.concurrency,
+                shared_memory=args.shared_memory,
+            ) as client:
+                post = client.default_postprocessor()
+                client.infer_images(paths[: 2 * args.batch], args.batch, post, progress=False)
+                transport = client.transport
+                pa_memory = "system" if transport == "shared memory" else "none"
+                other_memory = "none" if pa_memory == "system" else "system"
+
+                def perf(memory: str) -> float | None:
+                    if binary is None:
+                        return None
+                    try:
+                        return run_perf_analyzer(
+                            binary, model, url, args.protocol, args.batch, args.concurrency,
+                            shared_memory=memory,
+                        )  # fmt: skip
+                    except (RuntimeError, subprocess.TimeoutExpired) as exc:
+                        print(f"perf_analyzer: {exc}")
+                        return None
+
+                pipeline, ceilings = [], []
+                for repeat in range(max(1, args.repeats)):
+                    start = time.perf_counter()
+                    dets = client.infer_images(paths, args.batch, post, progress=False)
+                    pipeline.append(len(dets) / (time.perf_counter() - start))
+                    rate = perf(pa_memory)
+                    if rate:
+                        ceilings.append(rate)
+                    shown = f", perf_analyzer {rate:.1f}" if rate else ""
+                    print(f"run {repeat + 1}: client {pipeline[-1]:.1f} img/s{shown}", flush=True)
+                tensor = np.random.default_rng(0).random(
+                    (args.batch, 3, input_size[1], input_size[0]), dtype=np.float32
+                )
+                batches = [tensor] * max(1, args.images // args.batch)
+                start = time.perf_counter()
+                client.infer_tensors(batches)
+                infer_only = len(batches) * args.batch / (time.perf_counter() - start)
+                other = perf(other_memory)
+    client_rate = statistics.median(pipeline)
+    rows = [{"measure": f"client pipeline (read+preprocess+infer+postprocess), {transport}",
+             "images_per_s": client_rate, "runs": " ".join(f"{v:.0f}" for v in pipeline)},
+            {"measure": "client infer only (ready tensors copied in, async)",
+             "images_per_s": infer_only, "runs": ""}]  # fmt: skip
+    ceiling = statistics.median(ceilings) if ceilings else None
+    if ceiling:
+        rows.append({"measure": f"perf_analyzer --shared-memory={pa_memory} (server ceiling)",
+                     "images_per_s": ceiling,
+                     "runs": " ".join(f"{v:.0f}" for v in ceilings)})  # fmt: skip
+    if other:
+        rows.append({"measure": f"perf_analyzer --shared-memory={other_memory} (other transport)",
+                     "images_per_s": other, "runs": ""})  # fmt: skip
+    table = pd.DataFrame(rows)
+    print(
+        f"model {model} {input_size[0]}x{input_size[1]} (width {args.model_width}), batch {args.batch}, "
+        f"concurrency {args.concurrency}, {args.protocol}, {args.images} images of "
+        f"{image_size[0]}x{image_size[1]}, {os.cpu_count()} CPU core(s)"
+    )
+    print(table.to_string(index=False, float_format=lambda v: f"{v:.1f}"))
+    if ceiling:
+        ratio = client_rate / ceiling
+        verdict = "meets" if ratio >= TARGET_RATIO else "below"
+        print(
+            f"client / perf_analyzer (same transport, medians) = {ratio:.0%} "
+            f"({verdict} the {TARGET_RATIO:.0%} target)"
+        )
+        if ratio < TARGET_RATIO:
+            print(
+                f"note: this machine has {os.cpu_count()} CPU core(s) shared by the server, the "
+                "client's JPEG decoding/resizing and postprocessing"
+            )
+    return 0

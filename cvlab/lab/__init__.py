@@ -1,0 +1,171 @@
+"""The lab notebooks' helpers in one namespace: ``from cvlab import lab``.
+
+Every notebook works inside one workspace folder (``runs/lab`` by default). Each step writes
+its products to a fixed place in it, and each ``ensure_*`` helper returns that product,
+building it (and whatever it needs first) only when it is missing. So notebook 05 can run
+alone on a fresh machine: it generates the synthetic FLIR set, prepares it, trains the tiny
+model and writes the model repository on the way; run in order, the notebooks reuse what
+the previous ones produced.
+
+The helpers live in small modules, one job each:
+
+- :mod:`cvlab.lab.workspace`: the workspace layout, its state file, records for the report;
+- :mod:`cvlab.lab.environment`: the environment check and the NGC download;
+- :mod:`cvlab.lab.data`: FLIR source, preparation, ground truth, sample images, statistics;
+- :mod:`cvlab.lab.serving`: the RGB stand-in, local Triton, the inference client, configs;
+- :mod:`cvlab.lab.training`: training, the training curve, the TAO spec and commands;
+- :mod:`cvlab.lab.live`: the training curve redrawn after every epoch while training runs;
+- :mod:`cvlab.lab.deploy`: ONNX, TensorRT, model repositories, GCS upload, Triton reload;
+- :mod:`cvlab.lab.views`: overlays, tables and comparisons shown in the notebooks.
+
+Example:
+    >>> from cvlab import lab
+    >>> ws = lab.Workspace("runs/lab")      # doctest: +SKIP
+    >>> source = lab.ensure_flir_source(ws) # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+from cvlab.lab.data import (
+    PreparedDataset,
+    dataset_statistics,
+    ensure_flir_source,
+    ensure_prepared_dataset,
+    evaluation_set,
+    input_images,
+    prepare_summary,
+    read_ground_truth,
+    sample_photo,
+    tfrecords_dir,
+    training_images,
+    validation_images,
+)
+from cvlab.lab.deploy import (
+    Deployment,
+    EngineStep,
+    IrRepositories,
+    LocalGcsEmulator,
+    OnnxExport,
+    deploy_from_gcs,
+    ensure_ir_repository,
+    ensure_onnx,
+    tensorrt_step,
+)
+from cvlab.lab.environment import (
+    NgcDownload,
+    download_ngc_model,
+    environment_table,
+    internet_reachable,
+    ngc_cli,
+    ngc_download_command,
+)
+from cvlab.lab.serving import (
+    RawOutputs,
+    clustering_config,
+    ensure_rgb_standin,
+    ir_postprocessing_config,
+    raw_outputs,
+    rgb_postprocessing_config,
+    run_inference,
+    start_triton,
+)
+from cvlab.lab.training import (
+    TINY_EPOCHS,
+    TaoStep,
+    TrainedModel,
+    ensure_trained_model,
+    plot_history,
+    record_training_curve,
+    write_tao_spec,
+)
+from cvlab.lab.views import (
+    compare_evaluations,
+    coverage_summary,
+    detections_table,
+    evaluate,
+    record_overlay_images,
+    show_before_after,
+    show_image,
+    show_overlays,
+)
+from cvlab.lab.workspace import (
+    DEFAULT_WORKSPACE,
+    IR_MODEL_NAME,
+    LAB_IR_MODEL_NAME,
+    REPO_ROOT,
+    RGB_MODEL_NAME,
+    Workspace,
+    atomic_write_text,
+    dataclass_table,
+    produced_table,
+    record_figure,
+    record_image,
+    record_table,
+    resolve_workspace_path,
+)
+
+__all__ = [
+    "DEFAULT_WORKSPACE",
+    "IR_MODEL_NAME",
+    "LAB_IR_MODEL_NAME",
+    "REPO_ROOT",
+    "RGB_MODEL_NAME",
+    "TINY_EPOCHS",
+    "Deployment",
+    "EngineStep",
+    "IrRepositories",
+    "LocalGcsEmulator",
+    "NgcDownload",
+    "OnnxExport",
+    "PreparedDataset",
+    "RawOutputs",
+    "TaoStep",
+    "TrainedModel",
+    "Workspace",
+    "atomic_write_text",
+    "clustering_config",
+    "compare_evaluations",
+    "coverage_summary",
+    "dataclass_table",
+    "dataset_statistics",
+    "deploy_from_gcs",
+    "detections_table",
+    "download_ngc_model",
+    "ensure_flir_source",
+    "ensure_ir_repository",
+    "ensure_onnx",
+    "ensure_prepared_dataset",
+    "ensure_rgb_standin",
+    "ensure_trained_model",
+    "environment_table",
+    "evaluate",
+    "evaluation_set",
+    "input_images",
+    "internet_reachable",
+    "ir_postprocessing_config",
+    "ngc_cli",
+    "ngc_download_command",
+    "plot_history",
+    "prepare_summary",
+    "produced_table",
+    "raw_outputs",
+    "read_ground_truth",
+    "record_figure",
+    "record_image",
+    "record_overlay_images",
+    "record_table",
+    "record_training_curve",
+    "resolve_workspace_path",
+    "rgb_postprocessing_config",
+    "run_inference",
+    "sample_photo",
+    "show_before_after",
+    "show_image",
+    "show_overlays",
+    "start_triton",
+    "tensorrt_step",
+    "tfrecords_dir",
+    "training_images",
+    "validation_images",
+    "write_tao_spec",
+]

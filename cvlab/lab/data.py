@@ -1,0 +1,271 @@
+"""Lab data steps: the FLIR source (real or synthetic), its preparation (KITTI, resized images,
+TFRecords), ground truth, sample RGB images and dataset statistics.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from cvlab.detectnet import PEOPLENET_INPUT_SIZE
+from cvlab.lab.workspace import Workspace, atomic_write_text, call_with_supported, first_attribute
+
+
+def ensure_flir_source(
+    ws: Workspace,
+    flir_root: str | os.PathLike[str] | None = None,
+    *,
+    layout: str = "v2",
+    num_images: int = 120,
+    seed: int = 0,
+) -> Path:
+    """The FLIR dataset root: ``flir_root`` when given (a real download), else a synthetic set.
+
+    The synthetic set is generated once into ``ws.flir_source`` (real FLIR on-disk layout,
+    v1 or v2) and reused afterwards.
+    """
+    if flir_root:
+        root = Path(flir_root).expanduser()
+        if not root.is_dir():
+            raise FileNotFoundError(f"FLIR_ROOT {root} is not a folder")
+        return root
+    marker = ws.flir_source / ".complete.json"
+    wanted = {"layout": layout, "num_images": num_images, "seed": seed}
+    if marker.exists() and json.loads(marker.read_text()) == wanted:
+        return ws.flir_source
+    from cvlab.datasets.synthetic import generate_synthetic_flir
+
+    if ws.flir_source.exists():
+        shutil.rmtree(ws.flir_source)
+    root = Path(
+        call_with_supported(
+            generate_synthetic_flir, ws.flir_source, layout=layout, num_images=num_images, seed=seed
+        )
+    )
+    atomic_write_text(ws.flir_source / ".complete.json", json.dumps(wanted))
+    ws.update_state(flir_source=root, flir_layout=layout)
+    return root
+
+
+@dataclass
+class PreparedDataset:
+    """Where the prepared dataset lives (from the state file or a fresh preparation)."""
+
+    root: Path
+    images: Path
+    labels: Path
+    tfrecords_pattern: str
+    class_names: tuple[str, ...]
+    output_size: tuple[int, int]
+    report: Any = None
+
+    def validation_ids(self) -> list[str]:
+        """Image ids (file stems) in the validation fold (fold 0 of the TFRecords)."""
+        from cvlab.formats.tfrecords import read_tfrecords
+
+        df = read_tfrecords(self.tfrecords_pattern)
+        return sorted({str(v).split("/")[-1] for v in df.loc[df["fold"] == 0, "frame_id"]})
+
+
+def ensure_prepared_dataset(
+    ws: Workspace,
+    source: str | os.PathLike[str] | None = None,
+    *,
+    classes: Sequence[str] = ("person",),
+    output_size: tuple[int, int] = PEOPLENET_INPUT_SIZE,
+    val_split: int = 20,
+    num_synthetic: int = 120,
+    force: bool = False,
+) -> PreparedDataset:
+    """FLIR -> KITTI labels -> resized images -> TFRecords, in ``ws.dataset`` (done once)."""
+    state = ws.state().get("dataset")
+    wanted = {"classes": list(classes), "output_size": list(output_size), "val_split": val_split}
+    if state and not force and state.get("params") == wanted and Path(state["root"]).exists():
+        return PreparedDataset(
+            root=Path(state["root"]),
+            images=Path(state["images"]),
+            labels=Path(state["labels"]),
+            tfrecords_pattern=state["tfrecords_pattern"],
+            class_names=tuple(state["class_names"]),
+            output_size=tuple(state["output_size"]),
+        )
+    if source is None:
+        source = ensure_flir_source(ws, num_images=num_synthetic)
+    report = _prepare(
+        source,
+        ws.dataset,
+        classes=tuple(classes),
+        output_size=tuple(output_size),
+        val_split=val_split,
+        progress=True,
+    )
+    images = Path(first_attribute(report, "images_dir") or ws.dataset / "images")
+    labels = Path(first_attribute(report, "labels_dir") or ws.dataset / "labels")
+    tf_dir = Path(first_attribute(report, "tfrecords_dir") or ws.dataset / "tfrecords")
+    pattern = str(tf_dir / "*-fold-*")
+    prepared = PreparedDataset(
+        root=ws.dataset,
+        images=images,
+        labels=labels,
+        tfrecords_pattern=str(pattern),
+        class_names=tuple(classes),
+        output_size=tuple(output_size),
+        report=report,
+    )
+    ws.update_state(
+        dataset={
+            "root": str(ws.dataset),
+            "images": str(images),
+            "labels": str(labels),
+            "tfrecords_pattern": str(pattern),
+            "class_names": list(classes),
+            "output_size": list(output_size),
+            "params": wanted,
+        }
+    )
+    return prepared
+
+
+def read_ground_truth(
+    labels_dir: Path, image_paths: Sequence[Path], class_names: Sequence[str]
+) -> list[Any]:
+    """KITTI training labels of ``image_paths`` (same stem) as Detections, in the same order."""
+    from cvlab.formats.kitti import read_kitti
+    from cvlab.inference.preprocess import load_image
+
+    truth = []
+    for path in image_paths:
+        h, w = load_image(path).shape[:2]
+        truth.append(
+            call_with_supported(
+                read_kitti,
+                labels_dir / f"{Path(path).stem}.txt",
+                image_size=(w, h),
+                class_names=tuple(class_names),
+            )
+        )
+    return truth
+
+
+def sample_photo(ws: Workspace) -> Path:
+    """matplotlib's ``grace_hopper.jpg`` (a real RGB photo that ships with matplotlib), copied
+    once into ``ws.rgb_images``; the notebooks' real-photo example."""
+    from matplotlib import cbook
+
+    out = ws.rgb_images
+    out.mkdir(parents=True, exist_ok=True)
+    target = out / "grace_hopper.jpg"
+    if not target.exists():
+        with cbook.get_sample_data("grace_hopper.jpg") as src:
+            data = src.read()
+        tmp = target.with_suffix(".tmp")
+        tmp.write_bytes(data)
+        os.replace(tmp, target)
+    return target
+
+
+def input_images(directory: str | os.PathLike[str]) -> list[Path]:
+    """The jpg/jpeg/png files of ``directory`` (sorted); a clear error when there are none."""
+    from cvlab.inference.preprocess import list_images
+
+    found = list_images(directory)
+    if not found:
+        raise FileNotFoundError(f"{directory}: no .jpg/.jpeg/.png images")
+    return found
+
+
+def _prepare(*args: Any, **kwargs: Any) -> Any:
+    from cvlab.datasets.prepare import prepare_flir_dataset
+
+    return call_with_supported(prepare_flir_dataset, *args, **kwargs)
+
+
+def prepare_summary(prepared: PreparedDataset) -> pd.DataFrame:
+    """The preparation report as a table (or, when reused, counts read from the folders)."""
+    if prepared.report is not None and hasattr(prepared.report, "to_pandas"):
+        return prepared.report.to_pandas().reset_index()
+    images = list(prepared.images.glob("*.jpg"))
+    labels = list(prepared.labels.glob("*.txt"))
+    return pd.DataFrame(
+        [("images", len(images)), ("labels", len(labels)), ("reused", "yes")],
+        columns=["metric", "value"],
+    )
+
+
+def tfrecords_dir(prepared: PreparedDataset) -> Path:
+    """Folder holding the TFRecords."""
+    return Path(prepared.tfrecords_pattern).parent
+
+
+def dataset_statistics(prepared: PreparedDataset) -> tuple[pd.DataFrame, Any]:
+    """Per-class counts, boxes per image and box sizes read back from the TFRecords, plus a
+    Figure (box count per class, boxes per image, box height histogram)."""
+    from cvlab.formats.tfrecords import read_tfrecords
+
+    df = read_tfrecords(prepared.tfrecords_pattern)
+    try:
+        from cvlab.datasets.stats import plot_dataset_stats
+
+        fig = plot_dataset_stats(df)
+    except ImportError:
+        fig = _plot_stats(df)
+    objects = df[df["object_class"].notna()]
+    per_class = objects.groupby("object_class").agg(
+        boxes=("x1", "size"),
+        images=("frame_id", "nunique"),
+        median_height=("y2", lambda s: float((s - objects.loc[s.index, "y1"]).median())),
+    )
+    per_class["frames_total"] = df["frame_id"].nunique()
+    return per_class.reset_index(), fig
+
+
+def _plot_stats(df: pd.DataFrame) -> Any:
+    import matplotlib.pyplot as plt
+
+    objects = df[df["object_class"].notna()]
+    fig, axes = plt.subplots(1, 3, figsize=(13, 3.5))
+    objects["object_class"].value_counts().plot.bar(ax=axes[0], title="boxes per class")
+    df.groupby("frame_id")["object_class"].count().plot.hist(
+        ax=axes[1], bins=15, title="boxes per image"
+    )
+    (objects["y2"] - objects["y1"]).plot.hist(ax=axes[2], bins=20, title="box height (px)")
+    fig.tight_layout()
+    plt.show()
+    return fig
+
+
+def training_images(prepared: PreparedDataset) -> list[Path]:
+    """Prepared images of the training folds (sorted)."""
+    val = set(prepared.validation_ids())
+    return [p for p in sorted(prepared.images.glob("*.jpg")) if p.stem not in val]
+
+
+def validation_images(prepared: PreparedDataset) -> list[Path]:
+    """Prepared images of the validation fold (held out from training), sorted."""
+    val = set(prepared.validation_ids())
+    return [p for p in sorted(prepared.images.glob("*.jpg")) if p.stem in val]
+
+
+def evaluation_set(
+    ws: Workspace,
+    images_dir: str | os.PathLike[str] | None = None,
+    labels_dir: str | os.PathLike[str] | None = None,
+    class_names: Sequence[str] = ("person",),
+) -> tuple[list[Path], list[Any]]:
+    """Held-out thermal images and their ground truth: the validation fold of the prepared
+    dataset by default, or ``images_dir`` + ``labels_dir`` (KITTI)."""
+    if images_dir is not None:
+        if labels_dir is None:
+            raise ValueError("IMAGES_DIR needs LABELS_DIR (KITTI ground truth) for evaluation")
+        images = input_images(images_dir)
+        return images, read_ground_truth(Path(labels_dir), images, class_names)
+    prepared = ensure_prepared_dataset(ws)
+    images = validation_images(prepared)
+    return images, read_ground_truth(prepared.labels, images, class_names)

@@ -1,0 +1,299 @@
+"""``cvlab demo``: run the six lab notebooks headless, in order, and write an HTML report.
+
+Each notebook is executed with nbclient on the ``python3`` kernel of this Python (the venv's),
+with a papermill-style "injected-parameters" cell added after its ``parameters`` cell (so the
+whole run shares one workspace). Executed notebooks go to ``OUTPUT/notebooks/``, the report to
+``OUTPUT/report.html``. A failing cell stops the run with a message naming the notebook and
+the cell; the partly executed notebook is still written so the traceback can be read.
+
+Example:
+    $ python -m cvlab demo --output runs/demo
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import os
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from cvlab.errors import CvlabError
+from cvlab.lab.workspace import REPO_ROOT, resolve_workspace_path
+
+#: The lab's notebooks, in order.
+NOTEBOOKS = (
+    "00_setup",
+    "01_rgb_inference",
+    "02_flir_preprocess",
+    "03_retrain",
+    "04_ir_deploy",
+    "05_ir_inference",
+)
+DEFAULT_NOTEBOOK_DIR = REPO_ROOT / "notebooks"
+KERNEL_NAME = "python3"
+
+
+class NotebookFailed(CvlabError, RuntimeError):
+    """A notebook cell raised; names the notebook, the cell and the error."""
+
+    def __init__(self, notebook: Path, cell_index: int | None, source: str, error: str):
+        self.notebook = notebook
+        self.cell_index = cell_index
+        self.source = source
+        self.error = error
+        where = f"cell {cell_index}" if cell_index is not None else "an unknown cell"
+        first = source.strip().splitlines()[0] if source.strip() else ""
+        super().__init__(f"notebook {notebook.name} failed in {where} ({first[:80]!r}): {error}")
+
+
+@dataclass
+class NotebookRun:
+    """One executed notebook."""
+
+    name: str
+    output: Path
+    seconds: float
+
+
+@dataclass
+class DemoResult:
+    """What ``run_demo`` produced."""
+
+    output_dir: Path
+    workspace: Path
+    runs: list[NotebookRun] = field(default_factory=list)
+    report: Path | None = None
+
+
+def ensure_kernelspec(name: str = KERNEL_NAME) -> None:
+    """Make sure a Jupyter kernel ``name`` exists; install this Python's ipykernel spec
+    (``python -m ipykernel install --sys-prefix``) when it does not."""
+    from jupyter_client.kernelspec import KernelSpecManager
+
+    if name in KernelSpecManager().find_kernel_specs():
+        return
+    subprocess.run(
+        [sys.executable, "-m", "ipykernel", "install", "--sys-prefix", "--name", name],
+        check=True,
+        capture_output=True,
+    )
+
+
+def kernel_environment() -> dict[str, str]:
+    """Environment of the notebook kernels: this process's, with figures shown inline (an
+    inherited ``MPLBACKEND=Agg`` would hide them) and TensorFlow's INFO lines off."""
+    env = dict(os.environ)
+    env["MPLBACKEND"] = "module://matplotlib_inline.backend_inline"
+    env.setdefault("TF_CPP_MIN_LOG_LEVEL", "1")
+    return env
+
+
+def parameters_cell_index(nb: Any) -> int | None:
+    """Index of the cell tagged ``parameters`` (papermill convention), or None."""
+    for i, cell in enumerate(nb.cells):
+        if "parameters" in cell.get("metadata", {}).get("tags", []):
+            return i
+    return None
+
+
+def inject_parameters(nb: Any, parameters: Mapping[str, Any]) -> Any:
+    """Insert an ``injected-parameters`` code cell right after the ``parameters`` cell.
+
+    Values are written with ``repr`` (str, numbers, bools, None, tuples, lists, dicts).
+    A notebook without a ``parameters`` cell gets the cell at the top.
+    """
+    import nbformat
+
+    if not parameters:
+        return nb
+    lines = ["# Parameters injected by cvlab demo"]
+    for key, value in parameters.items():
+        if not key.isidentifier():
+            raise ValueError(f"parameter name {key!r} is not a Python identifier")
+        lines.append(f"{key} = {value!r}")
+    cell = nbformat.v4.new_code_cell("\n".join(lines))
+    cell.metadata["tags"] = ["injected-parameters"]
+    index = parameters_cell_index(nb)
+    nb.cells.insert(0 if index is None else index + 1, cell)
+    return nb
+
+
+def _failed_cell(nb: Any) -> tuple[int | None, str]:
+    for i, cell in enumerate(nb.cells):
+        if cell.cell_type == "code" and any(
+            o.get("output_type") == "error" for o in cell.get("outputs", [])
+        ):
+            return i, cell.source
+    return None, ""
+
+
+def _write_notebook(nb: Any, path: Path) -> None:
+    import nbformat
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    nbformat.write(nb, str(tmp))
+    os.replace(tmp, path)
+
+
+def execute_notebook(
+    source: str | os.PathLike[str],
+    output: str | os.PathLike[str],
+    parameters: Mapping[str, Any] | None = None,
+    *,
+    cwd: str | os.PathLike[str] | None = None,
+    timeout: int = 1200,
+    kernel_name: str = KERNEL_NAME,
+) -> Path:
+    """Execute one notebook headless and write the executed copy to ``output``.
+
+    Raises :class:`NotebookFailed` (after writing the partly executed notebook) when a cell
+    fails, times out or the kernel dies.
+    """
+    import nbformat
+    from nbclient import NotebookClient
+    from nbclient.exceptions import CellExecutionError, CellTimeoutError, DeadKernelError
+
+    source, output = Path(source), Path(output)
+    nb = nbformat.read(str(source), as_version=4)
+    inject_parameters(nb, parameters or {})
+    client = NotebookClient(
+        nb,
+        timeout=timeout,
+        kernel_name=kernel_name,
+        resources={"metadata": {"path": str(cwd or source.parent)}},
+    )
+    try:
+        client.execute(env=kernel_environment())
+    except (CellExecutionError, CellTimeoutError, DeadKernelError) as exc:
+        _write_notebook(nb, output)
+        index, cell_source = _failed_cell(nb)
+        error = getattr(exc, "ename", None) or type(exc).__name__
+        value = getattr(exc, "evalue", None) or str(exc).strip().splitlines()[-1:] or [""]
+        if isinstance(value, list):
+            value = value[0]
+        raise NotebookFailed(source, index, cell_source, f"{error}: {value}") from exc
+    _write_notebook(nb, output)
+    return output
+
+
+def run_demo(
+    output_dir: str | os.PathLike[str],
+    *,
+    workspace: str | os.PathLike[str] | None = None,
+    notebooks_dir: str | os.PathLike[str] | None = None,
+    names: Sequence[str] = NOTEBOOKS,
+    parameters: Mapping[str, Any] | None = None,
+    timeout: int = 1200,
+    fresh: bool = False,
+) -> DemoResult:
+    """Run ``names`` from ``notebooks_dir`` in order on one workspace and build the report.
+
+    The workspace defaults to ``OUTPUT/workspace``; ``WORKSPACE`` is injected into every
+    notebook together with ``parameters``. Raises :class:`NotebookFailed` on the first
+    failing notebook (the report is still written for what ran).
+    """
+    from tqdm.auto import tqdm
+
+    from cvlab.lab.report import build_report
+
+    output_dir = resolve_workspace_path(output_dir)
+    notebooks_dir = Path(notebooks_dir or DEFAULT_NOTEBOOK_DIR)
+    ws = resolve_workspace_path(workspace) if workspace else output_dir / "workspace"
+    if fresh and ws.exists():
+        shutil.rmtree(ws)
+    ws.mkdir(parents=True, exist_ok=True)
+    missing = [n for n in names if not (notebooks_dir / f"{n}.ipynb").exists()]
+    if missing:
+        raise FileNotFoundError(f"notebooks not found in {notebooks_dir}: {', '.join(missing)}")
+    ensure_kernelspec()
+    params = {"WORKSPACE": str(ws), **dict(parameters or {})}
+    result = DemoResult(output_dir=output_dir, workspace=ws)
+    try:
+        for name in tqdm(list(names), desc="lab notebooks", unit="nb"):
+            start = time.perf_counter()
+            out = execute_notebook(
+                notebooks_dir / f"{name}.ipynb",
+                output_dir / "notebooks" / f"{name}.ipynb",
+                params,
+                cwd=notebooks_dir,
+                timeout=timeout,
+            )
+            result.runs.append(NotebookRun(name, out, time.perf_counter() - start))
+    finally:
+        result.report = build_report(
+            ws, output_dir / "report.html", [r.output for r in result.runs]
+        )
+    return result
+
+
+def _parse_param(text: str) -> tuple[str, Any]:
+    key, sep, value = text.partition("=")
+    if not sep:
+        raise argparse.ArgumentTypeError(f"--param expects KEY=VALUE, got {text!r}")
+    try:
+        parsed = ast.literal_eval(value)
+    except (ValueError, SyntaxError):
+        parsed = value  # a bare string
+    return key.strip(), parsed
+
+
+def _run(args: argparse.Namespace) -> int:
+    names = args.only.split(",") if args.only else list(NOTEBOOKS)
+    try:
+        result = run_demo(
+            args.output,
+            workspace=args.workspace,
+            notebooks_dir=args.notebooks,
+            names=names,
+            parameters=dict(args.param or []),
+            timeout=args.timeout,
+            fresh=args.fresh,
+        )
+    except NotebookFailed as exc:
+        out = resolve_workspace_path(args.output)
+        print(f"cvlab demo: {exc}", file=sys.stderr)
+        print(
+            f"the partly executed notebook is {out / 'notebooks' / exc.notebook.name}; "
+            f"report so far: {out / 'report.html'}",
+            file=sys.stderr,
+        )
+        return 1
+    except FileNotFoundError as exc:
+        print(f"cvlab demo: {exc}", file=sys.stderr)
+        return 2
+    print("cvlab demo finished:")
+    for run in result.runs:
+        print(f"  {run.name:<20} {run.seconds:7.1f} s  {run.output}")
+    print(f"report:    {result.report}")
+    print(f"workspace: {result.workspace}")
+    return 0
+
+
+def register(subparsers: Any) -> None:
+    """Add ``cvlab demo`` (cheap: nbclient is imported when the command runs)."""
+    p = subparsers.add_parser(
+        "demo",
+        help="run the six lab notebooks headless and write executed notebooks + an HTML report",
+    )
+    p.add_argument("--output", default="runs/demo", help="output folder (default runs/demo)")
+    p.add_argument("--workspace", help="lab workspace (default OUTPUT/workspace)")
+    p.add_argument("--notebooks", help="folder with the .ipynb files (default: the repo's)")
+    p.add_argument("--only", help="comma-separated notebook names to run (default: all six)")
+    p.add_argument(
+        "--param",
+        action="append",
+        type=_parse_param,
+        metavar="KEY=VALUE",
+        help="notebook parameter override (Python literal), repeatable",
+    )
+    p.add_argument("--timeout", type=int, default=1200, help="seconds per cell (default 1200)")
+    p.add_argument("--fresh", action="store_true", help="delete the workspace first")
+    p.set_defaults(func=_run)

@@ -1,0 +1,291 @@
+"""Lab deployment steps: ONNX export, the TensorRT engine (or its commands), the Triton model
+repositories, and the GCS upload with a Triton (re)load from ``gs://``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from cvlab.lab.data import ensure_prepared_dataset, training_images
+from cvlab.lab.serving import ir_postprocessing_config, run_inference, start_triton
+from cvlab.lab.training import TrainedModel, ensure_trained_model, shell_line
+from cvlab.lab.workspace import (
+    IR_MODEL_NAME,
+    LAB_IR_MODEL_NAME,
+    Workspace,
+    atomic_write_text,
+    call_with_supported,
+    first_attribute,
+)
+
+
+@dataclass
+class OnnxExport:
+    """The exported ONNX model and how far it is from Keras."""
+
+    path: Path
+    max_abs_diff: float
+
+
+def ensure_onnx(
+    ws: Workspace, trained: TrainedModel | None = None, *, atol: float = 1e-4, force: bool = False
+) -> OnnxExport:
+    """Export the trained model to ``ws.export/model.onnx`` with Triton's names and dynamic
+    batch, checked against Keras with onnxruntime (max |diff| <= ``atol``, else an error)."""
+    path = ws.export / "model.onnx"
+    state = ws.state().get("onnx")
+    if state and not force and path.exists():
+        return OnnxExport(path, float(state["max_abs_diff"]))
+    trained = trained or ensure_trained_model(ws)
+    model = trained.load()
+    ws.export.mkdir(parents=True, exist_ok=True)
+    try:
+        from cvlab.export.onnx import export_onnx
+    except ImportError:
+        export_onnx = None
+    if export_onnx is not None:
+        report = call_with_supported(export_onnx, model, path, check=True, atol=atol)
+        diff = float(first_attribute(report, "max_abs_diff", "max_diff") or 0.0)
+    else:
+        from cvlab.export.onnx_keras import check_onnx_matches_keras, export_keras_to_onnx
+
+        export_keras_to_onnx(model, path)
+        diff = float(check_onnx_matches_keras(model, path, atol=atol))
+    if diff > atol:
+        raise ValueError(f"{path}: ONNX differs from Keras by {diff:.2e} > atol {atol}")
+    ws.update_state(onnx={"path": path, "max_abs_diff": diff})
+    return OnnxExport(path, diff)
+
+
+@dataclass
+class EngineStep:
+    """TensorRT: the engine when built here, else the commands that build it."""
+
+    message: str
+    commands: list[str]
+    engine_path: Path | None = None
+
+
+def tensorrt_step(
+    ws: Workspace,
+    onnx_path: Path,
+    trained: TrainedModel,
+    *,
+    precision: str = "fp16",
+    max_batch_size: int = 16,
+) -> EngineStep:
+    """Build the TensorRT engine with the TensorRT API when it is importable; otherwise
+    return the equivalent ``trtexec`` command and the lab's ``tao-converter`` command."""
+    from cvlab.export import tensorrt as trt
+
+    engine = ws.export / "model.plan"
+    w, h = trained.input_size
+    calibration: list[str] = []
+    if precision == "int8":
+        prepared = ensure_prepared_dataset(ws)
+        calibration = [str(p) for p in training_images(prepared)]
+    plan = trt.EngineBuildPlan.from_onnx(
+        onnx_path,
+        engine,
+        precision=precision,
+        max_batch=max_batch_size,
+        opt_batch=min(8, max_batch_size),
+        calibration_cache=ws.export / "calibration.cache",
+        calibration_images=calibration,
+        timing_cache=ws.export / "timing.cache",
+    )
+    commands = [
+        shell_line(trt.trtexec_command(plan)),
+        shell_line(
+            trt.tao_converter_command(
+                ws.export / "model.etlt",
+                "tlt_encode",
+                dims=(3, h, w),
+                engine=engine,
+                data_type=precision,
+                max_batch=max_batch_size,
+            )
+        ),
+    ]
+    if trt.tensorrt_available():
+        trt.build_engine(plan)
+        return EngineStep(
+            f"TensorRT engine built with the TensorRT API: {engine}", commands, engine
+        )
+    return EngineStep(
+        "TensorRT is not installed here (no GPU): build the engine where it is with the "
+        "trtexec command (ONNX) or, for a TAO .etlt, the tao-converter command",
+        commands,
+    )
+
+
+@dataclass
+class IrRepositories:
+    """The two model repositories written for the IR model."""
+
+    local_model_dir: Path
+    lab_config_path: Path
+    lab_config_text: str
+    problems_table: pd.DataFrame
+
+
+def ensure_ir_repository(
+    ws: Workspace,
+    trained: TrainedModel | None = None,
+    onnx_path: Path | None = None,
+    *,
+    name: str = IR_MODEL_NAME,
+    lab_name: str = LAB_IR_MODEL_NAME,
+    engine: Path | None = None,
+    max_batch_size: int = 16,
+) -> IrRepositories:
+    """Write ``model_repository/<name>`` (CPU-servable: ONNX via Triton's python backend) and
+    ``model_repository_gke/<lab_name>/config.pbtxt`` (the lab's tensorrt_plan config, with
+    ``1/model.plan`` when an engine exists). Both configs use Triton's protobuf schema."""
+    from cvlab.triton.model_repository import (
+        build_model_config,
+        config_to_text,
+        peoplenet_spec,
+        validate_model_repository,
+        write_model_repository,
+    )
+
+    trained = trained or ensure_trained_model(ws)
+    onnx_path = onnx_path or ensure_onnx(ws, trained).path
+    n = len(trained.class_names)
+    local = write_model_repository(
+        ws.model_repository,
+        peoplenet_spec(name, n, trained.input_size, max_batch_size),
+        onnx_path,
+        target="python",
+    )
+    lab_spec = peoplenet_spec(lab_name, n, trained.input_size, max_batch_size)
+    lab_dir = ws.gke_model_repository / lab_name
+    if engine is not None and Path(engine).exists():
+        write_model_repository(ws.gke_model_repository, lab_spec, engine, target="tensorrt_plan")
+    else:
+        atomic_write_text(
+            lab_dir / "config.pbtxt", config_to_text(build_model_config(lab_spec, "tensorrt_plan"))
+        )
+    problems = validate_model_repository(ws.model_repository)
+    table = pd.DataFrame(
+        {
+            "repository": [str(ws.model_repository)] * max(1, len(problems)),
+            "problem": problems or ["none: config.pbtxt files agree with the model files"],
+        }
+    )
+    return IrRepositories(
+        Path(local), lab_dir / "config.pbtxt", (lab_dir / "config.pbtxt").read_text(), table
+    )
+
+
+class LocalGcsEmulator:
+    """gcp-storage-emulator in this process on 127.0.0.1 (a real GCS JSON API server).
+
+    Example:
+        >>> with LocalGcsEmulator("cvlab-lab") as emu:  # doctest: +SKIP
+        ...     print(emu.endpoint)
+    """
+
+    def __init__(self, bucket: str) -> None:
+        self.bucket = bucket
+        self._server: Any = None
+        self.endpoint = ""
+
+    def start(self) -> LocalGcsEmulator:
+        from gcp_storage_emulator.server import create_server
+
+        self._server = create_server("127.0.0.1", 0, in_memory=True, default_bucket=self.bucket)
+        self._server.start()
+        port = self._server._api._httpd.server_address[1]  # the emulator has no public accessor
+        self.endpoint = f"http://127.0.0.1:{port}"
+        return self
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.stop()
+            self._server = None
+
+    def triton_env(self, mount_dir: Path) -> dict[str, str]:
+        """Environment for tritonserver to read gs:// from this emulator (no credentials)."""
+        from cvlab.triton.server import gcs_emulator_env
+
+        return gcs_emulator_env(self.endpoint, mount_dir)
+
+    def __enter__(self) -> LocalGcsEmulator:
+        return self.start()
+
+    def __exit__(self, *exc: Any) -> None:
+        self.stop()
+
+
+@dataclass
+class Deployment:
+    """Outcome of :func:`deploy_from_gcs`."""
+
+    gcs_url: str
+    upload_table: pd.DataFrame
+    message: str
+    ready: bool
+
+
+def deploy_from_gcs(
+    ws: Workspace,
+    gcs_url: str | None = None,
+    *,
+    project: str | None = None,
+    model_name: str = IR_MODEL_NAME,
+    smoke_images: int = 2,
+) -> Deployment:
+    """Upload the local model repository to GCS and check Triton serves ``model_name`` from it.
+
+    ``gcs_url=None``: a local emulator bucket; a local tritonserver is started on the gs://
+    URL, must report the model ready and answer a smoke inference, then both are stopped.
+    A real bucket is only uploaded to (default credentials, never printed); the GKE Triton
+    then loads it (``cvlab deploy``)."""
+    from cvlab.cloud.gcs import make_client, upload_directory
+
+    if not (ws.model_repository / model_name / "config.pbtxt").exists():
+        ensure_ir_repository(ws, name=model_name)
+    if gcs_url is not None:
+        client = make_client(project=project)
+        report = upload_directory(ws.model_repository, gcs_url, client=client, progress=True)
+        return Deployment(
+            gcs_url,
+            report.to_dataframe(),
+            report.summary() + f"\nnext: point the GKE Triton at {gcs_url} (cvlab deploy)",
+            False,
+        )
+    gcs_url = "gs://cvlab-lab/triton-model"
+    with LocalGcsEmulator("cvlab-lab") as emulator:
+        client = make_client(emulator_host=emulator.endpoint)
+        report = upload_directory(ws.model_repository, gcs_url, client=client, progress=True)
+        mount = ws.root / "triton_gcs_mount"
+        mount.mkdir(parents=True, exist_ok=True)
+        server = start_triton(gcs_url, env=emulator.triton_env(mount))
+        try:
+            ready = bool(server.model_ready(model_name))
+            smoke = ""
+            if ready and smoke_images:
+                state = ws.state().get("dataset")
+                images = sorted(Path(state["images"]).glob("*.jpg"))[:smoke_images] if state else []
+                if images:
+                    dets = run_inference(
+                        server.http_url, model_name, images, ir_postprocessing_config(ws)
+                    )
+                    smoke = f"; smoke inference on {len(images)} images: " + ", ".join(
+                        f"{len(d)} boxes" for d in dets
+                    )
+        finally:
+            server.stop()
+    message = (
+        f"{report.summary()}\nTriton loaded {gcs_url} from the local GCS emulator: "
+        f"model {model_name} {'READY' if ready else 'NOT READY'}{smoke}"
+    )
+    if not ready:
+        raise RuntimeError(message)
+    return Deployment(gcs_url, report.to_dataframe(), message, ready)

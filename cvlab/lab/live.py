@@ -1,0 +1,108 @@
+"""A training curve that redraws itself in the notebook while training runs.
+
+:class:`LiveTrainingPlot` watches the trainer's ``metrics.csv`` from a background thread and,
+each time an epoch is appended, renders loss and mAP (with
+:func:`cvlab.train.validation.plot_training`) into one display slot that it updates in place.
+Rendering uses a standalone Agg figure (no pyplot state is touched), so it does not interfere
+with the training loop or the notebook's own figures. Headless runs record the updates too;
+the last one is the final curve.
+
+Example:
+    >>> with LiveTrainingPlot("runs/lab/training/metrics.csv"):  # doctest: +SKIP
+    ...     train(...)
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import threading
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+
+def render_history_png(history: pd.DataFrame, title: str = "") -> bytes:
+    """The loss/mAP curve of ``history`` as PNG bytes (standalone Agg figure)."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    from cvlab.train.validation import plot_training
+
+    fig = Figure(figsize=(8, 3.5))
+    FigureCanvasAgg(fig)
+    ax = fig.add_subplot(1, 1, 1)
+    plot_training(history, ax=ax)
+    ax.set_title(title, fontsize=9)
+    fig.tight_layout()
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=80)
+    return buf.getvalue()
+
+
+class LiveTrainingPlot:
+    """Context manager: redraw the training curve each time ``metrics_csv`` gains an epoch.
+
+    Args:
+        metrics_csv: the trainer's metrics file (written atomically once per epoch).
+        total_epochs: shown in the title (``epoch 3/24``) when known.
+        interval: seconds between checks of the file.
+    """
+
+    def __init__(
+        self,
+        metrics_csv: str | os.PathLike[str],
+        total_epochs: int | None = None,
+        interval: float = 1.0,
+    ) -> None:
+        self.metrics_csv = Path(metrics_csv)
+        self.total_epochs = total_epochs
+        self.interval = interval
+        self.updates = 0
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._handle: Any = None
+        self._seen: float | None = None
+
+    def _refresh(self) -> None:
+        try:
+            stamp = self.metrics_csv.stat().st_mtime
+        except FileNotFoundError:
+            return
+        if stamp == self._seen:
+            return
+        self._seen = stamp
+        try:
+            history = pd.read_csv(self.metrics_csv)
+        except (pd.errors.EmptyDataError, pd.errors.ParserError, OSError):
+            return  # caught between writes: the next check sees the finished file
+        if history.empty:
+            return
+        from IPython.display import Image
+
+        epoch = int(history["epoch"].iloc[-1])
+        total = f"/{self.total_epochs}" if self.total_epochs else ""
+        png = render_history_png(history, f"training: epoch {epoch}{total}")
+        self._handle.update(Image(data=png, format="png"))
+        self.updates += 1
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval):
+            self._refresh()
+
+    def __enter__(self) -> LiveTrainingPlot:
+        from IPython.display import HTML, DisplayHandle
+
+        self._seen = self.metrics_csv.stat().st_mtime if self.metrics_csv.exists() else None
+        self._handle = DisplayHandle()
+        self._handle.display(HTML("<i>training curve appears after the first epoch</i>"))
+        self._thread = threading.Thread(target=self._run, name="live-training-plot", daemon=True)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+        self._refresh()  # the final epoch, even if it landed between two checks

@@ -1,0 +1,1 @@
+"""The python-backend ``model.py`` cvlab copies into model repositories (a real file)."""

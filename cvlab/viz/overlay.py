@@ -1,0 +1,124 @@
+"""Draw detections on images: per-class colours, a line width that is honoured, optional labels.
+
+Example:
+    >>> import numpy as np
+    >>> from cvlab.detections import Detections
+    >>> d = Detections([[10, 10, 50, 90]], [0.95], [0], ("person",), (100, 100))
+    >>> out = draw_detections(np.zeros((100, 100, 3), np.uint8), d, {"person": (0, 255, 0)},
+    ...                       linewidth=3, show_labels=False)
+    >>> out[50, 10].tolist(), out[50, 13].tolist()
+    ([0, 255, 0], [0, 0, 0])
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+
+from cvlab.detections import Detections
+from cvlab.fileio import atomic_write_bytes
+from cvlab.inference.clustering_config import DEFAULT_PALETTE, PostprocessingConfig
+
+Color = tuple[int, int, int]
+
+
+def colors_from_config(config: PostprocessingConfig) -> dict[str, Color]:
+    """``class name -> (R, G, B)`` from the ``bbox_color`` of each class."""
+    return {name: tuple(cfg.bbox_color) for name, cfg in config.classes.items()}
+
+
+def _color_for(name: str, index: int, colors: Mapping[str, Color] | None) -> Color:
+    if colors and name in colors:
+        return tuple(int(c) for c in colors[name])
+    return DEFAULT_PALETTE[index % len(DEFAULT_PALETTE)]
+
+
+def draw_detections(
+    rgb: np.ndarray,
+    detections: Detections,
+    colors: Mapping[str, Color] | None = None,
+    linewidth: int = 4,
+    show_labels: bool = True,
+) -> np.ndarray:
+    """A copy of ``rgb`` (H, W, 3 uint8) with every box drawn.
+
+    The box outline is ``linewidth`` pixels thick and lies inside the box: rows
+    ``y1 .. y1+linewidth-1`` and columns ``x1 .. x1+linewidth-1`` (likewise at the far edges),
+    so thin boxes near the border are not cut off. Labels show class and confidence.
+    """
+    if rgb.ndim != 3 or rgb.shape[2] != 3:
+        raise ValueError(f"expected an (H, W, 3) RGB image, got shape {rgb.shape}")
+    out = np.ascontiguousarray(rgb, dtype=np.uint8).copy()
+    h, w = out.shape[:2]
+    lw = max(int(linewidth), 1)
+    for det in detections:
+        color = _color_for(det.class_name, det.class_id, colors)
+        x1 = int(np.clip(round(det.x1), 0, w - 1))
+        y1 = int(np.clip(round(det.y1), 0, h - 1))
+        x2 = int(np.clip(round(det.x2), 0, w - 1))
+        y2 = int(np.clip(round(det.y2), 0, h - 1))
+        if x2 < x1 or y2 < y1:
+            continue
+        t = min(lw, x2 - x1 + 1, y2 - y1 + 1)
+        out[y1 : y1 + t, x1 : x2 + 1] = color
+        out[y2 - t + 1 : y2 + 1, x1 : x2 + 1] = color
+        out[y1 : y2 + 1, x1 : x1 + t] = color
+        out[y1 : y2 + 1, x2 - t + 1 : x2 + 1] = color
+        if show_labels:
+            text = f"{det.class_name} {det.confidence:.2f}"
+            scale = max(0.4, min(h, w) / 1000.0)
+            (tw, th), base = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, scale, 1)
+            ty = y1 - 2 if y1 - th - base - 2 >= 0 else min(y1 + t + th + 2, h - 1)
+            cv2.rectangle(out, (x1, ty - th - base), (x1 + tw, ty + base // 2), color, -1)
+            ink = (0, 0, 0) if sum(color) > 380 else (255, 255, 255)
+            cv2.putText(out, text, (x1, ty - base // 2), cv2.FONT_HERSHEY_SIMPLEX, scale, ink, 1)
+    return out
+
+
+def show_detections(
+    rgb: np.ndarray,
+    detections: Detections,
+    colors: Mapping[str, Color] | None = None,
+    linewidth: int = 4,
+    show_labels: bool = True,
+    ax: Any = None,
+    title: str | None = None,
+) -> Any:
+    """Show the overlay with matplotlib (inline in notebooks); returns the Axes."""
+    import matplotlib.pyplot as plt
+
+    if ax is None:
+        h, w = rgb.shape[:2]
+        _, ax = plt.subplots(figsize=(10, 10 * h / max(w, 1)))
+    ax.imshow(draw_detections(rgb, detections, colors, linewidth, show_labels))
+    ax.set_axis_off()
+    ax.set_title(title if title is not None else repr(detections), fontsize=9)
+    return ax
+
+
+def save_overlay(
+    path: str | os.PathLike,
+    rgb: np.ndarray,
+    detections: Detections,
+    colors: Mapping[str, Color] | None = None,
+    linewidth: int = 4,
+    show_labels: bool = True,
+    quality: int = 95,
+) -> Path:
+    """Write the overlay as an image (JPEG unless the suffix says PNG), atomically."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    suffix = path.suffix.lower() if path.suffix.lower() in (".jpg", ".jpeg", ".png") else ".jpg"
+    image = cv2.cvtColor(
+        draw_detections(rgb, detections, colors, linewidth, show_labels), cv2.COLOR_RGB2BGR
+    )
+    params = [cv2.IMWRITE_JPEG_QUALITY, int(quality)] if suffix != ".png" else []
+    ok, encoded = cv2.imencode(suffix, image, params)
+    if not ok:
+        raise OSError(f"{path}: OpenCV could not encode the overlay")
+    return atomic_write_bytes(path, encoded.tobytes())

@@ -1,0 +1,46 @@
+"""``cvlab bench triton`` end to end on a tiny configuration (figures are printed, not asserted)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+import pytest
+from support.triton import MODEL, demo_server  # noqa: F401 - module-scoped fixture
+
+from cvlab.bench import triton as bench
+
+pytestmark = pytest.mark.server
+
+
+def test_bench_images_are_camera_like_jpegs(tmp_path):
+    paths = bench.write_bench_images(tmp_path, bench.DISTINCT_FRAMES + 2, (640, 360))
+    assert len(paths) == bench.DISTINCT_FRAMES + 2
+    image = cv2.imread(paths[0])
+    assert image.shape == (360, 640, 3)
+    sizes = [Path(p).stat().st_size for p in paths[:4]]
+    # smooth scenes compress like photos (a noise frame of this size is ~200 KB)
+    assert all(5_000 < s < 80_000 for s in sizes), sizes
+    assert Path(paths[-1]).read_bytes() == Path(paths[1]).read_bytes()  # repeats after 48
+
+
+def test_bench_prints_pipeline_and_infer_only_figures(capsys):
+    argv = ["--images", "16", "--batch", "4", "--input-size", "320x192", "--image-size",
+            "640x360", "--repeats", "2", "--model-width", "4", "--no-perf-analyzer"]  # fmt: skip
+    assert bench.main(argv) == 0
+    out = capsys.readouterr().out
+    assert "client pipeline (read+preprocess+infer+postprocess), shared memory" in out
+    assert "client infer only" in out and "run 2: client" in out
+
+
+def test_perf_analyzer_with_shared_memory_against_the_server(demo_server):  # noqa: F811
+    # the real binary from the tritonclient 2.51.0 wheel (pip download, cached after the first run)
+    binary = bench.get_perf_analyzer()
+    if binary is None:
+        pytest.skip("perf_analyzer could not be fetched (no package registry reachable)")
+    for memory in ("system", "none"):
+        rate = bench.run_perf_analyzer(
+            binary, MODEL, demo_server.http_url, "http", 4, 2, request_count=6,
+            shared_memory=memory,
+        )  # fmt: skip
+        assert rate > 0

@@ -1,0 +1,215 @@
+"""Clustering: DBSCAN (vs scikit-learn), legacy mode, NMS, hybrid; hypothesis properties."""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from sklearn.cluster import DBSCAN
+
+from cvlab.inference.cluster import (
+    cluster_boxes,
+    connected_labels,
+    dbscan_labels,
+    dbscan_legacy_labels,
+    dbscan_precomputed,
+    iou_distance,
+    iou_matrix,
+    nms,
+)
+from cvlab.inference.clustering_config import ClassClusteringConfig
+from cvlab.inference.decode import decode_detectnet
+
+SETTINGS = settings(max_examples=25, deadline=None)
+
+
+@st.composite
+def box_sets(draw, max_n: int = 40):
+    """Boxes in a 200x120 frame around a few centres (so clusters form), plus weights."""
+    n = draw(st.integers(1, max_n))
+    seed = draw(st.integers(0, 2**31 - 1))
+    rng = np.random.default_rng(seed)
+    centres = rng.uniform([20, 20], [180, 100], size=(int(rng.integers(1, 4)), 2))
+    pick = centres[rng.integers(0, len(centres), n)]
+    wh = rng.uniform(5, 40, size=(n, 2))
+    jitter = rng.normal(0, 3, size=(n, 2))
+    c = pick + jitter
+    boxes = np.concatenate([c - wh / 2, c + wh / 2], 1)
+    boxes = np.clip(boxes, [0, 0, 0, 0], [200, 120, 200, 120]).astype(np.float32)
+    weights = rng.uniform(0.01, 1.0, n).astype(np.float32)
+    return boxes, weights
+
+
+def _config(**kw) -> ClassClusteringConfig:
+    base = dict(coverage_threshold=0.0, minimum_bounding_box_height=0, dbscan_eps=0.3)
+    base.update(kw)
+    return ClassClusteringConfig(**base)
+
+
+def test_iou_by_hand() -> None:
+    boxes = np.array([[0, 0, 10, 10], [5, 0, 15, 10], [20, 20, 20, 20]], np.float32)
+    iou = iou_matrix(boxes)
+    # overlap 5x10 = 50, union 100+100-50 = 150
+    np.testing.assert_allclose(iou[0, 1], 50 / 150, rtol=1e-6)
+    assert iou[2, 2] == 0.0 and iou[0, 2] == 0.0  # zero-area box: no NaN
+    np.testing.assert_allclose(iou_matrix(boxes, 0.01)[0, 0], 100 / 100.01, rtol=1e-6)
+    assert np.all(np.diag(iou_distance(boxes)) == 0)
+
+
+def test_connected_labels_chain() -> None:
+    adj = np.eye(6, dtype=bool)
+    for a, b in [(0, 3), (3, 5), (1, 4)]:
+        adj[a, b] = adj[b, a] = True
+    assert connected_labels(adj).tolist() == [0, 1, 2, 0, 1, 0]
+
+
+@SETTINGS
+@given(box_sets(), st.floats(0.05, 0.95), st.integers(1, 3))
+def test_numpy_dbscan_matches_sklearn(data, eps, min_samples) -> None:
+    boxes, weights = data
+    distance = iou_distance(boxes)
+    expected = DBSCAN(eps=eps, min_samples=min_samples, metric="precomputed").fit_predict(
+        distance, sample_weight=weights
+    )
+    np.testing.assert_array_equal(dbscan_precomputed(distance, weights, eps, min_samples), expected)
+    np.testing.assert_array_equal(
+        dbscan_labels(boxes, weights, eps, min_samples, backend="sklearn"), expected
+    )
+
+
+def test_dbscan_golden_weighted_mean_sum_and_mean() -> None:
+    boxes = np.array(
+        [[0, 0, 10, 20], [1, 0, 11, 20], [100, 100, 110, 140], [101, 100, 111, 140]], np.float32
+    )
+    cov = np.array([0.9, 0.3, 0.5, 0.5], np.float32)
+    out, conf = cluster_boxes(boxes, cov, _config(dbscan_confidence_threshold=0.5))
+    # IoU within a pair = 9*20 / (200+200-180) = 0.818 -> distance 0.18 <= eps 0.3.
+    # cluster A: x1 = (0*.9 + 1*.3)/1.2 = 0.25, x2 = 10.25, confidence 1.2;
+    # cluster B: x1 = (100*.5 + 101*.5)/1.0 = 100.5, confidence 1.0. Sorted by confidence.
+    np.testing.assert_allclose(out, [[0.25, 0, 10.25, 20], [100.5, 100, 110.5, 140]], rtol=1e-6)
+    np.testing.assert_allclose(conf, [1.2, 1.0], rtol=1e-6)
+    _, conf_mean = cluster_boxes(
+        boxes, cov, _config(dbscan_confidence_threshold=0.0, confidence_mode="mean")
+    )
+    np.testing.assert_allclose(conf_mean, [0.6, 0.5], rtol=1e-6)
+
+
+def test_dbscan_thresholds_are_ge_confidence_and_strict_height() -> None:
+    boxes = np.array([[0, 0, 10, 20], [0, 0, 10, 20]], np.float32)
+    cov = np.array([0.5, 0.5], np.float32)
+    assert len(cluster_boxes(boxes, cov, _config(dbscan_confidence_threshold=1.0))[0]) == 1
+    assert len(cluster_boxes(boxes, cov, _config(dbscan_confidence_threshold=1.01))[0]) == 0
+    assert len(cluster_boxes(boxes, cov, _config(minimum_bounding_box_height=20))[0]) == 0
+    assert len(cluster_boxes(boxes, cov, _config(minimum_bounding_box_height=19))[0]) == 1
+    # coverage threshold is strict: cells at exactly the threshold are dropped
+    assert len(cluster_boxes(boxes, cov, _config(coverage_threshold=0.5))[0]) == 0
+
+
+def test_noise_is_dropped() -> None:
+    # min_samples 1 with weights: a lone cell of coverage 0.3 is not core -> noise
+    boxes = np.array([[0, 0, 10, 20], [0, 0, 10, 20], [50, 50, 60, 80]], np.float32)
+    cov = np.array([0.7, 0.7, 0.3], np.float32)
+    out, conf = cluster_boxes(boxes, cov, _config(dbscan_confidence_threshold=0.0))
+    np.testing.assert_allclose(out, [[0, 0, 10, 20]])
+    np.testing.assert_allclose(conf, [1.4], rtol=1e-6)
+
+
+def test_legacy_float_min_samples_warns_and_maps() -> None:
+    with pytest.warns(UserWarning, match="legacy float"):
+        cfg = ClassClusteringConfig(dbscan_min_samples=0.05)
+    assert cfg.dbscan_min_samples == 1 and cfg.legacy_min_samples == 0.05
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert ClassClusteringConfig(dbscan_min_samples=3.0).dbscan_min_samples == 3
+
+
+@SETTINGS
+@given(box_sets(), st.sampled_from([0.05, 0.5, 1.0, 2.0]))
+def test_legacy_dbscan_is_euclidean_rows_with_float_min_samples(data, min_samples) -> None:
+    boxes, weights = data
+    features = 1.0 - iou_matrix(boxes, regularizer=0.01)  # float32, as the reference has it
+    # independent route: scikit-learn's Euclidean DBSCAN on the rows, as the reference runs it;
+    # the float min_samples test "sum(w) >= m" is written as "sum(w / m) >= 1"
+    expected = DBSCAN(eps=0.3, min_samples=1).fit_predict(
+        features, sample_weight=weights.astype(np.float64) / min_samples
+    )
+    np.testing.assert_array_equal(dbscan_legacy_labels(boxes, weights, 0.3, min_samples), expected)
+
+
+@SETTINGS
+@given(box_sets(), st.floats(0.1, 0.9), st.floats(0.0, 0.5), st.integers(1, 10))
+def test_nms_never_keeps_overlapping_pairs(data, iou_thr, score_thr, top_k) -> None:
+    boxes, scores = data
+    keep = nms(boxes, scores, iou_thr, score_thr, top_k)
+    assert len(keep) <= top_k and len(set(keep.tolist())) == len(keep)
+    assert np.all(scores[keep] >= score_thr)
+    assert np.all(np.diff(scores[keep]) <= 0)
+    iou = iou_matrix(boxes[keep])
+    np.fill_diagonal(iou, 0)
+    assert np.all(iou <= iou_thr)
+    if len(keep) < top_k:  # every dropped candidate overlaps a kept box
+        dropped = np.setdiff1d(np.flatnonzero(scores >= score_thr), keep)
+        if len(dropped):
+            assert np.all(iou_matrix(boxes)[np.ix_(dropped, keep)].max(1) > iou_thr)
+
+
+def test_nms_by_hand() -> None:
+    boxes = np.array([[0, 0, 10, 10], [1, 0, 11, 10], [20, 0, 30, 10], [0, 0, 10, 10]], np.float32)
+    scores = np.array([0.5, 0.9, 0.3, 0.05])
+    assert nms(boxes, scores, 0.5).tolist() == [1, 2]
+    assert nms(boxes, scores, 0.5, top_k=1).tolist() == [1]
+    assert nms(boxes, scores, 0.5, score_threshold=0.4).tolist() == [1]
+
+
+@SETTINGS
+@given(box_sets(), st.sampled_from(["dbscan", "nms", "hybrid"]), st.integers(0, 2**31 - 1))
+def test_clustering_is_permutation_invariant(data, algorithm, seed) -> None:
+    boxes, cov = data
+    cfg = _config(algorithm=algorithm, dbscan_confidence_threshold=0.1, nms_iou_threshold=0.4)
+    perm = np.random.default_rng(seed).permutation(len(boxes))
+    a_boxes, a_conf = cluster_boxes(boxes, cov, cfg)
+    b_boxes, b_conf = cluster_boxes(boxes[perm], cov[perm], cfg)
+    np.testing.assert_allclose(a_boxes, b_boxes, rtol=1e-5, atol=1e-4)
+    np.testing.assert_allclose(a_conf, b_conf, rtol=1e-5)
+
+
+@SETTINGS
+@given(
+    st.integers(0, 2**31 - 1),
+    st.sampled_from(["dbscan", "nms", "hybrid", "dbscan_legacy"]),
+    st.tuples(st.integers(1, 4000), st.integers(1, 3000)),
+)
+def test_boxes_stay_inside_the_frame(seed, algorithm, image_size) -> None:
+    rng = np.random.default_rng(seed)
+    cov = rng.random((1, 6, 8)).astype(np.float32)
+    bbox = rng.normal(0, 3, (4, 6, 8)).astype(np.float32)
+    grid = decode_detectnet(cov, bbox, model_size=(128, 96), image_size=image_size)
+    out, conf = cluster_boxes(grid.boxes[0], grid.coverage[0], _config(algorithm=algorithm))
+    w, h = image_size
+    tol = 1e-3 * max(w, h)
+    assert np.all(out[:, [0, 2]] >= -tol) and np.all(out[:, [0, 2]] <= w + tol)
+    assert np.all(out[:, [1, 3]] >= -tol) and np.all(out[:, [1, 3]] <= h + tol)
+    assert np.all(np.isfinite(conf))
+
+
+def test_hybrid_suppresses_overlapping_clusters() -> None:
+    # two tight clusters whose means overlap with IoU 0.6: DBSCAN (eps 0.1) keeps both,
+    # hybrid NMS at 0.5 keeps only the stronger one
+    a = np.array([[0, 0, 100, 100]] * 3, np.float32)
+    b = np.array([[25, 0, 125, 100]] * 2, np.float32)
+    boxes, cov = np.concatenate([a, b]), np.array([0.9, 0.9, 0.9, 0.8, 0.8], np.float32)
+    cfg = dict(dbscan_eps=0.1, dbscan_confidence_threshold=0.5, nms_iou_threshold=0.5)
+    assert len(cluster_boxes(boxes, cov, _config(algorithm="dbscan", **cfg))[0]) == 2
+    out, conf = cluster_boxes(boxes, cov, _config(algorithm="hybrid", **cfg))
+    np.testing.assert_allclose(out, [[0, 0, 100, 100]])
+    np.testing.assert_allclose(conf, [2.7], rtol=1e-6)
+
+
+def test_empty_input() -> None:
+    out, conf = cluster_boxes(np.zeros((0, 4)), np.zeros(0), _config())
+    assert out.shape == (0, 4) and conf.shape == (0,)
+    with pytest.raises(ValueError, match="2 boxes but 1 coverage"):
+        cluster_boxes(np.zeros((2, 4)), np.zeros(1), _config())

@@ -1,0 +1,257 @@
+"""cvlab.lab (workspace, records, environment, step helpers), cvlab.lab.report and cvlab.lab.widgets."""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+import pytest  # noqa: E402
+
+from cvlab import lab  # noqa: E402
+from cvlab.detections import Detections  # noqa: E402
+from cvlab.lab.report import build_report  # noqa: E402
+
+
+def test_workspace_layout_and_relative_paths(tmp_path: Path) -> None:
+    ws = lab.Workspace(tmp_path / "ws")
+    assert ws.root == tmp_path / "ws" and ws.root.is_dir()
+    assert ws.dataset == ws.root / "dataset" and ws.model_repository.parent == ws.root
+    assert lab.resolve_workspace_path("runs/x") == (lab.REPO_ROOT / "runs/x").resolve()
+    assert lab.resolve_workspace_path(tmp_path) == tmp_path
+
+
+def test_state_merges_atomically_and_names_a_corrupt_file(tmp_path: Path) -> None:
+    ws = lab.Workspace(tmp_path)
+    ws.update_state(a=Path("/x/y"), b=(1, 2))
+    ws.update_state(c={"d": np.float32(0.5)})
+    assert ws.state() == {"a": "/x/y", "b": [1, 2], "c": {"d": 0.5}}
+    assert not [p for p in tmp_path.iterdir() if ".tmp" in p.name]
+    ws.state_file.write_text("{broken")
+    with pytest.raises(ValueError, match="lab_state.json"):
+        ws.state()
+
+
+def test_records_become_an_html_report(tmp_path: Path) -> None:
+    ws = lab.Workspace(tmp_path / "ws")
+    lab.record_table(ws, "00_environment", pd.DataFrame({"component": ["python"]}), "Env")
+    lab.record_table(ws, "05_ap", pd.DataFrame({"class": ["person"], "ap": [0.8125]}), "AP table")
+    fig, ax = plt.subplots()
+    ax.plot([0, 1], [1, 0])
+    lab.record_figure(ws, "05_pr", fig, "PR curve")
+    lab.record_image(ws, "overlay one", np.full((20, 30, 3), 200, np.uint8), "an overlay")
+    nb = tmp_path / "nb" / "05_ir_inference.ipynb"
+    nb.parent.mkdir()
+    nb.write_text("{}")
+    html = build_report(ws.root, tmp_path / "out" / "report.html", [nb]).read_text()
+    assert html.index("AP table") < html.index("<h2>Environment") < html.index("PR curve")
+    assert "<td>0.8125</td>" in html and "<td>person</td>" in html
+    assert html.count("data:image/png;base64,") == 1 and html.count("data:image/jpeg;base64,") == 1
+    assert "href='../nb/05_ir_inference.ipynb'" in html
+    empty = build_report(tmp_path / "empty", tmp_path / "empty.html").read_text()
+    assert empty.count("Nothing recorded") == 5
+
+
+def test_produced_table(tmp_path: Path) -> None:
+    (tmp_path / "d").mkdir()
+    (tmp_path / "d" / "a.txt").write_text("12345")
+    (tmp_path / "f.bin").write_bytes(b"x" * 2000)
+    df = lab.produced_table([tmp_path / "d", tmp_path / "f.bin", tmp_path / "gone"], tmp_path)
+    assert df.to_dict("records") == [
+        {"path": "d", "kind": "folder", "files": 1, "size_mb": 0.0},
+        {"path": "f.bin", "kind": "file", "files": 1, "size_mb": 0.002},
+        {"path": str(tmp_path / "gone"), "kind": "missing", "files": 0, "size_mb": 0.0},
+    ]
+
+
+def test_environment_table_finds_the_bundled_tritonserver() -> None:
+    env = lab.environment_table(check_gpu=False).set_index("component")
+    assert env.loc["tritonserver binary", "status"] == "found"
+    assert Path(env.loc["tritonserver binary", "detail"]).name == "tritonserver"
+    assert env.loc["numpy", "status"] == np.__version__
+
+
+def test_ngc_download_explains_when_the_cli_is_missing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PATH", str(tmp_path))  # an empty PATH: no ngc executable
+    result = lab.download_ngc_model("nvidia/tao/peoplenet:unpruned_v2.1", tmp_path / "m")
+    assert result.path is None and "NGC CLI not installed" in result.message
+    assert (
+        "ngc registry model download-version nvidia/tao/peoplenet:unpruned_v2.1" in result.message
+    )
+    off = lab.download_ngc_model("nvidia/x:1", tmp_path / "m", enabled=False)
+    assert "disabled" in off.message and not (tmp_path / "m").exists()
+
+
+def test_sample_photo_is_copied_once(tmp_path: Path) -> None:
+    from cvlab.inference.preprocess import load_image
+
+    ws = lab.Workspace(tmp_path)
+    path = lab.sample_photo(ws)
+    assert path.name == "grace_hopper.jpg" and path.parent == ws.rgb_images
+    assert load_image(path).shape == (600, 512, 3)
+    stamp = path.stat().st_mtime_ns
+    assert lab.sample_photo(ws) == path and path.stat().st_mtime_ns == stamp
+
+
+def test_flir_root_must_exist(tmp_path: Path) -> None:
+    with pytest.raises(FileNotFoundError, match="FLIR_ROOT"):
+        lab.ensure_flir_source(lab.Workspace(tmp_path), tmp_path / "nope")
+
+
+def _person_grid(box: tuple[float, float, float, float], size=(320, 192), cov_value=0.6):
+    """Outputs a DetectNet_v2 would give for one person box (exact regressions, 3x5 cells)."""
+    w, h = size
+    gw, gh = w // 16, h // 16
+    cov = np.zeros((1, gh, gw), np.float32)
+    bbox = np.zeros((4, gh, gw), np.float32)
+    x1, y1, x2, y2 = box
+    for j in range(gh):
+        for i in range(gw):
+            gx, gy = 16 * i + 0.5, 16 * j + 0.5
+            if x1 + 8 < gx < x2 - 8 and y1 + 20 < gy < y2 - 20:
+                cov[0, j, i] = cov_value
+                bbox[:, j, i] = [(gx - x1) / 35, (gy - y1) / 35, (x2 - gx) / 35, (y2 - gy) / 35]
+    return {"output_cov/Sigmoid": cov, "output_bbox/BiasAdd": bbox}
+
+
+def test_threshold_tuner_reclusters_cached_outputs() -> None:
+    from cvlab.inference.clustering_config import default_config
+    from cvlab.lab.widgets import ThresholdTuner
+
+    image = np.zeros((192, 320, 3), np.uint8)
+    outputs = _person_grid((100, 40, 150, 170))
+    config = default_config(["person"], dbscan_confidence_threshold=0.5)
+    tuner = ThresholdTuner([image], [outputs], config, model_size=(320, 192), names=["a.jpg"])
+    dets = tuner.detections()
+    assert len(dets) == 1
+    np.testing.assert_allclose(dets.xyxy[0], [100, 40, 150, 170], atol=0.5)
+    assert tuner.render().sum() > 0  # the box is drawn
+    box = tuner.widget()
+    before = box.children[0].children[1].children[1].value
+    conf_slider = box.children[0].children[0].children[1]
+    conf_slider.value = float(dets.confidence[0]) + 0.5  # above the cluster's summed coverage
+    assert len(tuner.detections()) == 0
+    assert "0 boxes" in box.children[0].children[1].children[0].value
+    assert box.children[0].children[1].children[1].value != before
+    with pytest.raises(KeyError, match="no class 'car'"):
+        tuner.set_class("car", dbscan_eps=0.2)
+
+
+def test_threshold_override_and_comparison_table() -> None:
+    from cvlab.train.evaluate import evaluate_detections
+
+    cfg = lab.ir_postprocessing_config(confidence_threshold=0.25)
+    assert cfg.class_names == ("person",)
+    assert cfg.classes["person"].dbscan_confidence_threshold == 0.25
+    rgb = lab.rgb_postprocessing_config()
+    assert rgb.class_names == ("person", "bag", "face")
+    assert rgb.classes["person"].dbscan_confidence_threshold == pytest.approx(0.9)
+    gt = Detections(np.array([[10, 10, 50, 90]]), [1.0], [0], ("person",), (100, 100))
+    good = Detections(np.array([[11, 10, 50, 90]]), [0.9], [0], ("person",), (100, 100))
+    none = Detections(np.zeros((0, 4)), [], [], ("person",), (100, 100))
+    table = lab.compare_evaluations(
+        {
+            "RGB": evaluate_detections([none], [gt], ["person"]),
+            "IR": evaluate_detections([good], [gt], ["person"]),
+        }
+    )
+    assert list(table["model"]) == ["RGB", "IR"]
+    assert table["ap"].tolist() == pytest.approx([0.0, 1.0])
+
+
+def test_local_gcs_emulator_serves_the_bucket(tmp_path: Path) -> None:
+    from cvlab.cloud.gcs import list_blobs, make_client, upload_directory
+
+    (tmp_path / "repo" / "m").mkdir(parents=True)
+    (tmp_path / "repo" / "m" / "config.pbtxt").write_text('name: "m"')
+    with lab.LocalGcsEmulator("lab-bucket") as emu:
+        client = make_client(emulator_host=emu.endpoint)
+        report = upload_directory(
+            tmp_path / "repo", "gs://lab-bucket/r", client=client, progress=False
+        )
+        assert report.ok
+        assert [b.path for b in list_blobs("gs://lab-bucket/r", client=client)] == [
+            "m/config.pbtxt"
+        ]
+        env = emu.triton_env(tmp_path)
+    assert env["CLOUD_STORAGE_EMULATOR_ENDPOINT"] == emu.endpoint
+    assert env["TRITON_GCS_MOUNT_DIRECTORY"] == str(tmp_path)
+    assert "GOOGLE_APPLICATION_CREDENTIALS" not in env
+
+
+def test_live_training_plot_redraws_per_epoch(tmp_path: Path) -> None:
+    from cvlab.lab.live import LiveTrainingPlot, render_history_png
+
+    csv = tmp_path / "metrics.csv"
+    rows = [{"epoch": 1, "loss": 0.5, "person_cov_loss": 0.3, "mAP": float("nan")}]
+    with LiveTrainingPlot(csv, total_epochs=2, interval=0.05) as live:
+        pd.DataFrame(rows).to_csv(csv, index=False)
+        for _ in range(100):  # wait for the watcher thread (at most 5 s)
+            if live.updates:
+                break
+            time.sleep(0.05)
+        assert live.updates == 1
+        rows.append({"epoch": 2, "loss": 0.25, "person_cov_loss": 0.2, "mAP": 0.5})
+        # One atomic change (content and a new mtime, even on coarse clocks), as the trainer's
+        # atomic CSV writes are: the watcher or the final check on exit draws it, not both.
+        staged = tmp_path / "metrics.csv.tmp"
+        pd.DataFrame(rows).to_csv(staged, index=False)
+        os.utime(staged, (time.time() + 5, time.time() + 5))
+        os.replace(staged, csv)
+    assert live.updates == 2  # the final epoch is drawn on exit at the latest
+    assert render_history_png(pd.DataFrame(rows)).startswith(b"\x89PNG")
+
+
+def test_rgb_sample_frames_are_held_out_synthetic_with_truth(tmp_path: Path) -> None:
+    from cvlab.inference.preprocess import load_image
+    from cvlab.lab.serving import rgb_sample_frames
+
+    ws = lab.Workspace(tmp_path)
+    samples = rgb_sample_frames(ws, 3)
+    assert [p.name for p in samples.paths] == [
+        "grace_hopper.jpg",
+        "synthetic_rgb_00.jpg",
+        "synthetic_rgb_01.jpg",
+    ]
+    assert samples.synthetic == [False, True, True] and len(samples.truth[0]) == 0
+    paths, truth = samples.synthetic_only()
+    assert len(paths) == 2 and all(len(t) for t in truth)
+    assert set(truth[0].class_names) == {"person", "bag", "face"} and "person" in truth[0].names
+    rgb = load_image(paths[0])
+    assert rgb.shape == (288, 480, 3) and truth[0].image_size == (480, 288)
+    x1, y1, x2, y2 = truth[0].xyxy[truth[0].class_id == 0][0].astype(int)
+    assert rgb[y1:y2, x1:x2].std() > 10  # a drawn person, not empty background
+    again = rgb_sample_frames(ws, 3)  # written once, same truth
+    np.testing.assert_array_equal(again.truth[1].xyxy, truth[0].xyxy)
+
+
+def test_rgb_standin_is_trained_exported_and_cached(tmp_path: Path) -> None:
+    """A deliberately tiny run (12 frames, 1 epoch, 128x64): the real pipeline (synthetic RGB
+    TFRecords -> TensorFlow training -> ONNX checked with onnxruntime -> Triton repository)."""
+    import onnxruntime as ort
+
+    from cvlab.triton.model_repository import read_model_config, validate_model_repository
+
+    ws = lab.Workspace(tmp_path / "ws")
+    model_dir = lab.ensure_rgb_standin(ws, (128, 64), num_images=12, epochs=1, progress=False)
+    assert model_dir == ws.model_repository / "peoplenet_rgb_standin"
+    assert validate_model_repository(ws.model_repository) == []
+    cfg = read_model_config(model_dir / "config.pbtxt")
+    assert list(cfg.input[0].dims) == [3, 64, 128]
+    state = ws.state()["rgb_standin"]
+    assert state["class_names"] == ["person", "bag", "face"] and state["epochs"] == 1
+    assert {"ap_person", "ap_bag", "ap_face"} <= set(state["validation_ap"])
+    session = ort.InferenceSession(str(model_dir / "1" / "model.onnx"))
+    outputs = session.run(None, {"input_1": np.zeros((2, 3, 64, 128), np.float32)})
+    assert sorted(o.shape for o in outputs) == [(2, 3, 4, 8), (2, 12, 4, 8)]
+    onnx_time = (model_dir / "1" / "model.onnx").stat().st_mtime_ns
+    assert lab.ensure_rgb_standin(ws, num_images=999) == model_dir  # cached: not retrained
+    assert (model_dir / "1" / "model.onnx").stat().st_mtime_ns == onnx_time
