@@ -19,7 +19,7 @@ $(STAMP): pyproject.toml
 venv: $(STAMP)
 
 demo: $(STAMP)
-	$(PY) -m cvlab demo --output $(DEMO_OUT)
+	$(PY) -m cvlab lab demo --output $(DEMO_OUT)
 
 test: $(STAMP)
 	$(VENV)/bin/ruff check cvlab tests notebooks

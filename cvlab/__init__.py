@@ -8,3 +8,36 @@ import os
 # creates its first kernel, so it also holds when TensorFlow was imported first. Set
 # ONEDNN_MAX_CPU_ISA yourself to choose otherwise.
 os.environ.setdefault("ONEDNN_MAX_CPU_ISA", "AVX2")
+
+#: The core API, re-exported so users write ``import cvlab`` (loaded on first use: the command
+#: line and ``import cvlab`` stay fast).
+_EXPORTS = {
+    "Detections": "cvlab.detections",
+    "DetectNetPostprocessor": "cvlab.inference.postprocess",
+    "load_clustering_config": "cvlab.inference.clustering_config",
+    "read_kitti": "cvlab.formats.kitti",
+    "write_kitti": "cvlab.formats.kitti",
+    "draw_detections": "cvlab.viz.overlay",
+    "CvlabError": "cvlab.errors",
+}
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str):
+    """``cvlab.Detections`` and the other core names, imported on first use.
+
+    >>> import cvlab
+    >>> cvlab.Detections.__name__
+    'Detections'
+    """
+    if name in _EXPORTS:
+        import importlib
+
+        value = getattr(importlib.import_module(_EXPORTS[name]), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'cvlab' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *_EXPORTS])

@@ -1,9 +1,20 @@
-"""The ``cvlab`` command line: one entry point, sub-commands contributed by the sub-packages.
+"""The ``cvlab`` command line: ``cvlab <area> <verb> [options]``, from ONE verb table.
 
-Each module in :data:`COMMAND_MODULES` defines ``register(subparsers)`` which adds its
-sub-commands and sets ``func`` (a callable taking the parsed args, returning an exit code).
-Registration must stay cheap: heavy imports (TensorFlow, tritonclient) happen inside ``func``.
-Benchmarks are listed in :data:`BENCHMARKS` and run with ``cvlab bench NAME``.
+Every command is a row of :data:`VERBS`: its area, its verb and ``module:name``. The module
+defines ``name_arguments(parser)`` (adds the options) and ``name(args) -> int`` (runs it);
+modules import their heavy dependencies (TensorFlow, tritonclient) inside ``name`` only, so
+``cvlab --help`` stays fast. ``cvlab infer`` is the one command without an area: it takes the
+exact flags of the lab's ``tao_client.py``.
+
+One error policy (:func:`main`): a user error (any :class:`cvlab.errors.CvlabError`, a missing
+or unreadable file, a bad value) prints ONE line ``cvlab AREA VERB: error: ...`` on stderr and
+exits 2, without a traceback; Ctrl-C exits 130; anything else is a bug and shows its traceback.
+
+Example:
+    >>> parse_size("960x544")
+    (960, 544)
+    >>> [v.command for v in VERBS if v.area == "triton"]
+    ['triton serve', 'triton check']
 """
 
 from __future__ import annotations
@@ -11,58 +22,143 @@ from __future__ import annotations
 import argparse
 import importlib
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
-COMMAND_MODULES = (
-    "cvlab.triton.commands",
-    "cvlab.datasets.commands",
-    "cvlab.train.commands",
-    "cvlab.cloud.commands",
-    "cvlab.lab.demo",
-)
+from cvlab.errors import CvlabError
 
-#: bench name -> "module:function"; the function takes argv (list[str]) and returns an exit code.
-BENCHMARKS = {
-    "core": "cvlab.bench.core:main",
-    "triton": "cvlab.bench.triton:main",
-    "flir": "cvlab.bench.datasets:main",
-    "train": "cvlab.bench.train:main",
+
+@dataclass(frozen=True)
+class Verb:
+    """One command: ``cvlab AREA VERB`` runs ``module.name(args)``."""
+
+    area: str
+    verb: str
+    target: str  # "module:name"
+    help: str
+
+    @property
+    def command(self) -> str:
+        return f"{self.area} {self.verb}".strip()
+
+    def load(self) -> tuple[Callable[[argparse.ArgumentParser], None], Callable[..., int]]:
+        module_name, name = self.target.split(":")
+        module = importlib.import_module(module_name)
+        return getattr(module, f"{name}_arguments"), getattr(module, name)
+
+
+#: area -> one-line description (areas follow the data's way through the lab).
+AREAS: dict[str, str] = {
+    "flir": "thermal data: synthetic FLIR set, FLIR -> KITTI -> TFRecords, statistics",
+    "train": "retrain DetectNet_v2, evaluate AP, the TAO commands and logs",
+    "export": "ONNX, TensorRT engines, the demo model",
+    "triton": "a local Triton server and model repositories",
+    "cloud": "GCS model repositories, GKE scripts and manifests, deployment",
+    "lab": "the lab notebooks, headless",
+    "bench": "benchmarks (figures printed; speed targets live here, never in tests)",
 }
 
+VERBS: tuple[Verb, ...] = (
+    Verb("", "infer", "cvlab.triton.commands:infer", "images -> Triton -> labels + overlays"),
+    Verb("flir", "synth", "cvlab.datasets.commands:synth", "write a synthetic FLIR dataset"),
+    Verb("flir", "prepare", "cvlab.datasets.commands:prepare", "FLIR -> KITTI, images, TFRecords"),
+    Verb("flir", "stats", "cvlab.datasets.commands:stats", "class counts and box sizes"),
+    Verb("train", "run", "cvlab.train.commands:run", "train DetectNet_v2 on TAO TFRecords"),
+    Verb("train", "evaluate", "cvlab.train.commands:evaluate", "TAO AP of KITTI predictions"),
+    Verb("train", "tao-commands", "cvlab.train.commands:tao_commands", "the lab's TAO commands"),
+    Verb("train", "tao-log", "cvlab.train.commands:tao_log", "a TAO train log as a table"),
+    Verb("export", "onnx", "cvlab.export.commands:onnx", "Keras DetectNet_v2 -> ONNX"),
+    Verb("export", "tensorrt", "cvlab.export.commands:tensorrt", "ONNX -> TensorRT engine"),
+    Verb("export", "demo-model", "cvlab.export.commands:demo_model", "a repository + demo model"),
+    Verb("triton", "serve", "cvlab.triton.commands:serve", "run a local Triton until Ctrl-C"),
+    Verb("triton", "check", "cvlab.triton.commands:check", "validate a model repository"),
+    Verb("cloud", "upload", "cvlab.cloud.commands:upload", "upload a folder to gs://"),
+    Verb("cloud", "download", "cvlab.cloud.commands:download", "download a gs:// prefix"),
+    Verb("cloud", "ls", "cvlab.cloud.commands:ls", "list objects below a gs:// prefix"),
+    Verb("cloud", "verify", "cvlab.cloud.commands:verify", "compare a folder with gs://"),
+    Verb("cloud", "gke-script", "cvlab.cloud.commands:gke_script", "the GKE setup script"),
+    Verb("cloud", "manifests", "cvlab.cloud.commands:manifests", "Triton Kubernetes manifests"),
+    Verb("cloud", "deploy", "cvlab.cloud.commands:deploy", "validate, upload, apply, smoke"),
+    Verb("lab", "demo", "cvlab.lab.demo:demo", "run the six notebooks, write the report"),
+    Verb("bench", "core", "cvlab.bench.core:bench", "decode + clustering, preprocessing"),
+    Verb("bench", "triton", "cvlab.bench.triton:bench", "client vs perf_analyzer"),
+    Verb("bench", "datasets", "cvlab.bench.datasets:bench", "synthetic FLIR -> TFRecords"),
+    Verb("bench", "train", "cvlab.bench.train:bench", "retraining quality (AP)"),
+    Verb("bench", "all", "cvlab.cli:bench_all", "every benchmark with its defaults"),
+)
 
-def _run_bench(args: argparse.Namespace) -> int:
-    names = list(BENCHMARKS) if args.name == "all" else [args.name]
+
+def parse_size(text: str) -> tuple[int, int]:
+    """``WIDTHxHEIGHT`` -> ``(width, height)``: the one size parser of the command line."""
+    try:
+        w, h = (int(v) for v in str(text).lower().split("x"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected WIDTHxHEIGHT such as 960x544, got {text!r}"
+        ) from None
+    if w <= 0 or h <= 0:
+        raise argparse.ArgumentTypeError(f"width and height must be positive, got {text!r}")
+    return w, h
+
+
+def positive_int(text: str) -> int:
+    """An integer >= 1 (batch sizes, counts): 0 or less is refused, never reinterpreted."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def bench_all_arguments(parser: argparse.ArgumentParser) -> None:
+    """``cvlab bench all`` takes no options: each benchmark runs with its defaults."""
+
+
+def bench_all(args: argparse.Namespace) -> int:
+    """Run every benchmark of :data:`VERBS` with its default options."""
     code = 0
-    for name in names:
-        module_name, func_name = BENCHMARKS[name].split(":")
-        print(f"== cvlab bench {name}", flush=True)
-        func = getattr(importlib.import_module(module_name), func_name)
-        code = max(code, int(func(list(args.bench_args)) or 0))
+    for verb in VERBS:
+        if verb.area != "bench" or verb.verb == "all":
+            continue
+        print(f"== cvlab {verb.command}", flush=True)
+        add_arguments, run = verb.load()
+        parser = argparse.ArgumentParser(prog=f"cvlab {verb.command}")
+        add_arguments(parser)
+        code = max(code, int(run(parser.parse_args([])) or 0))
     return code
 
 
+class _Formatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
+    """Help shows every option's default and keeps descriptions' line breaks."""
+
+
 def build_parser() -> argparse.ArgumentParser:
+    """The whole ``cvlab`` parser, built from :data:`VERBS`."""
     parser = argparse.ArgumentParser(
         prog="cvlab",
         description="PeopleNet / DetectNet_v2 computer-vision service: the lab's steps as commands.",
+        formatter_class=_Formatter,
     )
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    bench = sub.add_parser("bench", help="run a benchmark and print figures")
-    bench.add_argument("name", choices=[*BENCHMARKS, "all"])
-    bench.add_argument("bench_args", nargs=argparse.REMAINDER, help="options for that benchmark")
-    bench.set_defaults(func=_run_bench)
-    for module_name in COMMAND_MODULES:
-        try:
-            module = importlib.import_module(module_name)
-        except ModuleNotFoundError as exc:  # a sub-package not installed in this build
-            if exc.name and module_name.startswith(exc.name):
-                continue
-            raise
-        module.register(sub)
+    top = parser.add_subparsers(dest="area", metavar="AREA")
+    areas: dict[str, argparse._SubParsersAction] = {}
+    for verb in VERBS:
+        add_arguments, run = verb.load()
+        if verb.area:
+            if verb.area not in areas:
+                area = top.add_parser(verb.area, help=AREAS[verb.area], formatter_class=_Formatter)
+                areas[verb.area] = area.add_subparsers(dest="verb", metavar="VERB", required=True)
+            p = areas[verb.area].add_parser(verb.verb, help=verb.help, formatter_class=_Formatter)
+        else:
+            p = top.add_parser(verb.verb, help=verb.help, formatter_class=_Formatter)
+        add_arguments(p)
+        p.set_defaults(func=run, command=verb.command)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run ``cvlab``; returns the exit status (see the module's error policy)."""
     parser = build_parser()
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):
@@ -71,8 +167,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return int(args.func(args) or 0)
     except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
+        print(f"cvlab {args.command}: interrupted", file=sys.stderr)
         return 130
+    except (CvlabError, OSError, ValueError) as exc:
+        print(f"cvlab {args.command}: error: {one_line(exc)}", file=sys.stderr)
+        return 2
+
+
+def one_line(exc: BaseException) -> str:
+    """An exception as one line: its message with newlines folded (or its type when empty).
+
+    >>> one_line(ValueError("bad\\nvalue"))
+    'bad / value'
+    """
+    if isinstance(exc, OSError) and exc.filename and exc.strerror:
+        return f"{exc.filename}: {exc.strerror}"
+    text = " / ".join(line.strip() for line in str(exc).splitlines() if line.strip())
+    return text or type(exc).__name__
 
 
 if __name__ == "__main__":

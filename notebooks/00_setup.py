@@ -2,6 +2,11 @@
 # jupyter:
 #   jupytext:
 #     formats: ipynb,py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
 #   kernelspec:
 #     display_name: Python 3
 #     language: python
@@ -68,13 +73,7 @@ print(ngc.message)
 # repository bucket is used by notebook 04.
 
 # %%
-from cvlab.cloud.gke import GkeConfig, as_shell_script, gcloud_commands
-
-gke = GkeConfig(
-    project_id=GCP_PROJECT_ID, cluster_name=GKE_CLUSTER, zone=GKE_ZONE, region=GKE_REGION
-)
-script = as_shell_script(gcloud_commands(gke))
-lab.atomic_write_text(ws.root / "gke_setup.sh", script)
+script = lab.gke_setup_script(ws, GCP_PROJECT_ID, GKE_CLUSTER, GKE_ZONE, GKE_REGION)
 print(script)
 print("model repository:", GCS_MODEL_REPOSITORY or "local GCS emulator (started in notebook 04)")
 print("Triton:", TRITON_URL or "local tritonserver on 127.0.0.1 (started by the notebooks)")

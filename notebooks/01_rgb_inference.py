@@ -48,19 +48,17 @@ PROTOCOL = "http"  # "http" or "grpc"
 IMAGES_DIR = None
 NUM_IMAGES = 4
 CLASS_LIST = ("person", "bag", "face")
-POSTPROCESSING_CONFIG = None  # None: data/configs clustering_config_peoplenet_rgb.prototxt
+POSTPROCESSING_CONFIG = None  # None: the shipped clustering_config_peoplenet_rgb.prototxt
 BATCH_SIZE = 16
 
 # %%
 from IPython.display import display
 
 from cvlab import lab
-from cvlab.lab.serving import rgb_sample_frames
-from cvlab.inference.clustering_config import PEOPLENET_RGB_CONFIG
 
 ws = lab.Workspace(WORKSPACE)
-config = lab.clustering_config(POSTPROCESSING_CONFIG or PEOPLENET_RGB_CONFIG, CLASS_LIST)
-samples = None if IMAGES_DIR else rgb_sample_frames(ws, NUM_IMAGES)
+config = lab.clustering_config(POSTPROCESSING_CONFIG or lab.PEOPLENET_RGB_CONFIG, CLASS_LIST)
+samples = None if IMAGES_DIR else lab.rgb_sample_frames(ws, NUM_IMAGES)
 images = lab.input_images(IMAGES_DIR) if IMAGES_DIR else samples.paths
 print(f"{len(images)} images; clustering config: {config.source}")
 
@@ -95,7 +93,7 @@ print("Triton:", url, "model:", MODEL_NAME)
 
 # %%
 out_dir = ws.outputs / "01_rgb"
-detections = lab.run_inference(
+result = lab.run_inference(
     url,
     MODEL_NAME,
     images,
@@ -104,7 +102,9 @@ detections = lab.run_inference(
     batch_size=BATCH_SIZE,
     protocol=PROTOCOL,
     model_version=MODEL_VERSION,
+    keep_outputs=True,  # the tuner below re-clusters these: every image is sent once
 )
+detections = result.detections
 display(lab.detections_table(detections))
 
 # %% [markdown]
@@ -139,21 +139,17 @@ if samples is not None:
 
 # %% [markdown]
 # ## Browse and tune
-# The raw output grids are fetched once; moving a slider re-runs only the clustering. In a
+# The raw output grids kept by the inference above are re-clustered: moving a slider sends
+# nothing to Triton. In a
 # headless run the widget is built and the static result below shows the same overlay with a
 # lowered person threshold (to show what the sliders do). The table shows the highest
 # coverage per class in each image: boxes can only appear where cells exceed the config's
 # `coverage_threshold`, and clusters must reach the confidence threshold.
 
 # %%
-from cvlab.lab.widgets import ThresholdTuner
-
-raw = lab.raw_outputs(url, MODEL_NAME, images, protocol=PROTOCOL, model_version=MODEL_VERSION)
-tuner = ThresholdTuner(
-    raw.images, raw.outputs, config, model_size=raw.input_size, names=[p.name for p in images]
-)
+tuner = lab.threshold_tuner(result, images, config)
 display(tuner.widget())
-display(lab.coverage_summary(raw, config.class_names))
+display(lab.coverage_summary(result, config.class_names))
 
 # %%
 tuner.set_class("person", dbscan_confidence_threshold=0.05)

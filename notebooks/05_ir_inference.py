@@ -44,7 +44,7 @@ IR_MODEL_NAME = "peoplenet_ir"  # real: "peoplenet_ir_tlt"
 RGB_MODEL_NAME = "peoplenet_rgb_standin"  # real: "peoplenet_tlt"
 IMAGES_DIR = None  # None: the validation fold of notebook 02; real: held-out FLIR images
 LABELS_DIR = None  # KITTI ground truth for IMAGES_DIR
-IR_POSTPROCESSING_CONFIG = None  # None: data/configs clustering_config_peoplenet_ir.prototxt
+IR_POSTPROCESSING_CONFIG = None  # None: the shipped clustering_config_peoplenet_ir.prototxt
 IR_CONFIDENCE_THRESHOLD = None  # None: the config's; the tiny model's scores are lower
 AP_MODE = "INTEGRATE"  # TAO's "INTEGRATE" or "SAMPLE" (11-point)
 BATCH_SIZE = 16
@@ -84,7 +84,7 @@ ir_dets = lab.run_inference(
     ws.outputs / "05_ir",
     batch_size=BATCH_SIZE,
     protocol=PROTOCOL,
-)
+).detections
 fig = lab.show_overlays(
     images[:NUM_OVERLAYS],
     ir_dets[:NUM_OVERLAYS],
@@ -125,7 +125,7 @@ rgb_dets = lab.run_inference(
     ws.outputs / "05_rgb",
     batch_size=BATCH_SIZE,
     protocol=PROTOCOL,
-)
+).detections
 rgb_eval = lab.evaluate(rgb_dets, truth, ("person",), mode=AP_MODE)
 comparison = lab.compare_evaluations({"RGB model": rgb_eval, "retrained IR model": ir_eval})
 _ = lab.record_table(

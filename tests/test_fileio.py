@@ -29,3 +29,93 @@ def test_writer_that_never_creates_the_file_is_an_error(tmp_path):
     with pytest.raises(FileNotFoundError), atomic_path(tmp_path / "x.keras"):
         pass
     assert list(tmp_path.iterdir()) == []
+
+
+def test_write_image_rgb_bgr_grey_and_16bit(tmp_path):
+    import cv2
+    import numpy as np
+
+    from cvlab.fileio import atomic_write_image
+
+    rgb = np.zeros((4, 6, 3), np.uint8)
+    rgb[..., 0] = 200  # red
+    path = atomic_write_image(tmp_path / "out" / "red.png", rgb)
+    assert path == tmp_path / "out" / "red.png"
+    assert cv2.imread(str(path))[0, 0].tolist() == [0, 0, 200]  # BGR on disk: red
+    atomic_write_image(tmp_path / "blue.png", rgb, bgr=True)
+    assert cv2.imread(str(tmp_path / "blue.png"))[0, 0].tolist() == [200, 0, 0]
+    rgba = np.dstack([rgb, np.full((4, 6), 255, np.uint8)])
+    atomic_write_image(tmp_path / "rgba.png", rgba)
+    assert cv2.imread(str(tmp_path / "rgba.png"), cv2.IMREAD_UNCHANGED)[0, 0].tolist() == [
+        0,
+        0,
+        200,
+        255,
+    ]
+    deep = np.full((3, 5), 40000, np.uint16)
+    atomic_write_image(tmp_path / "deep.png", deep)
+    np.testing.assert_array_equal(
+        cv2.imread(str(tmp_path / "deep.png"), cv2.IMREAD_UNCHANGED), deep
+    )
+    grey = np.arange(48, dtype=np.uint8).reshape(6, 8)
+    atomic_write_image(tmp_path / "g.tiff", grey)
+    np.testing.assert_array_equal(cv2.imread(str(tmp_path / "g.tiff"), cv2.IMREAD_UNCHANGED), grey)
+
+
+def test_write_image_bytes_are_those_of_imwrite(tmp_path):
+    import cv2
+    import numpy as np
+
+    from cvlab.fileio import atomic_write_image
+
+    bgr = np.random.default_rng(0).integers(0, 255, (30, 40, 3), dtype=np.uint8)
+    for quality, params in ((None, []), (80, [cv2.IMWRITE_JPEG_QUALITY, 80])):
+        assert cv2.imwrite(str(tmp_path / "ref.jpg"), bgr, params)
+        atomic_write_image(tmp_path / "a.jpg", bgr, bgr=True, quality=quality)
+        assert (tmp_path / "a.jpg").read_bytes() == (tmp_path / "ref.jpg").read_bytes()
+    atomic_write_image(tmp_path / "p.jpg", bgr, bgr=True, params=(cv2.IMWRITE_JPEG_QUALITY, 80))
+    assert (tmp_path / "p.jpg").read_bytes() == (tmp_path / "ref.jpg").read_bytes()
+
+
+def test_write_image_unknown_suffix_is_an_error_and_leaves_nothing(tmp_path):
+    import numpy as np
+
+    from cvlab.fileio import atomic_write_image
+
+    with pytest.raises(OSError, match=r"a\.xyz: OpenCV could not encode"):
+        atomic_write_image(tmp_path / "a.xyz", np.zeros((2, 2), np.uint8))
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_save_figure_and_notebook(tmp_path):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import nbformat
+
+    from cvlab.fileio import atomic_save_figure, atomic_write_notebook
+
+    fig, ax = plt.subplots(figsize=(2, 1))
+    ax.plot([0, 1], [1, 0])
+    png = atomic_save_figure(tmp_path / "figs" / "f.png", fig, dpi=50)
+    plt.close(fig)
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("1 + 1")])
+    out = atomic_write_notebook(tmp_path / "nb" / "run.ipynb", nb)
+    assert nbformat.read(out, as_version=4).cells[0].source == "1 + 1"
+    assert sorted(p.name for p in tmp_path.rglob("*") if p.is_file()) == ["f.png", "run.ipynb"]
+
+
+def test_list_images_any_case_sorted_files_only(tmp_path):
+    from cvlab.fileio import IMAGE_SUFFIXES, list_images
+
+    for name in ["b.JPG", "a.png", "c.jpeg", "d.txt", "e.PnG", "f.gif", "g.bmp"]:
+        (tmp_path / name).write_bytes(b"x")
+    (tmp_path / "sub.jpg").mkdir()
+    assert [p.name for p in list_images(tmp_path)] == ["a.png", "b.JPG", "c.jpeg", "e.PnG"]
+    assert set(IMAGE_SUFFIXES) == {".jpg", ".jpeg", ".png"}
+    assert [p.name for p in list_images(tmp_path, (".JPG", ".bmp"))] == ["b.JPG", "g.bmp"]
+    assert list_images(tmp_path / "sub.jpg") == []
+    with pytest.raises(NotADirectoryError):
+        list_images(tmp_path / "a.png")

@@ -142,10 +142,11 @@ def run(repeat: int = 200, images: int = 20, seed: int = 0) -> list[dict[str, ob
     """Time each stage; one row per stage with median/p90 ms, images/s, target and pass."""
     import cv2
 
+    from cvlab.images import load_image_for_model
     from cvlab.inference.clustering_config import PEOPLENET_RGB_CONFIG, load_clustering_config
     from cvlab.inference.decode import decode_detectnet
     from cvlab.inference.postprocess import DetectNetPostprocessor
-    from cvlab.inference.preprocess import load_image_for_model, preprocess_image
+    from cvlab.inference.preprocess import preprocess_image
 
     _limit_threads()
     rng = np.random.default_rng(seed)
@@ -166,11 +167,11 @@ def run(repeat: int = 200, images: int = 20, seed: int = 0) -> list[dict[str, ob
         return times
 
     decode_ms = timed_all(
-        lambda c, b: decode_detectnet(c, b, model_size=PEOPLENET_INPUT_SIZE, image_size=(1920, 1080))
+        lambda c, b: decode_detectnet(
+            c, b, model_size=PEOPLENET_INPUT_SIZE, image_size=(1920, 1080)
+        )
     )
-    full_ms = timed_all(
-        lambda c, b: post({COV_OUTPUT: c, BBOX_OUTPUT: b}, (1920, 1080))
-    )
+    full_ms = timed_all(lambda c, b: post({COV_OUTPUT: c, BBOX_OUTPUT: b}, (1920, 1080)))
     cells = float(np.mean([(f[0] > 0.005).sum() for f in frames]))
     rows.append(_row("decode", decode_ms, None))
     rows.append(_row(f"decode+cluster ({cells:.0f} cells)", full_ms, DECODE_CLUSTER_TARGET_MS))
@@ -201,24 +202,22 @@ def _row(
     }
 
 
-def main(argv: list[str] | None = None) -> int:
+def bench_arguments(parser: argparse.ArgumentParser) -> None:
+    """``cvlab bench core`` options."""
+    parser.add_argument("--repeat", type=int, default=200, help="timed runs per stage")
+    parser.add_argument("--images", type=int, default=20, help="distinct synthetic frames")
+    parser.add_argument("--seed", type=int, default=0)
+
+
+def bench(args: argparse.Namespace) -> int:
     """Print the table; exit code 1 when a target is missed.
 
     ``median_ms`` is wall time (the target); ``cpu_median_ms`` is this thread's CPU time, which
     shows the cost of the work itself when other processes share the cores.
     """
-    parser = argparse.ArgumentParser(prog="cvlab bench core", description=__doc__)
-    parser.add_argument("--repeat", type=int, default=200, help="timed runs per stage")
-    parser.add_argument("--images", type=int, default=20, help="distinct synthetic frames")
-    parser.add_argument("--seed", type=int, default=0)
-    args = parser.parse_args(argv or [])
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     import pandas as pd
 
     rows = run(args.repeat, args.images, args.seed)
     print(pd.DataFrame(rows).to_string(index=False))
     return 0 if all(r["result"] != "FAIL" for r in rows) else 1
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

@@ -1,4 +1,4 @@
-"""``cvlab bench flir``: synthetic generation, conversion and TFRecord throughput; header reads.
+"""``cvlab bench datasets``: synthetic generation, conversion and TFRecord throughput; header reads.
 
 Prints images/s for: synthetic frames, FLIR -> KITTI + resized JPEG conversion, a resumed run
 (nothing to redo), TFRecord writing, and the cost of reading an image size from the header
@@ -19,13 +19,15 @@ def _rate(n: int, seconds: float) -> float:
     return n / seconds if seconds > 0 else float("inf")
 
 
-def main(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(prog="cvlab bench flir")
+def bench_arguments(parser: argparse.ArgumentParser) -> None:
+    """``cvlab bench datasets`` options."""
     parser.add_argument("--num-images", type=int, default=200)
     parser.add_argument("--layout", choices=["v1", "v2"], default="v1")
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--output", help="work directory (default: a temporary one)")
-    args = parser.parse_args(argv)
+
+
+def bench(args: argparse.Namespace) -> int:
 
     import cv2
     import tensorflow as tf  # noqa: F401  (import cost kept out of the timings)
@@ -33,7 +35,7 @@ def main(argv: list[str]) -> int:
     from cvlab.datasets.prepare import prepare_flir_dataset
     from cvlab.datasets.synthetic import generate_synthetic_flir
     from cvlab.formats.tfrecords import write_tfrecords
-    from cvlab.images import read_image_size
+    from cvlab.images import image_size
 
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(args.output or tmp)
@@ -45,7 +47,7 @@ def main(argv: list[str]) -> int:
 
         paths = sorted(src.rglob("*.jp*g"))
         t = time.perf_counter()
-        sizes = [read_image_size(p) for p in paths]
+        sizes = [image_size(p) for p in paths]
         header_s = time.perf_counter() - t
         t = time.perf_counter()
         decoded = [cv2.imread(str(p), cv2.IMREAD_UNCHANGED).shape[:2] for p in paths]

@@ -75,7 +75,8 @@ def train_demo_model(
     ``result.model_path`` (``model.keras``) and ``result.weights_path`` (legacy HDF5);
     ``result.history`` holds the losses and the validation AP (evaluated once, at the end).
     """
-    from cvlab.train.trainer import TrainConfig, train
+    from cvlab.train.config import TrainConfig
+    from cvlab.train.trainer import train
 
     out = Path(output_dir)
     config = TrainConfig.tiny(seed=seed, threads=2, **config_overrides)
@@ -95,14 +96,16 @@ def train_demo_model(
     )
 
 
-def main(argv: list[str]) -> int:
-    """Bench: train the tiny config on CPU, print person AP and training images/s."""
-    parser = argparse.ArgumentParser(prog="cvlab bench train")
+def bench_arguments(parser: argparse.ArgumentParser) -> None:
+    """``cvlab bench train`` options."""
     parser.add_argument("--output", default=None, help="work directory (default: a temp dir)")
     parser.add_argument("--epochs", type=int, default=None, help="default: the tiny config's")
     parser.add_argument("--images", type=int, default=240, help="frames, 20 %% held out")
     parser.add_argument("--seed", type=int, default=0)
-    args = parser.parse_args(argv)
+
+
+def bench(args: argparse.Namespace) -> int:
+    """Bench: train the tiny config on CPU, print person AP and training images/s."""
     import tempfile
 
     out = Path(args.output or tempfile.mkdtemp(prefix="cvlab-bench-train-"))

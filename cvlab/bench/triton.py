@@ -32,6 +32,10 @@ import time
 import zipfile
 from pathlib import Path
 
+from cvlab.cli import parse_size
+from cvlab.detectnet import PEOPLENET_INPUT_SIZE
+from cvlab.fileio import atomic_path
+
 TARGET_RATIO = 0.8
 PERF_ANALYZER_VERSION = "2.51.0"
 CACHE_DIR = Path(os.environ.get("CVLAB_CACHE", Path.home() / ".cache" / "cvlab")) / "perf_analyzer"
@@ -74,12 +78,10 @@ def get_perf_analyzer(cache: Path = CACHE_DIR) -> Path | None:
         if not found:
             return None
     member = f"tritonclient-{PERF_ANALYZER_VERSION}.data/data/bin/perf_analyzer"
-    binary.parent.mkdir(parents=True, exist_ok=True)
-    tmp = binary.with_suffix(".tmp")
-    with zipfile.ZipFile(found[0]) as wheel, open(tmp, "wb") as out:
-        out.write(wheel.read(member))
-    tmp.chmod(0o755)
-    os.replace(tmp, binary)
+    with atomic_path(binary) as tmp:
+        with zipfile.ZipFile(found[0]) as wheel:
+            tmp.write_bytes(wheel.read(member))
+        tmp.chmod(0o755)
     return binary
 
 
@@ -144,14 +146,17 @@ def write_bench_images(directory: Path, count: int, size: tuple[int, int]) -> li
     return paths
 
 
-def main(argv: list[str]) -> int:
-    """Print client images/s, perf_analyzer images/s and the ratio vs the 80 % target."""
-    parser = argparse.ArgumentParser(prog="cvlab bench triton", description=__doc__.split("\n")[0])
+def bench_arguments(parser: argparse.ArgumentParser) -> None:
+    """``cvlab bench triton`` options."""
     parser.add_argument("--images", type=int, default=192, help="images per timed run")
     parser.add_argument("--batch", type=int, default=8)
     parser.add_argument("--concurrency", type=int, default=4, help="requests in flight")
-    parser.add_argument("--input-size", default="960x544", help="model input WIDTHxHEIGHT")
-    parser.add_argument("--image-size", default="1280x720", help="source JPEG WIDTHxHEIGHT")
+    parser.add_argument(
+        "--input-size", type=parse_size, default=PEOPLENET_INPUT_SIZE, help="model WIDTHxHEIGHT"
+    )
+    parser.add_argument(
+        "--image-size", type=parse_size, default=(1280, 720), help="source JPEG WIDTHxHEIGHT"
+    )
     parser.add_argument("--protocol", default="http", choices=["http", "grpc"])
     parser.add_argument(
         "--shared-memory",
@@ -166,17 +171,20 @@ def main(argv: list[str]) -> int:
         "--model-width", type=int, default=8, help="demo trunk width (larger = heavier server)"
     )
     parser.add_argument("--no-perf-analyzer", action="store_true")
-    args = parser.parse_args(argv)
+
+
+def bench(args: argparse.Namespace) -> int:
+    """Print client images/s, perf_analyzer images/s and the ratio vs the 80 % target."""
 
     import numpy as np
     import pandas as pd
 
     from cvlab.export.demo_model import write_demo_repository
     from cvlab.triton.client import TritonDetectNetClient
+    from cvlab.triton.pipeline import default_postprocessor, detect_images
     from cvlab.triton.server import TritonServer
 
-    input_size = tuple(int(v) for v in args.input_size.lower().split("x"))
-    image_size = tuple(int(v) for v in args.image_size.lower().split("x"))
+    input_size, image_size = args.input_size, args.image_size
     model = "bench_demo"
     binary = None
     if not args.no_perf_analyzer:
@@ -200,8 +208,8 @@ def main(argv: list[str]) -> int:
                 concurrency=args.concurrency,
                 shared_memory=args.shared_memory,
             ) as client:
-                post = client.default_postprocessor()
-                client.infer_images(paths[: 2 * args.batch], args.batch, post, progress=False)
+                post = default_postprocessor(client.input_size, client.num_classes)
+                detect_images(client, paths[: 2 * args.batch], post, args.batch, progress=False)
                 transport = client.transport
                 pa_memory = "system" if transport == "shared memory" else "none"
                 other_memory = "none" if pa_memory == "system" else "system"
@@ -221,7 +229,7 @@ def main(argv: list[str]) -> int:
                 pipeline, ceilings = [], []
                 for repeat in range(max(1, args.repeats)):
                     start = time.perf_counter()
-                    dets = client.infer_images(paths, args.batch, post, progress=False)
+                    dets = detect_images(client, paths, post, args.batch, progress=False)
                     pipeline.append(len(dets) / (time.perf_counter() - start))
                     rate = perf(pa_memory)
                     if rate:

@@ -3,13 +3,19 @@
 validate (config.pbtxt vs model files, before anything is sent) -> upload to GCS -> print or
 ``kubectl apply`` the Triton manifests -> wait for ``/v2/health/ready`` -> smoke inference.
 
-Example (notebook)::
+Example:
+    >>> from cvlab.cloud.manifests import EXAMPLE_MODEL_REPOSITORY as GCS_URL
+    >>> from cvlab.cloud.manifests import TritonDeploymentConfig, from_yaml, render_manifests
+    >>> report = apply_step(render_manifests(TritonDeploymentConfig(GCS_URL)), apply=False)
+    >>> report.applied, report.reason, len(from_yaml(report.yaml))
+    (False, 'apply not requested', 3)
+
+The whole flow, in a notebook (a real bucket and cluster; 203.0.113.10 stands for the ingress IP)::
 
     validate_step("model_repository").raise_if_invalid()
-    upload_step("model_repository", "gs://my-bucket/triton-model")
-    print(apply_step(render_manifests(config), apply=False).yaml)
-    wait_ready_step("34.141.169.102:80", timeout=600)
-    smoke_step("34.141.169.102:80", "peoplenet_tlt", "inference_images/rgb").to_dataframe()
+    upload_step("model_repository", GCS_URL)
+    wait_ready_step("203.0.113.10:80", timeout=600)
+    smoke_step("203.0.113.10:80", "peoplenet_tlt", "inference_images/rgb").to_dataframe()
 """
 
 from __future__ import annotations
@@ -25,9 +31,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from cvlab import fileio
 from cvlab.cloud.gcs import GcsLocation, SyncReport, make_client, upload_directory
 from cvlab.cloud.manifests import TritonDeploymentConfig, to_yaml
 from cvlab.errors import CvlabError
+from cvlab.shell import shell_join
 
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
@@ -44,7 +52,6 @@ __all__ = [
     "SmokeReport",
     "ValidationReport",
     "apply_step",
-    "local_triton_gcs_env",
     "run_deploy",
     "smoke_step",
     "upload_step",
@@ -52,7 +59,8 @@ __all__ = [
     "wait_ready_step",
 ]
 
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp")
+#: the smoke step also sends BMP files
+IMAGE_SUFFIXES = (*fileio.IMAGE_SUFFIXES, ".bmp")
 
 
 class RepositoryInvalidError(CvlabError, ValueError):
@@ -162,18 +170,12 @@ def apply_step(
             command, input=text, capture_output=True, text=True, timeout=timeout, check=False
         )
     except subprocess.TimeoutExpired:
-        raise KubectlError(f"{_shlex_join(command)} did not finish in {timeout:.0f} s") from None
+        raise KubectlError(f"{shell_join(command)} did not finish in {timeout:.0f} s") from None
     if done.returncode != 0:
         raise KubectlError(
-            f"{_shlex_join(command)} failed with exit code {done.returncode}: {done.stderr.strip()}"
+            f"{shell_join(command)} failed with exit code {done.returncode}: {done.stderr.strip()}"
         )
     return ApplyReport(text, True, command, done.stdout, reason="applied")
-
-
-def _shlex_join(command: Sequence[str]) -> str:
-    import shlex
-
-    return shlex.join(str(c) for c in command)
 
 
 # --------------------------------------------------------------------------- wait ready
@@ -273,21 +275,12 @@ def _image_paths(images: str | os.PathLike | Sequence[str | os.PathLike], limit:
         directory = Path(images)
         if not directory.is_dir():
             raise FileNotFoundError(f"smoke image directory not found: {directory}")
-        found = sorted(p for p in directory.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+        found = fileio.list_images(directory, IMAGE_SUFFIXES)
     else:
         found = [Path(p) for p in images]
     if not found:
         raise FileNotFoundError(f"no images ({', '.join(IMAGE_SUFFIXES)}) in {images}")
     return [str(p) for p in found[:limit]]
-
-
-def default_class_names(num_classes: int) -> list[str]:
-    """PeopleNet's classes for 3 outputs, ``person`` for 1 (the IR model), else class_<i>."""
-    if num_classes == 3:
-        return ["person", "bag", "face"]
-    if num_classes == 1:
-        return ["person"]
-    return [f"class_{i}" for i in range(num_classes)]
 
 
 def smoke_step(
@@ -301,40 +294,18 @@ def smoke_step(
     max_images: int = 8,
     progress: bool = False,
 ) -> SmokeReport:
-    """Run the Triton client on up to ``max_images`` images (a directory or a list of paths)."""
-    from cvlab.inference.clustering_config import default_config
-    from cvlab.inference.postprocess import DetectNetPostprocessor
+    """Run the inference path (:mod:`cvlab.triton.pipeline`) on up to ``max_images`` images (a
+    directory or a list of paths), with default clustering for ``class_names``."""
     from cvlab.triton.client import TritonDetectNetClient
+    from cvlab.triton.pipeline import default_postprocessor, detect_images
 
     paths = _image_paths(images, max_images)
     start = time.perf_counter()
-    client = TritonDetectNetClient(url, model_name, protocol=protocol)
-    names = list(class_names or default_class_names(client.num_classes))
-    postprocessor = DetectNetPostprocessor(
-        default_config(names), names, model_size=client.input_size
-    )
-    batch = min(batch_size or client.max_batch_size or 1, len(paths))
-    detections = client.infer_images(paths, batch, postprocessor, progress=progress)
+    with TritonDetectNetClient(url, model_name, protocol=protocol) as client:
+        post = default_postprocessor(client.input_size, client.num_classes, class_names)
+        batch = min(batch_size or client.max_batch_size or 1, len(paths))
+        detections = detect_images(client, paths, post, batch, progress=progress)
     return SmokeReport(url, model_name, detections, time.perf_counter() - start)
-
-
-# --------------------------------------------------------------------------- local Triton on gs://
-
-
-def local_triton_gcs_env(emulator_endpoint: str, mount_dir: str | os.PathLike) -> dict[str, str]:
-    """Environment for the bundled tritonserver to read ``gs://`` from a GCS emulator.
-
-    Points the metadata server at a closed loopback port (so Triton does not wait for GCE
-    credentials) and blanks GOOGLE_APPLICATION_CREDENTIALS.
-    """
-    from cvlab.triton.server import gcs_emulator_env
-
-    if not emulator_endpoint.startswith(("http://", "https://")):
-        raise ValueError(f"emulator endpoint must include http:// (got {emulator_endpoint!r})")
-    Path(mount_dir).mkdir(parents=True, exist_ok=True)
-    env = gcs_emulator_env(emulator_endpoint.rstrip("/"), mount_dir)
-    env["GOOGLE_APPLICATION_CREDENTIALS"] = ""
-    return env
 
 
 # --------------------------------------------------------------------------- whole flow

@@ -3,13 +3,14 @@
 Upload a local folder to ``gs://bucket/prefix`` in parallel, skipping files whose crc32c (or md5
 when the object has no crc32c) already matches; large files go through resumable uploads in
 chunks. Download, list and verify work the same way. Works against real GCS (default
-credentials) or a local emulator (``STORAGE_EMULATOR_HOST=http://127.0.0.1:PORT``).
+credentials) or a local emulator (``STORAGE_EMULATOR_HOST=http://127.0.0.1:PORT``, e.g. a
+:class:`cvlab.cloud.gcs_emulator.GcsEmulator`).
 
 Example::
 
     client = make_client(emulator_host="http://127.0.0.1:9023")
-    report = upload_directory("model_repository", "gs://my-bucket/triton-model", client=client)
-    assert verify("model_repository", "gs://my-bucket/triton-model", client=client) == []
+    report = upload_directory("model_repository", "gs://my-bucket/triton-model-repository", client=client)
+    assert verify("model_repository", "gs://my-bucket/triton-model-repository", client=client) == []
 
 Credentials are never printed or written anywhere by this module.
 """
@@ -19,7 +20,6 @@ from __future__ import annotations
 import base64
 import hashlib
 import os
-import tempfile
 import time
 from collections.abc import Callable, Iterable
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
@@ -30,7 +30,9 @@ from typing import TYPE_CHECKING, Any
 import google_crc32c
 from tqdm.auto import tqdm
 
+from cvlab.cloud.gcs_emulator import check_endpoint
 from cvlab.errors import CvlabError
+from cvlab.fileio import atomic_path
 
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
@@ -88,8 +90,8 @@ class GcsSyncError(GcsError):
 class GcsLocation:
     """A ``gs://bucket/prefix`` URL split into bucket and prefix (no leading/trailing '/').
 
-    >>> GcsLocation.parse("gs://dongm-tlt/tlt/triton-model/")
-    GcsLocation(bucket='dongm-tlt', prefix='tlt/triton-model')
+    >>> GcsLocation.parse("gs://my-bucket/triton-model-repository/")
+    GcsLocation(bucket='my-bucket', prefix='triton-model-repository')
     """
 
     bucket: str
@@ -187,15 +189,6 @@ class Mismatch:
 # --------------------------------------------------------------------------- client
 
 
-def _check_emulator_host(host: str) -> str:
-    if not host.startswith(("http://", "https://")):
-        raise ValueError(
-            f"STORAGE_EMULATOR_HOST must include the scheme, e.g. http://127.0.0.1:9023 "
-            f"(got {host!r})"
-        )
-    return host.rstrip("/")
-
-
 def make_client(project: str | None = None, emulator_host: str | None = None) -> storage.Client:
     """A ``google.cloud.storage.Client`` for real GCS or a local emulator.
 
@@ -209,7 +202,7 @@ def make_client(project: str | None = None, emulator_host: str | None = None) ->
 
     host = emulator_host or os.environ.get("STORAGE_EMULATOR_HOST")
     if host:
-        host = _check_emulator_host(host)
+        host = check_endpoint(host)
         return storage.Client(
             project=project or EMULATOR_PROJECT,
             credentials=AnonymousCredentials(),
@@ -472,15 +465,8 @@ def _run_parallel(
 
 def _download_one(blob: storage.Blob, target: Path) -> None:
     """Download to a temporary file next to ``target``, then rename (never half-written)."""
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        blob.download_to_filename(tmp, checksum="crc32c")
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_path(target, suffix=".tmp") as tmp:  # .*.tmp: skipped by the upload listing
+        blob.download_to_filename(str(tmp), checksum="crc32c")
 
 
 def download_directory(

@@ -1,26 +1,32 @@
 """The lab's GKE commands (A100 cluster, GPU node pool, drivers, metrics adapter) from one config.
 
 ``gcloud_commands(GkeConfig.lab_example())`` reproduces, argument for argument, the commands of the
-lab (see docs: "The GKE A100 cluster could be created with command below"). Commands are lists of
-arguments (for ``subprocess.run``); :func:`as_shell_script` turns them into a bash script.
+lab (see docs: "The GKE A100 cluster could be created with command below"; the lab's own values,
+kept only for that check). Project and cluster are required: :meth:`GkeConfig.example` gives
+obvious placeholders. Commands are lists of arguments (for ``subprocess.run``);
+:func:`cvlab.shell.as_shell_script` (re-exported here) turns them into a bash script.
 
-Example::
-
-    config = GkeConfig(project_id="my-project", cluster_name="cv-gke", max_nodes=3)
-    print(as_shell_script(gcloud_commands(config)))
+Example:
+    >>> config = GkeConfig(project_id="my-gcp-project", cluster_name="my-triton-cluster")
+    >>> gcloud_commands(config)[2][4:]
+    ['my-triton-cluster', '--project', 'my-gcp-project', '--zone', 'us-central1-a']
+    >>> as_shell_script(gcloud_commands(config)).splitlines()[6].split(" --user ")[1]
+    '"$(gcloud config get-value account)"'
 """
 
 from __future__ import annotations
 
-import shlex
 from dataclasses import dataclass
+
+from cvlab.shell import ShellSubstitution, as_shell_script, shell_join
 
 __all__ = [
     "DRIVER_DAEMONSET_URL",
+    "EXAMPLE_CLUSTER_NAME",
+    "EXAMPLE_PROJECT_ID",
     "GkeConfig",
-    "ShellSubstitution",
     "STACKDRIVER_ADAPTER_URL",
-    "as_shell_script",
+    "as_shell_script",  # from cvlab.shell
     "gcloud_commands",
     "istio_ingress_command",
     "triton_url",
@@ -34,15 +40,18 @@ STACKDRIVER_ADAPTER_URL = (
     "https://raw.githubusercontent.com/GoogleCloudPlatform/k8s-stackdriver/master/"
     "custom-metrics-stackdriver-adapter/deploy/production/adapter.yaml"
 )
-
-
-class ShellSubstitution(str):
-    """An argument that the shell must expand (``$(...)``): rendered in double quotes, unescaped."""
+#: Placeholders for examples and CLI defaults (obviously not a real project or cluster).
+EXAMPLE_PROJECT_ID = "my-gcp-project"
+EXAMPLE_CLUSTER_NAME = "my-triton-cluster"
 
 
 @dataclass(frozen=True)
 class GkeConfig:
-    """Everything the lab's cluster commands depend on (defaults are the lab's values)."""
+    """Everything the lab's cluster commands depend on.
+
+    ``project_id`` and ``cluster_name`` are required; the other defaults are the lab's machine
+    choices (zone, A100 node pool, autoscaling 1..2), nothing tied to one account.
+    """
 
     project_id: str
     cluster_name: str
@@ -82,8 +91,14 @@ class GkeConfig:
             raise ValueError(f"GkeConfig.zone {self.zone!r} is not in region {self.region!r}")
 
     @classmethod
+    def example(cls) -> GkeConfig:
+        """Placeholder project and cluster (:data:`EXAMPLE_PROJECT_ID`, :data:`EXAMPLE_CLUSTER_NAME`)."""
+        return cls(project_id=EXAMPLE_PROJECT_ID, cluster_name=EXAMPLE_CLUSTER_NAME)
+
+    @classmethod
     def lab_example(cls) -> GkeConfig:
-        """The values used in the lab text (project k80-exploration, cluster dongm-cv-gke)."""
+        """The lab author's own project and cluster, only to reproduce the lab text verbatim
+        (``cvlab/resources/k8s/lab_gke_commands.sh``); use :meth:`example` or your own values."""
         return cls(project_id="k80-exploration", cluster_name="dongm-cv-gke")
 
 
@@ -143,19 +158,6 @@ def triton_url(ingress_host: str, port: int = 80) -> str:
     if not host:
         raise ValueError(
             "empty ingress host: the istio-ingressgateway has no external IP yet "
-            f"(run: {shlex.join(istio_ingress_command())})"
+            f"(run: {shell_join(istio_ingress_command())})"
         )
     return f"{host}:{port}"
-
-
-def _quote(arg: str) -> str:
-    if isinstance(arg, ShellSubstitution):
-        return '"' + arg.replace('"', '\\"') + '"'
-    return shlex.quote(arg)
-
-
-def as_shell_script(commands: list[list[str]], *, header: bool = True) -> str:
-    """A bash script running ``commands`` in order (``set -euo pipefail``), each line quoted."""
-    lines = ["#!/usr/bin/env bash", "set -euo pipefail"] if header else []
-    lines += [" ".join(_quote(arg) for arg in command) for command in commands]
-    return "\n".join(lines) + "\n"

@@ -13,10 +13,14 @@ grows as soon as the GPUs cannot keep up, so it is a direct latency signal. Alte
 :func:`gpu_duty_cycle_metric` scales on the **External** metric
 ``kubernetes.io|container|accelerator|duty_cycle`` that GKE exports without any sidecar.
 
-Example::
+``model_repository`` has no default: :data:`EXAMPLE_MODEL_REPOSITORY` is an obvious placeholder.
 
-    config = TritonDeploymentConfig(model_repository="gs://my-bucket/triton-model")
-    print(to_yaml(render_manifests(config)))
+Example:
+    >>> config = TritonDeploymentConfig(model_repository=EXAMPLE_MODEL_REPOSITORY)
+    >>> [doc["kind"] for doc in render_manifests(config)]
+    ['Deployment', 'Service', 'HorizontalPodAutoscaler']
+    >>> from_yaml(to_yaml(render_manifests(config))) == render_manifests(config)
+    True
 """
 
 from __future__ import annotations
@@ -29,6 +33,7 @@ from typing import Any
 import yaml
 
 __all__ = [
+    "EXAMPLE_MODEL_REPOSITORY",
     "HpaMetric",
     "TritonDeploymentConfig",
     "deployment",
@@ -44,6 +49,8 @@ __all__ = [
 ]
 
 HTTP_PORT, GRPC_PORT, METRICS_PORT = 8000, 8001, 8002
+#: A placeholder gs:// model repository for examples (not a real bucket).
+EXAMPLE_MODEL_REPOSITORY = "gs://my-bucket/triton-model-repository"
 _DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
 
 

@@ -1,0 +1,1 @@
+"""Datasets: FLIR classes, preparation (FLIR -> KITTI + images + TFRecords), statistics, synthetic scenes."""

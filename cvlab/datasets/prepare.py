@@ -5,12 +5,20 @@ Output layout of :func:`prepare_flir_dataset` (``OUT`` = ``output_dir``):
 * ``OUT/images/<id>.jpg``: 3 equal channels, resized to ``output_size`` (960x544 by default).
 * ``OUT/labels/<id>.txt``: 15-field KITTI lines in pixels of the written image (640x512 ->
   960x544 scales x by 1.5 and y by 1.0625); an empty file for a frame without kept objects.
-* ``OUT/tfrecords/flir-fold-00F-of-002-shard-0000N-of-00010`` (fold 0 = validation), see
-  :mod:`cvlab.formats.tfrecords`; ``OUT/dataset_convert_spec.txt`` to regenerate them with TAO.
-* ``OUT/prepare_options.json``: options of the run, used to decide whether finished files can be
-  reused (resume) or must be redone. Images/labels in ``OUT`` that are not part of the current
-  run (an earlier run on other splits, or a now unreadable source) are removed, because TAO's
-  converter takes every image in the folder.
+* ``OUT/tfrecords/flir-fold-00F-of-002-shard-0000N-of-00010`` (fold 0 = validation) and the
+  split manifest ``OUT/tfrecords/.flir-split.json`` (frame ids per shard and fold), see
+  :mod:`cvlab.formats.tfrecords`; ``OUT/dataset_convert_spec.txt`` to regenerate them with TAO
+  (:func:`cvlab.formats.tao_spec.build_dataset_convert_spec`).
+* ``OUT/prepare_options.json``: options of the run and the SHA-256 of each annotation file read,
+  the resume marker. Images/labels in ``OUT`` that are not part of the current run (an earlier
+  run on other splits, or a now unreadable source) are removed, because TAO's converter takes
+  every image in the folder.
+
+Resume (a re-run into the same ``OUT``): an image is reused when it is newer than its source and
+the options are those of the last run; its label is recomputed from the CURRENT annotations every
+time and rewritten when it differs (``labels_updated``), and the TFRecords are always rebuilt from
+the labels, so an edited annotation file never leaves stale training data. A dataset without a
+single usable image raises :class:`cvlab.formats.flir_coco.FlirFormatError` and writes nothing.
 
 Box rules (each counted in the :class:`PrepareReport`): boxes of other classes are dropped (or
 written as ``dontcare`` with ``keep_background``); boxes with ``w <= 0`` or ``h <= 0``, or whose
@@ -28,29 +36,40 @@ Example:
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
+import threading
 from collections import Counter
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 from tqdm.auto import tqdm
 
 from cvlab.datasets.classes import ClassMapping
 from cvlab.detectnet import PEOPLENET_INPUT_SIZE
-from cvlab.formats.convert_spec import dataset_convert_spec_text
-from cvlab.formats.flir_coco import FlirAnnotation, FlirImage, load_flir
-from cvlab.formats.kitti import atomic_write_text, format_kitti_line
+from cvlab.fileio import atomic_write_image, atomic_write_text
+from cvlab.formats.flir_coco import (
+    FlirAnnotation,
+    FlirDataset,
+    FlirFormatError,
+    FlirImage,
+    describe_unknown_image_ids,
+    load_flir,
+)
+from cvlab.formats.kitti import format_kitti_line, tao_keeps_box
+from cvlab.formats.tao_spec import build_dataset_convert_spec, write_dataset_convert_spec
 from cvlab.images import (
+    JPEG_QUALITY,
     ImageType,
     UnreadableImageError,
+    image_size,
     load_thermal,
-    read_image_size,
     to_training_image,
-    write_jpeg_atomic,
 )
 
 IMAGES_DIR, LABELS_DIR, TFRECORDS_DIR = "images", "labels", "tfrecords"
@@ -109,7 +128,7 @@ def kitti_lines(
             continue
         cx1, cy1, cx2, cy2 = max(x1, 0.0), max(y1, 0.0), min(x2, src_w), min(y2, src_h)
         box = [round(cx1 * sx, 2), round(cy1 * sy, 2), round(cx2 * sx, 2), round(cy2 * sy, 2)]
-        if not (int(box[0]) < int(box[2]) and int(box[1]) < int(box[3])):
+        if not tao_keeps_box(box):
             counts.degenerate += 1  # TAO's converter would skip it
             continue
         if (cx1, cy1, cx2, cy2) != (x1, y1, x2, y2):
@@ -130,9 +149,41 @@ class _Options:
 @dataclass
 class _ImageResult:
     image: FlirImage
-    status: str  # "written" | "resumed" | "unreadable"
+    status: str  # "written" | "resumed" | "relabelled" (resumed, label rewritten) | "unreadable"
     counts: BoxCounts
     error: str = ""
+
+
+class _Marker:
+    """The resume marker ``OUT/prepare_options.json``: the options and annotation hashes of a run.
+
+    ``resume`` says whether the last run had the same options (finished images are reusable).
+    :meth:`write` is called before the first output file of this run is written (from any
+    worker; it writes once), so a run that writes nothing leaves no marker either, and a file
+    written under new options is never reused under the old ones.
+    """
+
+    def __init__(self, path: Path, options: _Options, annotations: dict[str, str]) -> None:
+        self.path = path
+        self.content = asdict(options) | {"annotations": annotations}
+        try:
+            previous = json.loads(path.read_bytes())
+        except (OSError, ValueError):
+            previous = {}
+        previous = previous if isinstance(previous, dict) else {}
+        old_annotations = previous.pop("annotations", None)
+        self.resume = previous == asdict(options)
+        self.annotations_changed = (
+            self.resume and old_annotations is not None and old_annotations != annotations
+        )
+        self._lock = threading.Lock()
+        self._written = False
+
+    def write(self) -> None:
+        with self._lock:
+            if not self._written:
+                atomic_write_text(self.path, json.dumps(self.content, indent=2))
+                self._written = True
 
 
 def _source_path(image: FlirImage, image_type: ImageType) -> Path:
@@ -153,7 +204,7 @@ def _convert_one(
     mapping: ClassMapping,
     output_size: tuple[int, int],
     image_type: ImageType,
-    resume: bool,
+    marker: _Marker,
 ) -> _ImageResult:
     img_out = out / IMAGES_DIR / f"{image.id}.jpg"
     label_out = out / LABELS_DIR / f"{image.id}.txt"
@@ -164,20 +215,31 @@ def _convert_one(
         return _ImageResult(image, "unreadable", BoxCounts(), f"unsafe output name {image.id!r}")
     try:
         src = _source_path(image, image_type)
-        if resume and _is_finished(src, img_out, label_out):
-            size = (image.width, image.height)
-            if None in size:
-                size = read_image_size(src)
-            lines, counts = kitti_lines(image.annotations, mapping, size, output_size)  # type: ignore[arg-type]
-            return _ImageResult(image, "resumed", counts)
+        if marker.resume and _is_finished(src, img_out, label_out):
+            # The image is reused; its label follows the annotations as they are NOW (the
+            # header size is the decoded size the written path scales with).
+            lines, counts = kitti_lines(image.annotations, mapping, image_size(src), output_size)
+            text = _label_text(lines)
+            if label_out.read_bytes() == text.encode():
+                return _ImageResult(image, "resumed", counts)
+            marker.write()
+            atomic_write_text(label_out, text)
+            return _ImageResult(image, "relabelled", counts)
         grey = load_thermal(src, image_type)
     except (UnreadableImageError, FileNotFoundError) as exc:
         return _ImageResult(image, "unreadable", BoxCounts(), str(exc))
     size = (grey.shape[1], grey.shape[0])  # the decoded frame is the truth for scaling
     lines, counts = kitti_lines(image.annotations, mapping, size, output_size)
-    write_jpeg_atomic(img_out, to_training_image(grey, output_size))
-    atomic_write_text(label_out, "".join(line + "\n" for line in lines))
+    marker.write()
+    atomic_write_image(
+        img_out, to_training_image(grey, output_size), bgr=True, quality=JPEG_QUALITY
+    )
+    atomic_write_text(label_out, _label_text(lines))
     return _ImageResult(image, "written", counts)
+
+
+def _label_text(lines: Sequence[str]) -> str:
+    return "".join(line + "\n" for line in lines)
 
 
 @dataclass
@@ -191,6 +253,8 @@ class PrepareReport:
     images: int = 0
     images_written: int = 0
     images_resumed: int = 0
+    labels_updated: int = 0
+    annotations_changed: bool = False
     objects: dict[str, int] = field(default_factory=dict)
     dropped_class_boxes: dict[str, int] = field(default_factory=dict)
     degenerate_boxes: int = 0
@@ -202,6 +266,7 @@ class PrepareReport:
     skipped_images: list[tuple[str, str]] = field(default_factory=list)
     images_without_annotations: list[str] = field(default_factory=list)
     annotations_without_images: list[str] = field(default_factory=list)
+    unknown_image_ids: dict[str, dict[Any, int]] = field(default_factory=dict)
     frames_per_fold: dict[int, int] = field(default_factory=dict)
     tfrecord_files: list[Path] = field(default_factory=list)
 
@@ -221,12 +286,20 @@ class PrepareReport:
     def spec_path(self) -> Path:
         return self.output_dir / SPEC_FILE
 
+    @property
+    def split_manifest_path(self) -> Path:
+        """Which frame ids went to which fold (:func:`cvlab.formats.tfrecords.read_split`)."""
+        from cvlab.formats.tfrecords import split_manifest_path
+
+        return split_manifest_path(self.tfrecords_dir / TFRECORD_PREFIX)
+
     def to_pandas(self) -> pd.DataFrame:
         """One row per figure (``metric``, ``value``), e.g. ``objects/person``."""
         rows = [
             ("images", self.images),
             ("images_written", self.images_written),
             ("images_resumed", self.images_resumed),
+            ("labels_updated", self.labels_updated),
             *((f"objects/{k}", v) for k, v in sorted(self.objects.items())),
             ("dropped_class_boxes", sum(self.dropped_class_boxes.values())),
             ("degenerate_boxes", self.degenerate_boxes),
@@ -247,7 +320,9 @@ class PrepareReport:
         objs = ", ".join(f"{k} {v}" for k, v in sorted(self.objects.items())) or "none"
         lines = [
             f"FLIR {self.layout} {'+'.join(self.splits)} from {self.source_dir} -> {self.output_dir}",
-            f"images: {self.images} ({self.images_written} written, {self.images_resumed} reused)",
+            f"images: {self.images} ({self.images_written} written, {self.images_resumed} reused; "
+            f"{self.labels_updated} labels updated"
+            f"{', annotations changed since the last run' if self.annotations_changed else ''})",
             f"objects: {objs}",
             f"boxes dropped: {sum(self.dropped_class_boxes.values())} other classes, "
             f"{self.degenerate_boxes} degenerate, {self.outside_boxes} outside; "
@@ -256,6 +331,7 @@ class PrepareReport:
             f"{len(self.skipped_images)} bad file names/duplicates",
             f"images without annotations: {len(self.images_without_annotations)}; "
             f"annotations without images: {len(self.annotations_without_images)}",
+            *(f"  {line}" for line in describe_unknown_image_ids(self.unknown_image_ids)),
             f"TFRecords: {len(self.tfrecord_files)} files in {self.tfrecords_dir}, "
             f"frames per fold {self.frames_per_fold} (fold 0 = validation)",
         ]
@@ -275,6 +351,33 @@ def _remove_stale(out: Path, keep: set[str]) -> int:
                 path.unlink()
                 removed += 1
     return removed
+
+
+def _annotation_hashes(dataset: FlirDataset) -> dict[str, str]:
+    """``{annotation file, relative to the dataset root: SHA-256}`` of the loaded splits."""
+    hashes = {}
+    for path in dataset.annotation_files.values():
+        with open(path, "rb") as f:
+            digest = hashlib.file_digest(f, "sha256").hexdigest()
+        hashes[path.relative_to(dataset.root).as_posix()] = digest
+    return hashes
+
+
+def _no_usable_image(dataset: FlirDataset, unreadable: Sequence[str]) -> FlirFormatError:
+    """The one-line error for a dataset that yields no image at all (file(s) named)."""
+    files = ", ".join(str(p) for p in dataset.annotation_files.values())
+    listed = sum(dataset.listed_images.values())
+    if not listed:
+        return FlirFormatError("lists no images, nothing to prepare", path=files, field="images")
+    reasons = Counter(reason.split(" (")[0] for _, reason in dataset.skipped)
+    if unreadable:
+        reasons[f"unreadable (first: {unreadable[0]})"] = len(unreadable)
+    why = ", ".join(f"{n} {reason}" for reason, n in reasons.items())
+    return FlirFormatError(
+        f"none of its {listed} images can be used ({why}), nothing to prepare",
+        path=files,
+        field="images",
+    )
 
 
 def _check_output_dir(source: Path, output: Path) -> None:
@@ -314,7 +417,13 @@ def prepare_flir_dataset(
         progress: show tqdm bars.
 
     Finished images (image and label newer than the source, same options as the last run) are
-    reused, so an interrupted run resumes. Unreadable images are skipped and listed.
+    reused, so an interrupted run resumes; labels always follow the current annotations (see the
+    module docstring). Unreadable images are skipped and listed.
+
+    Raises:
+        FlirFormatError: (a :class:`cvlab.errors.CvlabError`) when no image at all can be used
+            (the annotation files list none, or every one is skipped or unreadable); the message
+            names the annotation file(s) and nothing is written.
     """
     source = Path(source_dir).resolve()
     out = Path(output_dir).resolve()
@@ -330,25 +439,22 @@ def prepare_flir_dataset(
     dataset = load_flir(source, splits)
     if image_type == "16bit" and dataset.layout != "v1":
         raise ValueError(f"{source}: 16-bit TIFFs exist only in FLIR v1, this is {dataset.layout}")
-    for sub in (IMAGES_DIR, LABELS_DIR, TFRECORDS_DIR):
-        (out / sub).mkdir(parents=True, exist_ok=True)
+    if not dataset.images:
+        raise _no_usable_image(dataset, [])  # before anything is written
     options = _Options(list(mapping.classes), keep_background, list(output_size), image_type)
-    options_path = out / OPTIONS_FILE
-    try:
-        resume = json.loads(options_path.read_text()) == asdict(options)
-    except (OSError, ValueError):
-        resume = False
-    atomic_write_text(options_path, json.dumps(asdict(options), indent=2))
+    marker = _Marker(out / OPTIONS_FILE, options, _annotation_hashes(dataset))
 
     report = PrepareReport(source, out, dataset.layout, sorted(dataset.categories))
+    report.annotations_changed = marker.annotations_changed
     report.skipped_images = list(dataset.skipped)
     report.images_without_annotations = list(dataset.images_without_annotations)
     report.annotations_without_images = list(dataset.annotations_without_images)
+    report.unknown_image_ids = {k: dict(v) for k, v in dataset.unknown_image_ids.items()}
     totals = BoxCounts()
     done: set[str] = set()
 
     def job(image: FlirImage) -> _ImageResult:
-        return _convert_one(image, out, mapping, output_size, image_type, resume)
+        return _convert_one(image, out, mapping, output_size, image_type, marker)
 
     bar = tqdm(total=len(dataset.images), desc="FLIR -> KITTI", unit="img", disable=not progress)
     with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
@@ -361,8 +467,12 @@ def prepare_flir_dataset(
             done.add(result.image.id)
             report.images += 1
             report.images_written += result.status == "written"
-            report.images_resumed += result.status == "resumed"
+            report.images_resumed += result.status in ("resumed", "relabelled")
+            report.labels_updated += result.status == "relabelled"
     bar.close()
+    if not report.images:  # every image unreadable: nothing was written
+        raise _no_usable_image(dataset, report.unreadable_images)
+    marker.write()  # also when every file was reused: the annotation hashes are new
     report.stale_files_removed = _remove_stale(out, done)
     report.objects = dict(totals.objects)
     report.dropped_class_boxes = dict(totals.dropped_class)
@@ -386,8 +496,8 @@ def prepare_flir_dataset(
     report.tfrecord_files = written.files
     report.frames_per_fold = written.frames_per_fold
     report.tfrecord_skipped_boxes = len(written.skipped_boxes)
-    atomic_write_text(
+    write_dataset_convert_spec(
+        build_dataset_convert_spec(out, val_split=val_split, num_shards=num_shards),
         out / SPEC_FILE,
-        dataset_convert_spec_text(out, val_split=val_split, num_shards=num_shards),
     )
     return report

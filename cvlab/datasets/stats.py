@@ -21,13 +21,12 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import numpy as np
 import pandas as pd
 
 from cvlab.formats.kitti import read_kitti
 
 if TYPE_CHECKING:
-    from matplotlib.figure import Figure
+    pass
 
 #: box height bins (pixels of the written image) used by :func:`box_size_histogram`.
 HEIGHT_BINS = (0, 16, 32, 64, 128, 256, 512, 10_000)
@@ -94,27 +93,3 @@ def summarize(df: pd.DataFrame) -> pd.DataFrame:
         median_height=("height", "median"),
         min_height=("height", "min"),
     )
-
-
-def plot_dataset_stats(df: pd.DataFrame, title: str = "FLIR dataset") -> Figure:
-    """Three panels: objects per class, boxes per frame, box-height histogram per class."""
-    import matplotlib.pyplot as plt
-
-    fig, axes = plt.subplots(1, 3, figsize=(15, 4), layout="constrained")
-    counts = class_counts(df)
-    axes[0].bar(counts.index.astype(str), counts.to_numpy(), color="tab:orange")
-    axes[0].set(title="objects per class", ylabel="objects")
-    per_image = boxes_per_image(df)
-    axes[1].bar(per_image.index.to_numpy(), per_image.to_numpy(), color="tab:blue")
-    axes[1].set(title="boxes per frame", xlabel="boxes", ylabel="frames")
-    hist = box_size_histogram(df)
-    x = np.arange(len(hist))
-    width = 0.8 / max(1, hist.shape[1])
-    for k, cls in enumerate(hist.columns):
-        axes[2].bar(x + k * width, hist[cls].to_numpy(), width, label=str(cls))
-    axes[2].set_xticks(x + 0.4 - width / 2, hist.index, rotation=30)
-    axes[2].set(title="box height", xlabel="pixels", ylabel="objects")
-    if hist.shape[1]:
-        axes[2].legend()
-    fig.suptitle(title)
-    return fig

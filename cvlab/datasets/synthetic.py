@@ -11,7 +11,7 @@ Everything is numpy/OpenCV drawing and deterministic by ``seed``.
 (sky, coloured buildings, trees, asphalt; people in coloured clothes with skin-tone heads, some
 carrying bags; coloured cars) and also labels ``face`` and ``bag``, PeopleNet's classes;
 :func:`write_synthetic_rgb_set` writes such frames with KITTI labels and TAO TFRecords (the
-training set of the lab's offline RGB stand-in, :func:`cvlab.lab.serving.ensure_rgb_standin`).
+training set of the lab's offline RGB stand-in, :func:`cvlab.lab.standin.ensure_rgb_standin`).
 
 Layouts written by :func:`generate_synthetic_flir` (same as the real downloads):
 
@@ -47,7 +47,7 @@ from tqdm.auto import tqdm
 
 from cvlab.detections import Detections
 from cvlab.detectnet import PEOPLENET_CLASSES
-from cvlab.formats.kitti import atomic_write_text
+from cvlab.fileio import atomic_write_image, atomic_write_text
 
 # COCO's 80 names numbered 1..80 in order, as FLIR's files do (so dog is 17, not COCO's 18).
 _COCO80 = [
@@ -212,6 +212,22 @@ _BUILDINGS = ((150, 80, 60), (170, 170, 165), (200, 180, 140), (90, 120, 150), (
               (80, 80, 90), (180, 120, 90))  # fmt: skip
 _DOGS = ((120, 80, 40), (30, 28, 25), (210, 170, 100), (240, 235, 225))
 
+# Daylight (``rgb``) scene geometry: people are sized relative to the frame (so a small model
+# input still sees faces and bags), spaced so that no two overlap much, and labelled with the
+# box of what stays visible.
+#: Up to this many people in an ``rgb`` frame.
+RGB_MAX_PEOPLE = 4
+#: Person height as a fraction of the frame height: (at the horizon, nearest).
+RGB_PERSON_HEIGHT = (0.34, 0.95)
+#: Head radius as a fraction of the person's height (thermal people: 0.065).
+RGB_HEAD_RATIO = 0.075
+#: Largest overlap of two objects' footprints, as a fraction of the smaller one.
+RGB_MAX_OVERLAP = 0.3
+#: Footprint (half width, height) of a person, car and dog per unit of its drawn size.
+RGB_FOOTPRINT = {"person": (0.25, 1.0), "car": (0.5, 0.55), "dog": (0.6, 1.0)}
+#: Share of an object's drawn pixels that must stay visible for it to be labelled.
+RGB_MIN_VISIBLE = {"person": 0.5, "face": 0.6, "bag": 0.5}
+
 
 def _jitter(crng: np.random.Generator, colour: Sequence[float], amount: float = 18.0) -> tuple:
     """``colour`` with a small random shift per channel (kept above 8 so masks see it)."""
@@ -244,7 +260,7 @@ class SyntheticThermalGenerator:
     Args:
         image_size: ``(width, height)``, FLIR's 640x512 by default.
         seed: base seed.
-        max_people: up to this many people per frame.
+        max_people: up to this many people per frame (default 6, ``rgb`` :data:`RGB_MAX_PEOPLE`).
         empty_fraction: share of frames with no objects at all.
         style: ``"thermal"`` ((H, W) grey frames) or ``"rgb"`` ((H, W, 3) RGB frames).
         bag_probability: share of people carrying a bag (``rgb`` only).
@@ -259,16 +275,16 @@ class SyntheticThermalGenerator:
         self,
         image_size: tuple[int, int] = (640, 512),
         seed: int = 0,
-        max_people: int = 6,
+        max_people: int | None = None,
         empty_fraction: float = 0.05,
         style: Style = "thermal",
-        bag_probability: float = 0.35,
+        bag_probability: float = 0.5,
     ) -> None:
         if style not in ("thermal", "rgb"):
             raise ValueError(f"style must be 'thermal' or 'rgb', got {style!r}")
         self.width, self.height = int(image_size[0]), int(image_size[1])
         self.seed = int(seed)
-        self.max_people = max_people
+        self.max_people = max_people or (RGB_MAX_PEOPLE if style == "rgb" else 6)
         self.empty_fraction = empty_fraction
         self.style = style
         self.bag_probability = bag_probability
@@ -355,11 +371,11 @@ class SyntheticThermalGenerator:
         foot: float,
         ht: float,
         crng: np.random.Generator,
-    ) -> tuple[tuple[int, int, int, int] | None, list[SyntheticObject]]:
-        """Draw a person; in ``rgb`` also return its box (before its bag is drawn) and the
-        ``face`` and ``bag`` objects."""
+    ) -> list[tuple[str, np.ndarray]]:
+        """Draw a person; in ``rgb`` also return the drawn-pixel masks of its labelled parts:
+        ``person`` (before its bag is drawn), ``face`` (the head) and ``bag``."""
         t = float(rng.uniform(175, 245))
-        head_r = max(2, int(0.065 * ht))
+        head_r = max(2, int((RGB_HEAD_RATIO if self.rgb else 0.065) * ht))
         neck = foot - ht + 2 * head_r
         hip = foot - 0.48 * ht
         tw = max(3, int(0.26 * ht * rng.uniform(0.8, 1.15)))
@@ -407,16 +423,12 @@ class SyntheticThermalGenerator:
                 cv2.LINE_AA,
             )
         if not self.rgb:
-            return None, []
+            return []
         hair = _pick(crng, _HAIR, 10)  # hair: the top of the head, inside the face box
         cv2.ellipse(layer, head_centre, (head_r, head_r), 0, 180, 360, hair, -1, cv2.LINE_AA)
         face_mask = np.zeros(layer.shape[:2], np.uint8)
         cv2.circle(face_mask, head_centre, head_r, 1, -1, cv2.LINE_AA)
-        person_box = _mask_box(_nonzero(layer))
-        extras = []
-        face = _mask_box(face_mask > 0)
-        if face is not None and face[2] >= 6 and face[3] >= 6:
-            extras.append(SyntheticObject("face", face))
+        parts = [("person", _nonzero(layer)), ("face", face_mask > 0)]
         if crng.random() < self.bag_probability:
             bag_mask = np.zeros(layer.shape[:2], np.uint8)
             hx, hy = hands[int(crng.integers(2))]
@@ -433,10 +445,8 @@ class SyntheticThermalGenerator:
                     value,
                     -1,
                 )
-            bag = _mask_box(bag_mask > 0)
-            if bag is not None and bag[2] >= 6 and bag[3] >= 6:
-                extras.append(SyntheticObject("bag", bag))
-        return person_box, extras
+            parts.append(("bag", bag_mask > 0))
+        return parts
 
     def _car(
         self,
@@ -548,27 +558,47 @@ class SyntheticThermalGenerator:
         img, horizon = self._background(rng, crng)
         w, h = self.width, self.height
         objects: list[SyntheticObject] = []
+        # rgb: labelled parts with the mask of their pixels still visible; the footprints taken
+        parts: list[tuple[str, np.ndarray, int, int]] = []
+        taken: list[tuple[float, float, float, float]] = []
         if rng.random() >= self.empty_fraction:
             kinds = ["light"] * int(rng.integers(0, 3)) + ["car"] * int(rng.integers(0, 4))
             kinds += ["dog"] * int(rng.random() < 0.25)
             kinds += ["person"] * int(rng.integers(1, self.max_people + 1))
             depth = {k: i for i, k in enumerate(("light", "car", "dog", "person"))}
             placed = [(float(rng.uniform(horizon + 5, h * 1.02)), depth[k], k) for k in kinds]
-            for foot, _, kind in sorted(placed):  # far (small) first, near objects occlude them
+            order = sorted(placed)  # far (small) first, near objects occlude them
+            for number, (foot, _, kind) in enumerate(order):
                 near = (foot - horizon) / max(1.0, h - horizon)
                 edge = rng.random() < 0.12  # partly outside the frame
                 cx = float(
                     rng.uniform(-0.05 * w, 1.05 * w) if edge else rng.uniform(0.03 * w, 0.97 * w)
                 )
                 layer = self._layer()
-                box, extras = None, []
-                if kind == "person":
-                    ht = float(np.clip(30 + near * 230 * rng.uniform(0.7, 1.1), 30, 250))
-                    box, extras = self._person(layer, rng, cx, foot, ht, crng)
+                box, drawn = None, []
+                if kind == "person" and self.rgb:
+                    size = h * float(np.clip(RGB_PERSON_HEIGHT[0] + near * rng.uniform(0.5, 0.7),
+                                             *RGB_PERSON_HEIGHT))  # fmt: skip
+                elif kind == "person":
+                    size = float(np.clip(30 + near * 230 * rng.uniform(0.7, 1.1), 30, 250))
                 elif kind == "car":
-                    self._car(layer, rng, cx, foot, float(np.clip(40 + near * 260, 40, 300)), crng)
+                    size = float(np.clip(40 + near * 260, 40, 300))
+                else:
+                    size = float(np.clip(12 + near * 60, 12, 70))
+                if self.rgb and kind != "light":  # no two objects overlap much
+                    half_width, height = RGB_FOOTPRINT[kind]
+                    footprint = (half_width * size, height * size)
+                    spot = _free_spot(rng, cx, foot, footprint, taken, w, edge)
+                    if spot is None:
+                        continue
+                    cx = spot
+                    taken.append((cx - footprint[0], foot - footprint[1], cx + footprint[0], foot))
+                if kind == "person":
+                    drawn = self._person(layer, rng, cx, foot, size, crng)
+                elif kind == "car":
+                    self._car(layer, rng, cx, foot, size, crng)
                 elif kind == "dog":
-                    self._dog(layer, rng, cx, foot, float(np.clip(12 + near * 60, 12, 70)), crng)
+                    self._dog(layer, rng, cx, foot, size, crng)
                 else:
                     box = self._light(
                         layer,
@@ -584,8 +614,13 @@ class SyntheticThermalGenerator:
                     continue
                 noise = 3.0 * rng.standard_normal(int(mask.sum()), dtype=np.float32)
                 img[mask] = layer[mask] + (noise[:, None] if self.rgb else noise)
-                objects.append(SyntheticObject(kind, full))
-                objects += extras
+                for _, visible, _, _ in parts:  # it hides what it covers of earlier objects
+                    visible &= ~mask
+                if drawn:
+                    parts += [(name, m, number, int(m.sum())) for name, m in drawn]
+                else:
+                    objects.append(SyntheticObject(kind, full))
+        objects += _visible_objects(parts)
         img = cv2.GaussianBlur(img, (0, 0), 0.6)
         if self.rgb:  # daylight varies: overall brightness and contrast
             img = (img - 128.0) * crng.uniform(0.8, 1.15) + 128.0 * crng.uniform(0.8, 1.15)
@@ -598,12 +633,54 @@ def _mask_box(mask: np.ndarray) -> tuple[int, int, int, int] | None:
     return (int(x), int(y), int(w), int(h)) if w and h else None
 
 
+def _free_spot(
+    rng: np.random.Generator,
+    cx: float,
+    foot: float,
+    footprint: tuple[float, float],
+    taken: Sequence[tuple[float, float, float, float]],
+    width: int,
+    edge: bool,
+    tries: int = 8,
+) -> float | None:
+    """A centre ``x`` for an ``rgb`` object of ``footprint`` (half width, height) standing at
+    ``foot`` (``cx`` first, then fresh draws) whose box overlaps no ``taken`` box by more than
+    :data:`RGB_MAX_OVERLAP` of the smaller one; None if there is none."""
+    for attempt in range(tries):
+        if attempt:
+            lo, hi = (-0.05, 1.05) if edge else (0.03, 0.97)
+            cx = float(rng.uniform(lo * width, hi * width))
+        x1, y1, x2, y2 = cx - footprint[0], foot - footprint[1], cx + footprint[0], foot
+        ok = True
+        for px1, py1, px2, py2 in taken:
+            inter = max(0.0, min(x2, px2) - max(x1, px1)) * max(0.0, min(y2, py2) - max(y1, py1))
+            smaller = min((x2 - x1) * (y2 - y1), (px2 - px1) * (py2 - py1))
+            if inter > RGB_MAX_OVERLAP * smaller:
+                ok = False
+                break
+        if ok:
+            return cx
+    return None
+
+
+def _visible_objects(parts: Sequence[tuple[str, np.ndarray, int, int]]) -> list[SyntheticObject]:
+    """``rgb`` labels from ``(kind, visible mask, object number, pixels drawn)``: the exact box
+    of each part's still-visible pixels; parts mostly hidden by nearer objects (under
+    :data:`RGB_MIN_VISIBLE` of their pixels) or smaller than 6x6 (faces, bags) are not
+    labelled."""
+    objects = []
+    for name, visible, _, total in parts:
+        box = _mask_box(visible)
+        if box is None or int(visible.sum()) < RGB_MIN_VISIBLE[name] * total:
+            continue
+        if name != "person" and (box[2] < 6 or box[3] < 6):
+            continue
+        objects.append(SyntheticObject(name, box))
+    return objects
+
+
 def _write_image(path: Path, image: np.ndarray, params: Sequence[int] = ()) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.stem}.tmp{path.suffix}")
-    if not cv2.imwrite(str(tmp), image, list(params)):
-        raise OSError(f"{path}: OpenCV could not write the image")
-    os.replace(tmp, path)
+    atomic_write_image(path, image, bgr=True, params=params)  # grey or already BGR
 
 
 def _split_counts(

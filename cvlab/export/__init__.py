@@ -1,0 +1,1 @@
+"""Model export: Keras -> ONNX, ONNX -> TensorRT (with INT8 calibration), the demo model."""

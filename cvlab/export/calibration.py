@@ -15,7 +15,6 @@ Example:
 from __future__ import annotations
 
 import os
-import tempfile
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,6 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from cvlab.detectnet import INPUT_NAME, PEOPLENET_INPUT_SIZE
+from cvlab.fileio import atomic_write_bytes
 
 
 class CalibrationBatches:
@@ -97,15 +97,7 @@ class CalibrationCache:
 
     def write(self, data: bytes) -> None:
         """Store the table atomically."""
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=f".{self.path.name}.")
-        try:
-            with os.fdopen(fd, "wb") as f:
-                f.write(bytes(data))
-            os.replace(tmp, self.path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        atomic_write_bytes(self.path, bytes(data))
 
 
 class HostBuffer:

@@ -1,7 +1,8 @@
 """A tiny DetectNet_v2-shaped model the tests and the demo can serve.
 
 Input ``input_1`` is NCHW ``[3, H, W]`` (transposed to NHWC inside: TF CPU convolutions need
-it), four stride-2 convolutions reach stride 16 and give ``output_bbox`` (linear,
+it), four stride-2 convolutions with TAO's symmetric "same" padding
+(:func:`cvlab.train.model.tao_conv2d`) reach stride 16 and give ``output_bbox`` (linear,
 ``[4C, H/16, W/16]``); ``output_cov`` (sigmoid, ``[C, H/16, W/16]``) is a fixed detector of
 bright 16x16 cells, so the untrained model fires sparsely (on bright objects) like a real one.
 Outputs are NCHW like TAO's engine. The trunk weights are random (seeded); the retrained model from
@@ -24,13 +25,18 @@ BRIGHTNESS_LEVEL = 0.85
 
 
 def build_demo_model(
-    num_classes: int = 3, input_size: tuple[int, int] = PEOPLENET_INPUT_SIZE, seed: int = 0, width: int = 8
+    num_classes: int = 3,
+    input_size: tuple[int, int] = PEOPLENET_INPUT_SIZE,
+    seed: int = 0,
+    width: int = 8,
 ):
     """A small Keras model with DetectNet_v2's inputs/outputs; ``input_size`` is (width, height).
 
     ``width`` scales the trunk (filters width, 2w, 2w, 4w): larger makes the server work harder.
     """
     import keras
+
+    from cvlab.train.model import tao_conv2d
 
     w, h = input_size
     if w % STRIDE or h % STRIDE:
@@ -39,9 +45,8 @@ def build_demo_model(
     inputs = keras.Input((3, h, w), name=INPUT_NAME)
     x = keras.layers.Permute((2, 3, 1), name="to_nhwc")(inputs)
     for i, filters in enumerate((width, 2 * width, 2 * width, 4 * width)):
-        x = keras.layers.Conv2D(
-            filters, 3, strides=2, padding="same", activation="relu", name=f"conv{i + 1}"
-        )(x)
+        # TAO's "same" (symmetric zero padding + "valid"), as every cvlab DetectNet_v2.
+        x = tao_conv2d(x, filters, 3, strides=2, activation="relu", name=f"conv{i + 1}")
     # coverage: a fixed "bright blob" detector (mean RGB of each 16x16 cell above ~0.85), so the
     # untrained demo fires sparsely on bright objects like a real detector, not on every cell
     pooled = keras.layers.AveragePooling2D(STRIDE, name="cell_mean")(
@@ -72,7 +77,7 @@ def write_demo_onnx(
     width: int = 8,
 ) -> Path:
     """Build the demo model and export it to ONNX at ``path`` (output names as TAO's)."""
-    from cvlab.export.onnx_keras import export_keras_to_onnx
+    from cvlab.export.onnx import export_keras_to_onnx
 
     return export_keras_to_onnx(build_demo_model(num_classes, input_size, width=width), path)
 

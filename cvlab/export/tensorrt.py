@@ -27,7 +27,7 @@ from typing import Literal
 from cvlab.detectnet import INPUT_NAME, OUTPUT_NAMES
 from cvlab.errors import CvlabError
 from cvlab.fileio import atomic_write_bytes
-from cvlab.train.tao import Command
+from cvlab.shell import Command
 
 Precision = Literal["fp32", "fp16", "int8"]
 PRECISIONS: tuple[str, ...] = ("fp32", "fp16", "int8")

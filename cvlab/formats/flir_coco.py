@@ -2,19 +2,22 @@
 
 On-disk layouts (``root`` is what the user downloaded and unpacked):
 
-* **v1** (FLIR ADAS 1.3): ``train/``, ``val/``, ``video/``; each holds ``thermal_8_bit/FLIR_NNNNN.jpeg``,
-  ``thermal_16_bit/FLIR_NNNNN.tiff``, ``RGB/`` and ``thermal_annotations.json`` (COCO) whose
-  ``file_name`` is ``"thermal_8_bit/FLIR_NNNNN.jpeg"``.
+* **v1** (FLIR ADAS 1.3): ``train/``, ``val/``, ``video/``; each holds
+  ``thermal_8_bit/FLIR_NNNNN.jpeg``, ``thermal_16_bit/FLIR_NNNNN.tiff``, ``RGB/`` and
+  ``thermal_annotations.json`` (COCO) whose ``file_name`` is ``"thermal_8_bit/FLIR_NNNNN.jpeg"``.
 * **v2**: ``images_thermal_train/``, ``images_thermal_val/``, ``video_thermal_test/``; each holds
   ``data/*.jpg``, ``coco.json`` (``file_name`` like ``"data/video-...-frame-000123-....jpg"``) and
   ``index.json``.
 
 Rules: category ids are mapped through the file's own ``{id: name}`` table (never by list
 position: v1 lists dog as 17 while its README says 18); image paths come from ``file_name``
-(never rebuilt from the image id) and must stay inside ``root`` (absolute names and ``../``
-escapes are skipped and listed). Images without annotations and annotations whose image is
-missing are reported. Malformed JSON or missing keys raise :class:`FlirFormatError` naming the
-file, the key and the image/annotation index.
+(never rebuilt from the image id) and must stay inside ``root``, checked on the name itself:
+absolute names and names with a ``..`` part are skipped and listed, while symbolic links are
+followed (an image folder linked to another disk is fine). Images without annotations and
+annotations whose image id is not in the file's ``images`` are reported (file and ids, see
+:func:`describe_unknown_image_ids`). Malformed JSON or missing keys raise :class:`FlirFormatError` (a
+:class:`cvlab.errors.FormatError`) naming the file (``path``), the image/annotation index and key
+(``field``) or the JSON line.
 
 Example:
     >>> from cvlab.datasets.synthetic import generate_synthetic_flir
@@ -32,7 +35,7 @@ import os
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import Path, PureWindowsPath
 from typing import Any, Literal
 
 from cvlab.errors import FormatError
@@ -55,7 +58,9 @@ SPLIT_ALIASES = {"test": "video", "validation": "val", "training": "train"}
 
 
 class FlirFormatError(FormatError):
-    """A FLIR annotation file that cannot be used; the message names the file and the key."""
+    """A FLIR annotation file that cannot be used: ``path`` is the file, ``field`` the entry
+    (``images[3]``, ``annotations[7] 'bbox'``) or top-level key, ``line`` a JSON syntax error's.
+    """
 
 
 @dataclass(frozen=True)
@@ -73,8 +78,8 @@ class FlirAnnotation:
 class FlirImage:
     """One thermal frame.
 
-    ``id`` is the output name (file name without extension); ``path`` is absolute and inside the
-    dataset root; ``width``/``height`` come from the JSON (None when absent there).
+    ``id`` is the output name (file name without extension); ``path`` is absolute and below
+    the split folder by name (``..`` refused, symbolic links not resolved); ``width``/``height`` come from the JSON (None when absent there).
     """
 
     id: str
@@ -101,7 +106,10 @@ class FlirDataset:
         skipped: ``(file_name, reason)`` for images left out (path escaping the root, duplicates).
         images_without_annotations: ids of images that have no box at all.
         annotations_without_images: ``"<json file>#annotations[i] image_id=..."`` descriptions.
+        unknown_image_ids: ``{json file: {image_id: boxes}}`` for those annotations, in file order.
         categories: ``{split: {category_id: name}}`` as read from each file.
+        annotation_files: ``{split: json file}`` of the loaded splits.
+        listed_images: ``{json file: entries in its "images"}``.
     """
 
     root: Path
@@ -110,7 +118,10 @@ class FlirDataset:
     skipped: list[tuple[str, str]] = field(default_factory=list)
     images_without_annotations: list[str] = field(default_factory=list)
     annotations_without_images: list[str] = field(default_factory=list)
+    unknown_image_ids: dict[str, dict[Any, int]] = field(default_factory=dict)
     categories: dict[str, dict[int, str]] = field(default_factory=dict)
+    annotation_files: dict[str, Path] = field(default_factory=dict)
+    listed_images: dict[str, int] = field(default_factory=dict)
 
     def class_counts(self) -> Counter[str]:
         """Boxes per FLIR category name."""
@@ -136,7 +147,7 @@ def detect_layout(root: str | os.PathLike) -> Layout:
     expected = ", ".join(
         f"{d}/{ANNOTATION_FILES[lay]}" for lay in ("v1", "v2") for d in SPLIT_DIRS[lay].values()
     )
-    raise FlirFormatError(f"{root}: not a FLIR ADAS dataset (looked for {expected})")
+    raise FlirFormatError(f"not a FLIR ADAS dataset (looked for {expected})", path=root)
 
 
 def _load_json(path: Path) -> dict[str, Any]:
@@ -144,18 +155,18 @@ def _load_json(path: Path) -> dict[str, Any]:
         with open(path, encoding="utf-8") as f:
             data = json.load(f)
     except json.JSONDecodeError as exc:
-        raise FlirFormatError(f"{path}: malformed JSON at line {exc.lineno}: {exc.msg}") from None
+        raise FlirFormatError(f"malformed JSON: {exc.msg}", path=path, line=exc.lineno) from None
     if not isinstance(data, dict):
-        raise FlirFormatError(f"{path}: expected a JSON object at the top level")
+        raise FlirFormatError("expected a JSON object at the top level", path=path)
     for key in ("images", "annotations", "categories"):
         if not isinstance(data.get(key), list):
-            raise FlirFormatError(f"{path}: missing or non-list key '{key}'")
+            raise FlirFormatError(f"missing or non-list key '{key}'", path=path, field=key)
     return data
 
 
 def _get(entry: Any, key: str, path: Path, where: str) -> Any:
     if not isinstance(entry, dict) or key not in entry:
-        raise FlirFormatError(f"{path}: {where} has no key '{key}'")
+        raise FlirFormatError(f"{where} has no key '{key}'", path=path, field=where)
     return entry[key]
 
 
@@ -167,53 +178,101 @@ def read_categories(path: Path, data: dict[str, Any]) -> dict[int, str]:
         name = _get(cat, "name", path, f"categories[{i}]")
         if not isinstance(cid, int) or not isinstance(name, str):
             raise FlirFormatError(
-                f"{path}: categories[{i}] needs an integer 'id' and a string 'name'"
+                f"categories[{i}] needs an integer 'id' and a string 'name'",
+                path=path,
+                field=f"categories[{i}]",
             )
         if cid in table and table[cid] != name:
             raise FlirFormatError(
-                f"{path}: categories[{i}] repeats id {cid} ({table[cid]!r}, {name!r})"
+                f"categories[{i}] repeats id {cid} ({table[cid]!r}, {name!r})",
+                path=path,
+                field=f"categories[{i}]",
             )
         table[cid] = name
     return table
 
 
-def _resolve_inside(root: Path, base: Path, file_name: str) -> Path | None:
-    if not file_name or Path(file_name).is_absolute() or file_name.startswith(("/", "\\")):
+def inside_path(base: Path, file_name: str) -> Path | None:
+    r"""``base / file_name`` if the name stays below ``base`` on its face, else None.
+
+    Checked lexically, never by resolving links: empty and absolute names (``/x``, ``\x``,
+    ``C:x``) and any ``..`` part are refused; a folder that is a symbolic link is followed later,
+    when the file is opened.
+
+    >>> inside_path(Path("/d/train"), "thermal_8_bit/FLIR_00001.jpeg")
+    PosixPath('/d/train/thermal_8_bit/FLIR_00001.jpeg')
+    >>> [inside_path(Path("/d"), n) for n in ("../x.jpg", "a/../../x.jpg", "/etc/x", r"a\..\x")]
+    [None, None, None, None]
+    """
+    if not file_name or PureWindowsPath(file_name).anchor or Path(file_name).is_absolute():
         return None
-    path = (base / file_name).resolve()
-    return path if path.is_relative_to(root) else None
+    if ".." in file_name.replace("\\", "/").split("/"):
+        return None
+    return base / file_name
+
+
+def _check_id(value: Any, path: Path, where: str) -> Any:
+    if isinstance(value, bool) or not isinstance(value, int | float | str):
+        raise FlirFormatError(
+            f"{where} must be a number or a string, got {value!r}", path=path, field=where
+        )
+    return value
+
+
+def describe_unknown_image_ids(unknown: dict[str, dict[Any, int]], limit: int = 10) -> list[str]:
+    """One line per annotation file naming the image ids its boxes point at but it never lists.
+
+    >>> describe_unknown_image_ids({"train/coco.json": {77: 2, 78: 1, 79: 1}}, limit=2)
+    ["train/coco.json: 4 annotations point at 3 image ids not in its 'images': 77, 78 (+1 more)"]
+    """
+    lines = []
+    for file, ids in unknown.items():
+        shown = ", ".join(repr(i) if isinstance(i, str) else str(i) for i in list(ids)[:limit])
+        more = f" (+{len(ids) - limit} more)" if len(ids) > limit else ""
+        boxes = sum(ids.values())
+        lines.append(
+            f"{file}: {boxes} annotation{'s' * (boxes != 1)} point{'s' * (boxes == 1)} at "
+            f"{len(ids)} image id{'s' * (len(ids) != 1)} not in its 'images': {shown}{more}"
+        )
+    return lines
 
 
 def _optional_int(value: Any, path: Path, where: str) -> int | None:
     if value is None:
         return None
     if not isinstance(value, int | float) or value <= 0:
-        raise FlirFormatError(f"{path}: {where} must be a positive number, got {value!r}")
+        raise FlirFormatError(
+            f"{where} must be a positive number, got {value!r}", path=path, field=where
+        )
     return int(value)
 
 
-def load_split(
-    root: Path, split_dir: Path, split: str, dataset: FlirDataset, seen: dict[str, str]
-) -> None:
+def load_split(split_dir: Path, split: str, dataset: FlirDataset, seen: dict[str, str]) -> None:
     """Add the images of one split (one annotation file) to ``dataset``."""
     path = split_dir / ANNOTATION_FILES[dataset.layout]
     data = _load_json(path)
     categories = read_categories(path, data)
     dataset.categories[split] = categories
+    dataset.annotation_files[split] = path
+    dataset.listed_images[str(path)] = len(data["images"])
     by_image_id: dict[Any, FlirImage] = {}
     json_ids: set[Any] = set()
     for i, entry in enumerate(data["images"]):
         where = f"images[{i}]"
-        image_id = _get(entry, "id", path, where)
+        image_id = _check_id(_get(entry, "id", path, where), path, f"{where} 'id'")
         file_name = _get(entry, "file_name", path, where)
         if not isinstance(file_name, str):
-            raise FlirFormatError(f"{path}: {where} 'file_name' must be a string")
+            raise FlirFormatError(
+                f"{where} 'file_name' must be a string", path=path, field=f"{where} 'file_name'"
+            )
         if image_id in json_ids:
-            raise FlirFormatError(f"{path}: {where} repeats image id {image_id!r}")
+            raise FlirFormatError(
+                f"{where} repeats image id {image_id!r}", path=path, field=f"{where} 'id'"
+            )
         json_ids.add(image_id)
         width = _optional_int(entry.get("width"), path, f"{where} 'width'")
         height = _optional_int(entry.get("height"), path, f"{where} 'height'")
-        resolved = _resolve_inside(root, split_dir, file_name)
+        resolved = inside_path(split_dir, file_name)
         if resolved is None:
             dataset.skipped.append((f"{path}#{where} {file_name}", "path outside the dataset root"))
             continue
@@ -229,21 +288,29 @@ def load_split(
         dataset.images.append(image)
     for i, entry in enumerate(data["annotations"]):
         where = f"annotations[{i}]"
-        image_id = _get(entry, "image_id", path, where)
+        image_id = _check_id(_get(entry, "image_id", path, where), path, f"{where} 'image_id'")
         category_id = _get(entry, "category_id", path, where)
         bbox = _get(entry, "bbox", path, where)
         if category_id not in categories:
             raise FlirFormatError(
-                f"{path}: {where} 'category_id' {category_id!r} is not in the categories table"
+                f"{where} 'category_id' {category_id!r} is not in the categories table",
+                path=path,
+                field=f"{where} 'category_id'",
             )
         if (
             not isinstance(bbox, list)
             or len(bbox) != 4
             or not all(isinstance(v, int | float) for v in bbox)
         ):
-            raise FlirFormatError(f"{path}: {where} 'bbox' must be [x, y, w, h], got {bbox!r}")
+            raise FlirFormatError(
+                f"{where} 'bbox' must be [x, y, w, h], got {bbox!r}",
+                path=path,
+                field=f"{where} 'bbox'",
+            )
         if image_id not in json_ids:
             dataset.annotations_without_images.append(f"{path}#{where} image_id={image_id!r}")
+            unknown = dataset.unknown_image_ids.setdefault(str(path), {})
+            unknown[image_id] = unknown.get(image_id, 0) + 1
             continue
         image = by_image_id.get(image_id)
         if image is None:  # its image was skipped
@@ -294,5 +361,5 @@ def load_flir(root: str | os.PathLike, split: str | Iterable[str] | None = None)
         )
     seen: dict[str, str] = {}
     for s in wanted:
-        load_split(root, available[s], s, dataset, seen)
+        load_split(available[s], s, dataset, seen)
     return dataset

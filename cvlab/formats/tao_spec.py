@@ -1,30 +1,43 @@
-"""The TAO DetectNet_v2 training spec (``detectnet_v2 train -e SPEC``) as real protobuf.
+"""TAO DetectNet_v2 specs as real protobuf: read, check, build and write.
 
-The schema lives in ``cvlab/protos/detectnet_v2/*.proto`` (TAO's message, field names and
-numbers). Specs are protobuf text format; parse errors name the file, line and column, and
-:func:`validate_training_spec` names the field that is inconsistent.
+Two specs, both protobuf text format with TAO's schema (``cvlab/protos/detectnet_v2/*.proto``,
+TAO's messages, field names and numbers):
+
+* the training spec (``detectnet_v2 train -e SPEC``, an ``Experiment``):
+  :func:`load_training_spec`, :func:`validate_training_spec`, :func:`build_lab_spec`,
+  :func:`write_training_spec`; how it maps onto the Keras trainer is
+  :mod:`cvlab.train.config`;
+* the ``dataset_convert`` spec (``detectnet_v2 dataset_convert -d SPEC``, a
+  ``DatasetExportConfig`` with a ``kitti_config``): :func:`load_dataset_convert_spec`,
+  :func:`build_dataset_convert_spec` (:func:`build_lab_convert_spec` for the lab's shipped
+  ``dataset_convert_flir.txt``), :func:`write_dataset_convert_spec`.
+
+Every problem is a :class:`SpecError`: parse errors carry the file, line and column (unknown
+fields, wrong types, as protobuf's own ``text_format`` parser reports them), inconsistent values
+the dotted field path.
 
 Example:
     >>> exp = build_lab_spec("/workspace/tfrecords/*", "/workspace/flir/images")
     >>> exp.model_config.num_layers, exp.training_config.num_epochs
     (34, 60)
-    >>> params = training_config_from_spec(exp)
-    >>> params.input_size, params.class_names
-    ((960, 544), ('person',))
+    >>> k = build_dataset_convert_spec("/data/out", val_split=10, num_shards=10).kitti_config
+    >>> k.image_dir_name, k.image_extension, k.partition_mode, k.val_split
+    ('images', '.jpg', 'random', 10.0)
+    >>> print(spec_to_text(build_lab_convert_spec()).splitlines()[1])
+      root_directory_path: "/workspace/tao-experiments/data/flir/kitti"
 """
 
 from __future__ import annotations
 
 import os
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from google.protobuf import text_format
 
 from cvlab.detectnet import PEOPLENET_INPUT_SIZE, STRIDE
 from cvlab.errors import ConfigError
-from cvlab.formats.kitti import atomic_write_text
+from cvlab.fileio import atomic_write_text
 from cvlab.protos.detectnet_v2 import dataset_export_config_pb2, experiment_pb2
 from cvlab.resources import LAB_CONVERT_SPEC_NAME, LAB_TRAINING_SPEC_NAME, resource_path
 
@@ -35,26 +48,56 @@ DatasetExportConfig = dataset_export_config_pb2.DatasetExportConfig
 LAB_TRAINING_SPEC = resource_path(LAB_TRAINING_SPEC_NAME)
 LAB_CONVERT_SPEC = resource_path(LAB_CONVERT_SPEC_NAME)
 SPECS_DIR = LAB_TRAINING_SPEC.parent
+#: The lab's KITTI folder in the TAO container: ``dataset_convert``'s input, training images.
+LAB_KITTI_ROOT = "/workspace/tao-experiments/data/flir/kitti"
 
 
 class SpecError(ConfigError):
-    """A spec that cannot be parsed or is inconsistent; the message names file and field."""
+    """A spec that cannot be read, parsed or is inconsistent.
+
+    ``path``, ``line`` and ``column`` say where a parse error is (the message starts with
+    ``path:line:column:``); ``field`` is the dotted path of an inconsistent field.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        path: str | os.PathLike | None = None,
+        line: int | None = None,
+        column: int | None = None,
+        field: str | None = None,
+    ) -> None:
+        super().__init__(message, path=path, line=line, field=field)
+        self.column = column
+        if line is not None and column is not None:
+            where = f"{self.path}:{line}" if self.path else f"line {line}"
+            text = str(self)
+            self.args = (f"{where}:{column}{text[len(where) :]}",)
 
 
 # --- reading and writing --------------------------------------------------------------------
+def parse_spec_text(text: str, message, source: str | os.PathLike = "<spec>"):
+    """Parse protobuf text into ``message`` (returned); errors name ``source``, line and column."""
+    try:
+        text_format.Parse(text, message)
+    except text_format.ParseError as exc:
+        detail = str(exc).split(" : ", 1)[-1]
+        if exc.GetLine():
+            raise SpecError(
+                detail, path=source, line=exc.GetLine(), column=exc.GetColumn()
+            ) from None
+        raise SpecError(detail, path=source) from None
+    return message
+
+
 def _parse(path: str | os.PathLike, message):
     path = Path(path)
     try:
         text = path.read_text()
     except OSError as exc:
-        raise SpecError(f"{path}: cannot read spec: {exc.strerror or exc}") from None
-    try:
-        text_format.Parse(text, message)
-    except text_format.ParseError as exc:
-        where = f"{path}:{exc.GetLine()}:{exc.GetColumn()}" if exc.GetLine() else str(path)
-        detail = str(exc).split(" : ", 1)[-1]
-        raise SpecError(f"{where}: {detail}") from None
-    return message
+        raise SpecError(f"cannot read spec: {exc.strerror or exc}", path=path) from None
+    return parse_spec_text(text, message, path)
 
 
 def load_training_spec(path: str | os.PathLike, validate: bool = True) -> Experiment:
@@ -69,11 +112,15 @@ def load_training_spec(path: str | os.PathLike, validate: bool = True) -> Experi
     return exp
 
 
-def load_dataset_convert_spec(path: str | os.PathLike) -> DatasetExportConfig:
-    """Parse a ``detectnet_v2 dataset_convert -d SPEC`` file."""
-    spec = _parse(path, DatasetExportConfig())
+def _check_convert_spec(spec: DatasetExportConfig, source: str | os.PathLike) -> None:
     if spec.WhichOneof("convert_config_type") is None:
-        raise SpecError(f"{path}: needs kitti_config or coco_config")
+        raise SpecError("needs kitti_config or coco_config", path=source)
+
+
+def load_dataset_convert_spec(path: str | os.PathLike) -> DatasetExportConfig:
+    """Parse a ``detectnet_v2 dataset_convert -d SPEC`` file (it needs a kitti/coco config)."""
+    spec = _parse(path, DatasetExportConfig())
+    _check_convert_spec(spec, path)
     return spec
 
 
@@ -83,14 +130,15 @@ def spec_to_text(message) -> str:
 
 
 def write_training_spec(experiment: Experiment, path: str | os.PathLike) -> Path:
-    """Write ``experiment`` as a text-format spec, atomically; returns the path."""
+    """Validate ``experiment`` and write it as a text-format spec, atomically; returns the path."""
     validate_training_spec(experiment, source=str(path))
     atomic_write_text(path, spec_to_text(experiment))
     return Path(path)
 
 
 def write_dataset_convert_spec(spec: DatasetExportConfig, path: str | os.PathLike) -> Path:
-    """Write a dataset_convert spec atomically; returns the path."""
+    """Write a dataset_convert spec (text format) atomically; returns the path."""
+    _check_convert_spec(spec, path)
     atomic_write_text(path, spec_to_text(spec))
     return Path(path)
 
@@ -103,18 +151,26 @@ def validate_training_spec(exp: Experiment, source: str = "<spec>") -> None:
         value = getattr(pre, name)
         if value <= 0 or value % STRIDE:
             raise SpecError(
-                f"{source}: augmentation_config.preprocessing.{name} = {value}: "
-                f"must be a positive multiple of {STRIDE}"
+                f"augmentation_config.preprocessing.{name} = {value}: "
+                f"must be a positive multiple of {STRIDE}",
+                path=source,
+                field=f"augmentation_config.preprocessing.{name}",
             )
     classes = [t.name for t in exp.cost_function_config.target_classes]
     if not classes:
-        raise SpecError(f"{source}: cost_function_config.target_classes is empty")
+        raise SpecError(
+            "cost_function_config.target_classes is empty",
+            path=source,
+            field="cost_function_config.target_classes",
+        )
     for t in exp.cost_function_config.target_classes:
         names = {o.name for o in t.objectives}
         if not {"cov", "bbox"} <= names:
+            where = f"cost_function_config.target_classes[{t.name!r}].objectives"
             raise SpecError(
-                f"{source}: cost_function_config.target_classes[{t.name!r}].objectives must "
-                f"include 'cov' and 'bbox', got {sorted(names)}"
+                f"{where} must include 'cov' and 'bbox', got {sorted(names)}",
+                path=source,
+                field=where,
             )
     per_class_maps = {
         "bbox_rasterizer_config.target_class_config": exp.bbox_rasterizer_config.target_class_config,
@@ -127,33 +183,47 @@ def validate_training_spec(exp: Experiment, source: str = "<spec>") -> None:
     for field_path, mapping in per_class_maps.items():
         missing = [c for c in classes if c not in mapping]
         if missing:
-            raise SpecError(f"{source}: {field_path} has no entry for class(es) {missing}")
+            raise SpecError(
+                f"{field_path} has no entry for class(es) {missing}", path=source, field=field_path
+            )
     mapped = set(exp.dataset_config.target_class_mapping.values())
     if mapped and not set(classes) <= mapped:
         raise SpecError(
-            f"{source}: dataset_config.target_class_mapping maps to {sorted(mapped)} but "
-            f"cost_function_config trains {classes}"
+            f"dataset_config.target_class_mapping maps to {sorted(mapped)} but "
+            f"cost_function_config trains {classes}",
+            path=source,
+            field="dataset_config.target_class_mapping",
         )
     tc = exp.training_config
     if tc.num_epochs <= 0 or tc.batch_size_per_gpu <= 0:
         raise SpecError(
-            f"{source}: training_config.num_epochs and batch_size_per_gpu must be > 0 "
-            f"(got {tc.num_epochs}, {tc.batch_size_per_gpu})"
+            f"training_config.num_epochs and training_config.batch_size_per_gpu must be > 0 "
+            f"(got {tc.num_epochs}, {tc.batch_size_per_gpu})",
+            path=source,
+            field=f"training_config.{'num_epochs' if tc.num_epochs <= 0 else 'batch_size_per_gpu'}",
         )
     if tc.learning_rate.WhichOneof("learning_rate") == "soft_start_annealing_schedule":
         lr = tc.learning_rate.soft_start_annealing_schedule
+        where = "training_config.learning_rate.soft_start_annealing_schedule"
         if not 0 <= lr.soft_start <= lr.annealing <= 1:
             raise SpecError(
-                f"{source}: training_config.learning_rate.soft_start_annealing_schedule: need "
-                f"0 <= soft_start ({lr.soft_start:g}) <= annealing ({lr.annealing:g}) <= 1"
+                f"{where}: need "
+                f"0 <= soft_start ({lr.soft_start:g}) <= annealing ({lr.annealing:g}) <= 1",
+                path=source,
+                field=where,
             )
         if not 0 < lr.min_learning_rate <= lr.max_learning_rate:
             raise SpecError(
-                f"{source}: training_config.learning_rate.soft_start_annealing_schedule: need "
-                f"0 < min_learning_rate <= max_learning_rate"
+                f"{where}: need 0 < min_learning_rate <= max_learning_rate",
+                path=source,
+                field=where,
             )
     elif tc.learning_rate.WhichOneof("learning_rate") is None:
-        raise SpecError(f"{source}: training_config.learning_rate is not set")
+        raise SpecError(
+            "training_config.learning_rate is not set",
+            path=source,
+            field="training_config.learning_rate",
+        )
 
 
 # --- the lab's spec -------------------------------------------------------------------------
@@ -267,179 +337,40 @@ def build_lab_spec(
 
 
 def build_dataset_convert_spec(
-    root_directory_path: str,
+    root_directory_path: str | os.PathLike,
     *,
     image_dir_name: str = "images",
     label_dir_name: str = "labels",
-    image_extension: str = ".jpeg",
+    image_extension: str = ".jpg",
     num_partitions: int = 2,
     num_shards: int = 10,
-    val_split: float = 14,
-    class_names: Sequence[str] = ("person",),
+    val_split: float = 10,
+    class_names: Sequence[str] = (),
 ) -> DatasetExportConfig:
-    """The FLIR ``dataset_convert`` spec: KITTI folders -> TFRecords, random 2-fold split."""
+    """A ``dataset_convert`` spec: KITTI folders -> TFRecords, TAO's random partition mode
+    (2 folds, fold 0 = validation; what :func:`cvlab.formats.tfrecords.write_tfrecords` writes).
+
+    ``image_extension`` carries the dot (TAO appends it to frame ids as is).
+    ``class_names`` become an identity ``target_class_mapping`` (none by default).
+    """
     spec = DatasetExportConfig()
     k = spec.kitti_config
-    k.root_directory_path = root_directory_path
+    k.root_directory_path = str(root_directory_path)
     k.image_dir_name, k.label_dir_name = image_dir_name, label_dir_name
     k.image_extension = image_extension
     k.partition_mode = "random"
-    k.num_partitions, k.num_shards, k.val_split = num_partitions, num_shards, val_split
-    spec.image_directory_path = root_directory_path
+    k.num_partitions, k.num_shards, k.val_split = num_partitions, int(num_shards), float(val_split)
+    spec.image_directory_path = str(root_directory_path)
     for name in class_names:
         spec.target_class_mapping[name] = name
     return spec
 
 
-# --- numbers for the Keras trainer ----------------------------------------------------------
-@dataclass
-class ClassTrainingParams:
-    """Per-class cost weights and rasterizer parameters."""
-
-    class_weight: float
-    coverage_foreground_weight: float
-    objective_weights: dict[str, float]
-    objective_targets: dict[str, float]
-    cov_center: tuple[float, float]
-    cov_radius: tuple[float, float]
-    bbox_min_radius: float
-
-
-@dataclass
-class TrainingParams:
-    """What :mod:`cvlab.train.trainer` needs from a spec, as plain numbers."""
-
-    class_names: tuple[str, ...]
-    input_size: tuple[int, int]
-    num_layers: int
-    arch: str
-    num_epochs: int
-    batch_size: int
-    min_learning_rate: float
-    max_learning_rate: float
-    soft_start: float
-    annealing: float
-    adam_epsilon: float
-    adam_beta1: float
-    adam_beta2: float
-    regularizer: str
-    regularizer_weight: float
-    enable_autoweighting: bool
-    min_objective_weight: float
-    max_objective_weight: float
-    classes: dict[str, ClassTrainingParams]
-    deadzone_radius: float
-    bbox_scale: float
-    bbox_offset: float
-    hflip_probability: float
-    translate_max: tuple[float, float]
-    zoom: tuple[float, float]
-    color: dict[str, float]
-    checkpoint_interval: int
-    validation_period: int
-    first_validation_epoch: int
-    ap_mode: str
-    iou_thresholds: dict[str, float]
-    box_limits: dict[str, tuple[int, int, int, int]]
-    tfrecords: list[str] = field(default_factory=list)
-    image_dirs: list[str] = field(default_factory=list)
-    pretrained_model_file: str = ""
-    random_seed: int = 0
-
-    def to_dict(self) -> dict:
-        """Nested plain dict (JSON-friendly)."""
-        return asdict(self)
-
-
-def training_config_from_spec(exp: Experiment) -> TrainingParams:
-    """Flatten a training spec into :class:`TrainingParams` for the Keras trainer."""
-    tc, cf = exp.training_config, exp.cost_function_config
-    lr = tc.learning_rate.soft_start_annealing_schedule
-    raster = exp.bbox_rasterizer_config.target_class_config
-    classes = {}
-    for t in cf.target_classes:
-        r = raster.get(t.name)
-        classes[t.name] = ClassTrainingParams(
-            class_weight=t.class_weight,
-            coverage_foreground_weight=t.coverage_foreground_weight,
-            objective_weights={o.name: o.initial_weight for o in t.objectives},
-            objective_targets={o.name: o.weight_target for o in t.objectives},
-            cov_center=(r.cov_center_x, r.cov_center_y) if r else (0.5, 0.5),
-            cov_radius=(r.cov_radius_x, r.cov_radius_y) if r else (0.4, 0.4),
-            bbox_min_radius=r.bbox_min_radius if r else 1.0,
-        )
-    pre = exp.augmentation_config.preprocessing
-    sp = exp.augmentation_config.spatial_augmentation
-    col = exp.augmentation_config.color_augmentation
-    ev = exp.evaluation_config
-    bbox = exp.model_config.objective_set.bbox
-    reg = tc.regularizer
-    return TrainingParams(
-        class_names=tuple(classes),
-        input_size=(pre.output_image_width, pre.output_image_height),
-        num_layers=exp.model_config.num_layers,
-        arch=exp.model_config.arch or "resnet",
-        num_epochs=tc.num_epochs,
-        batch_size=tc.batch_size_per_gpu,
-        min_learning_rate=lr.min_learning_rate,
-        max_learning_rate=lr.max_learning_rate,
-        soft_start=lr.soft_start,
-        annealing=lr.annealing,
-        adam_epsilon=tc.optimizer.adam.epsilon,
-        adam_beta1=tc.optimizer.adam.beta1,
-        adam_beta2=tc.optimizer.adam.beta2,
-        regularizer=reg.RegularizationType.Name(reg.type),
-        regularizer_weight=reg.weight,
-        enable_autoweighting=cf.enable_autoweighting,
-        min_objective_weight=cf.min_objective_weight,
-        max_objective_weight=cf.max_objective_weight,
-        classes=classes,
-        deadzone_radius=exp.bbox_rasterizer_config.deadzone_radius,
-        bbox_scale=bbox.scale or 35.0,
-        bbox_offset=bbox.offset or 0.5,
-        hflip_probability=sp.hflip_probability,
-        translate_max=(sp.translate_max_x, sp.translate_max_y),
-        zoom=(sp.zoom_min or 1.0, sp.zoom_max or 1.0),
-        color={
-            "color_shift_stddev": col.color_shift_stddev,
-            "hue_rotation_max": col.hue_rotation_max,
-            "saturation_shift_max": col.saturation_shift_max,
-            "contrast_scale_max": col.contrast_scale_max,
-            "contrast_center": col.contrast_center,
-        },
-        checkpoint_interval=tc.checkpoint_interval,
-        validation_period=ev.validation_period_during_training,
-        first_validation_epoch=ev.first_validation_epoch,
-        ap_mode=ev.AP_MODE.Name(ev.average_precision_mode),
-        iou_thresholds=dict(ev.minimum_detection_ground_truth_overlap),
-        box_limits={
-            k: (v.minimum_height, v.minimum_width, v.maximum_height, v.maximum_width)
-            for k, v in ev.evaluation_box_config.items()
-        },
-        tfrecords=[s.tfrecords_path for s in exp.dataset_config.data_sources],
-        image_dirs=[s.image_directory_path for s in exp.dataset_config.data_sources],
-        pretrained_model_file=exp.model_config.pretrained_model_file,
-        random_seed=exp.random_seed,
+def build_lab_convert_spec(
+    root_directory_path: str | os.PathLike = LAB_KITTI_ROOT,
+) -> DatasetExportConfig:
+    """The lab's ``dataset_convert_flir.txt``: FLIR KITTI folders with ``.jpeg`` images, 14 %
+    validation, 10 shards per fold, class ``person``."""
+    return build_dataset_convert_spec(
+        root_directory_path, image_extension=".jpeg", val_split=14, class_names=("person",)
     )
-
-
-def evaluation_kwargs_from_spec(exp: Experiment) -> dict:
-    """Keyword arguments for :func:`cvlab.train.evaluate.evaluate_detections` from the spec's
-    evaluation_config (IoU per class, AP mode, evaluation_box_config; 0 maximum = no limit)."""
-    from cvlab.train.evaluate import NO_LIMIT, BoxLimits
-
-    ev = exp.evaluation_config
-    limits = {
-        k: BoxLimits(
-            v.minimum_height,
-            v.minimum_width,
-            v.maximum_height or NO_LIMIT,
-            v.maximum_width or NO_LIMIT,
-        )
-        for k, v in ev.evaluation_box_config.items()
-    }
-    return {
-        "iou_threshold": dict(ev.minimum_detection_ground_truth_overlap) or 0.5,
-        "mode": ev.AP_MODE.Name(ev.average_precision_mode),
-        "box_limits": limits,
-    }

@@ -1,0 +1,1 @@
+"""Inference core, numpy/OpenCV only: preprocess, decode, cluster, postprocess, clustering configs."""

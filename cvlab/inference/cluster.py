@@ -12,8 +12,13 @@
   Euclidean metric on the *rows* of the ``1 - IoU`` matrix (IoU regularised by ``+0.01`` in
   the denominator), the float ``min_samples`` compared with summed coverage, confidence kept
   when strictly ``>`` the threshold. See docs/clustering.md.
-* ``nms`` — greedy non-maximum suppression of the cells by coverage.
-* ``hybrid`` — DBSCAN, then NMS over the cluster boxes.
+* ``nms`` — TAO's greedy non-maximum suppression of the cells by coverage (:func:`tao_nms`:
+  IoU with ``+1`` pixel widths, suppression when IoU ``>`` ``nms_iou_threshold``, cells kept
+  when their coverage is ``>`` ``nms_confidence_threshold``); each kept cell is a box whose
+  confidence is its own coverage.
+* ``hybrid`` — TAO's DBSCAN + NMS: the ``dbscan`` clusters that pass the confidence and height
+  tests give their *member cells*, and one :func:`tao_nms` over all those cells picks the
+  output boxes (raw cells, confidence = own coverage). See docs/clustering.md.
 
 Example:
     >>> import numpy as np
@@ -103,23 +108,29 @@ def dbscan_precomputed(
     noise (-1). Several times faster than scikit-learn for a few hundred points, which keeps
     decode+cluster within its 2 ms budget; the tests check it against scikit-learn.
     """
-    return _dbscan_with_core(distance, weights, eps, min_samples)[0]
-
-
-def _dbscan_with_core(
-    distance: np.ndarray, weights: np.ndarray, eps: float, min_samples: float
-) -> tuple[np.ndarray, np.ndarray]:
-    """:func:`dbscan_precomputed` labels and the core-point mask."""
-    n = len(distance)
-    labels = np.full(n, -1, np.int64)
     near = distance <= eps
     core = (near @ np.asarray(weights, np.float64)) >= min_samples
+    return dbscan_labels_from_core(near, core)
+
+
+def dbscan_labels_from_core(near: np.ndarray, core: np.ndarray) -> np.ndarray:
+    """DBSCAN labels from the neighbourhood matrix (``distance <= eps``) and the core mask.
+
+    scikit-learn's rules: clusters are the connected groups of core points, numbered by their
+    first core point; a border point joins the earliest-numbered cluster among its core
+    neighbours; the rest is noise (-1). A core point always belongs to its own cluster, even
+    when its distance to itself exceeds ``eps`` (a degenerate box under a regularised IoU).
+    """
+    n = len(near)
+    labels = np.full(n, -1, np.int64)
     if n == 0 or not core.any():
-        return labels, core
+        return labels
     core_idx = np.flatnonzero(core)
     # component of each core point = its smallest core index; numbering clusters by that
     # index is scikit-learn's visiting order
-    root = connected_labels(near.take(core_idx, axis=0).take(core_idx, axis=1))
+    adjacency = near.take(core_idx, axis=0).take(core_idx, axis=1)
+    np.fill_diagonal(adjacency, True)
+    root = connected_labels(adjacency)
     _, labels[core_idx] = np.unique(root, return_inverse=True)
     border = np.flatnonzero((near & core).any(axis=1) & ~core)
     if len(border):
@@ -127,7 +138,7 @@ def _dbscan_with_core(
         by_label = core_idx[np.argsort(labels[core_idx], kind="stable")]
         first = near.take(border, axis=0).take(by_label, axis=1).argmax(axis=1)
         labels[border] = labels[by_label[first]]
-    return labels, core
+    return labels
 
 
 def canonical_order(boxes: np.ndarray, scores: np.ndarray) -> np.ndarray:
@@ -231,9 +242,68 @@ def nms(
     return order[np.asarray(keep, dtype=np.int64)]
 
 
-def _dbscan(
+def tao_nms(
+    boxes: np.ndarray,
+    scores: np.ndarray,
+    iou_threshold: float,
+    score_threshold: float = 0.0,
+) -> np.ndarray:
+    """TAO DetectNet_v2's NMS (``get_keep_indices``, "original NMS"); kept indices in its order.
+
+    The rule of ``postprocessor/utilities.py``: a selection sort fused with suppression. Step
+    ``i`` brings the first highest score of the rows after ``i`` forward when it is strictly
+    higher than row ``i``'s, then zeroes the score of every later row whose IoU with row ``i``
+    is ``> iou_threshold``. The IoU counts border pixels (``(x2 - x1 + 1) * (y2 - y1 + 1)``
+    areas, in the boxes' dtype; intersections in float64). Rows whose final score is
+    ``> score_threshold`` are kept, highest first; equal scores keep TAO's swap order. Stops as
+    soon as no remaining score can pass. ``scores`` is not modified (TAO sorts and zeroes its
+    input in place; see docs/tao_fidelity.md for what that does to its confidences).
+
+    >>> b = np.array([[0, 0, 9, 9], [1, 1, 10, 10], [20, 20, 29, 29]], np.float32)
+    >>> tao_nms(b, np.array([0.5, 0.9, 0.7], np.float32), 0.3).tolist()
+    [1, 2]
+    """
+    b = np.asarray(boxes)
+    if b.ndim != 2 or b.shape[1] != 4:
+        raise ValueError(f"boxes must be (N, 4), got {b.shape}")
+    if not np.issubdtype(b.dtype, np.floating):
+        b = b.astype(np.float64)
+    s = np.array(scores, copy=True).reshape(-1)
+    if not np.issubdtype(s.dtype, np.floating):
+        s = s.astype(np.float64)
+    if len(s) != len(b):
+        raise ValueError(f"{len(b)} boxes but {len(s)} scores")
+    n = len(b)
+    area = (b[:, 2] - b[:, 0] + 1) * (b[:, 3] - b[:, 1] + 1)
+    c = b.astype(np.float64)
+    threshold = s.dtype.type(score_threshold)  # compared in the scores' dtype, as TAO's arrays
+    order = np.arange(n)
+    for i in range(n):
+        if i + 1 < n:
+            m = i + 1 + int(np.argmax(s[i + 1 :]))
+            if s[i] < s[m]:
+                order[[i, m]] = order[[m, i]]
+                s[[i, m]] = s[[m, i]]
+        if not s[i] > threshold:  # row i holds the highest remaining score
+            return order[:i].copy()
+        k, rest = order[i], order[i + 1 :]
+        iw = np.minimum(c[k, 2], c[rest, 2]) - np.maximum(c[k, 0], c[rest, 0]) + 1
+        ih = np.minimum(c[k, 3], c[rest, 3]) - np.maximum(c[k, 1], c[rest, 1]) + 1
+        inter = np.maximum(0.0, iw) * np.maximum(0.0, ih)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            overlap = inter / ((area[k] + area[rest]) - inter)
+        s[i + 1 :][overlap > iou_threshold] = 0
+    return order
+
+
+def _dbscan_stage(
     boxes: np.ndarray, cov: np.ndarray, cfg: ClassClusteringConfig, legacy: bool
-) -> tuple[np.ndarray, np.ndarray]:
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """DBSCAN and the cluster tests: ``(boxes, cov, labels, cluster boxes, confidences, kept)``.
+
+    ``boxes``/``cov`` come back in the order the labels refer to (canonical unless legacy);
+    cluster ``j`` has label ``j``; ``kept`` marks the clusters passing confidence and height.
+    """
     if legacy:
         labels = dbscan_legacy_labels(boxes, cov, cfg.dbscan_eps, cfg.effective_legacy_min_samples)
     else:
@@ -243,12 +313,32 @@ def _dbscan(
     out_boxes, conf = _aggregate(boxes, cov, labels, cfg.confidence_mode)
     height = out_boxes[:, 3] - out_boxes[:, 1]
     if legacy:
-        keep = (conf > cfg.dbscan_confidence_threshold) & (height > cfg.minimum_bounding_box_height)
+        kept = (conf > cfg.dbscan_confidence_threshold) & (height > cfg.minimum_bounding_box_height)
     else:
-        keep = (conf >= cfg.dbscan_confidence_threshold) & (
+        kept = (conf >= cfg.dbscan_confidence_threshold) & (
             height > cfg.minimum_bounding_box_height
         )
-    return out_boxes[keep], conf[keep]
+    return boxes, cov, labels, out_boxes, conf, kept
+
+
+def _nms_cells(
+    boxes: np.ndarray, cov: np.ndarray, cfg: ClassClusteringConfig
+) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`tao_nms` over cells; kept cells taller than the minimum, own coverage, top k."""
+    keep = tao_nms(boxes, cov, cfg.nms_iou_threshold, cfg.nms_confidence_threshold)
+    out_boxes, conf = boxes[keep], cov[keep]
+    tall = (out_boxes[:, 3] - out_boxes[:, 1]) > cfg.minimum_bounding_box_height
+    return out_boxes[tall][: cfg.nms_top_k], conf[tall][: cfg.nms_top_k]
+
+
+def hybrid_candidates(labels: np.ndarray, kept: np.ndarray) -> np.ndarray:
+    """Indices of the member cells of the kept clusters, by cluster label, then cell order.
+
+    >>> hybrid_candidates(np.array([1, 0, -1, 1, 0]), np.array([True, True])).tolist()
+    [1, 4, 0, 3]
+    """
+    members = np.flatnonzero(np.isin(labels, np.flatnonzero(kept)))
+    return members[np.argsort(labels[members], kind="stable")]
 
 
 def cluster_boxes(
@@ -258,6 +348,8 @@ def cluster_boxes(
 
     Cells with coverage strictly above ``config.coverage_threshold`` take part; the output is
     sorted by descending confidence (except ``dbscan_legacy``, which keeps the reference order).
+    Cells are first put in :func:`canonical_order` (except ``dbscan_legacy``), so the result
+    does not depend on the order of the input.
     """
     boxes = np.asarray(boxes, np.float32).reshape(-1, 4)
     coverage = np.asarray(coverage, np.float32).reshape(-1)
@@ -270,30 +362,21 @@ def cluster_boxes(
         return empty
     algorithm = config.algorithm
     if algorithm == "nms":
-        tall = (boxes[:, 3] - boxes[:, 1]) > config.minimum_bounding_box_height
-        boxes, coverage = boxes[tall], coverage[tall]
-        keep = nms(
-            boxes,
-            coverage,
-            config.nms_iou_threshold,
-            config.nms_confidence_threshold,
-            config.nms_top_k,
-        )
-        out_boxes, conf = boxes[keep], coverage[keep]
+        order = canonical_order(boxes, coverage)
+        out_boxes, conf = _nms_cells(boxes[order], coverage[order], config)
     elif algorithm in ("dbscan", "dbscan_legacy", "hybrid"):
-        out_boxes, conf = _dbscan(boxes, coverage, config, legacy=algorithm == "dbscan_legacy")
-        if algorithm == "hybrid" and len(out_boxes):
-            keep = nms(
-                out_boxes,
-                conf,
-                config.nms_iou_threshold,
-                config.nms_confidence_threshold,
-                config.nms_top_k,
-            )
-            out_boxes, conf = out_boxes[keep], conf[keep]
-        elif algorithm == "dbscan":
-            order = canonical_order(out_boxes, conf)
-            out_boxes, conf = out_boxes[order], conf[order]
+        legacy = algorithm == "dbscan_legacy"
+        cells, cell_cov, labels, out_boxes, conf, kept = _dbscan_stage(
+            boxes, coverage, config, legacy
+        )
+        if algorithm == "hybrid":
+            cand = hybrid_candidates(labels, kept)
+            out_boxes, conf = _nms_cells(cells[cand], cell_cov[cand], config)
+        else:
+            out_boxes, conf = out_boxes[kept], conf[kept]
+            if not legacy:
+                order = canonical_order(out_boxes, conf)
+                out_boxes, conf = out_boxes[order], conf[order]
     else:
         raise ValueError(f"unknown clustering algorithm {algorithm!r}")
     if config.output_confidence_threshold > 0:

@@ -24,7 +24,7 @@ import math
 import os
 import re
 import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
@@ -75,13 +75,17 @@ class ClassClusteringConfig:
         algorithm: ``dbscan`` (1-IoU distances, ``metric='precomputed'``), ``nms``, ``hybrid``
             (DBSCAN then NMS) or ``dbscan_legacy`` (tao-toolkit-triton-apps: Euclidean distance
             between rows of the 1-IoU matrix); see docs/clustering.md.
-        dbscan_eps: DBSCAN neighbourhood radius (in 1-IoU units).
-        dbscan_min_samples: DBSCAN ``min_samples`` (an integer; a legacy float such as 0.05 is
-            mapped to ``max(int(x), 1)`` with a warning and kept in ``legacy_min_samples``).
+        dbscan_eps: DBSCAN neighbourhood radius, in ``[0, 1]`` for the 1-IoU distance of
+            ``dbscan``/``hybrid`` (TAO's limit); any positive value for ``dbscan_legacy``, whose
+            distance is Euclidean.
+        dbscan_min_samples: DBSCAN ``min_samples`` (an integer; 0, a proto's unset value,
+            means 1 as TAO's ``max(int(x), 1)``; a legacy float such as 0.05 is mapped the same
+            way with a warning and kept in ``legacy_min_samples``).
         neighborhood_size: kept for completeness (unused by the clustering, as in TAO).
         dbscan_confidence_threshold: clusters need a confidence of at least this.
-        nms_iou_threshold: NMS suppresses boxes overlapping a kept one by more than this.
-        nms_confidence_threshold: NMS ignores boxes with confidence below this.
+        nms_iou_threshold: NMS suppresses cells overlapping a kept one by more than this (IoU
+            with TAO's ``+1`` pixel widths).
+        nms_confidence_threshold: NMS keeps cells whose coverage is above this.
         nms_top_k: NMS keeps at most this many boxes.
         confidence_mode: cluster confidence = ``sum`` or ``mean`` of member coverages.
         bbox_color: overlay colour (R, G, B).
@@ -106,7 +110,11 @@ class ClassClusteringConfig:
 
     def __post_init__(self) -> None:
         raw = self.dbscan_min_samples
-        if isinstance(raw, float) and not float(raw).is_integer():
+        if raw == 0:  # TAO: max(int(x), 1); 0 is also what an unset proto field reads as
+            object.__setattr__(self, "dbscan_min_samples", 1)
+        elif raw < 0:  # left as is: problems() names it
+            pass
+        elif isinstance(raw, float) and not float(raw).is_integer():
             mapped = max(int(raw), 1)
             warnings.warn(
                 f"dbscan_min_samples={raw} is a legacy float; using min_samples={mapped} "
@@ -151,13 +159,18 @@ class ClassClusteringConfig:
                     f"must be >= 0 (a summed coverage), got {self.dbscan_confidence_threshold}",
                 )
             )
-        if self.algorithm in ("dbscan", "hybrid", "dbscan_legacy"):
-            if not (math.isfinite(self.dbscan_eps) and self.dbscan_eps > 0):
-                out.append(("dbscan_eps", f"must be > 0, got {self.dbscan_eps}"))
-            if self.dbscan_min_samples < 1:
-                out.append(("dbscan_min_samples", f"must be >= 1, got {self.dbscan_min_samples}"))
-            if self.legacy_min_samples is not None and self.legacy_min_samples <= 0:
-                out.append(("dbscan_min_samples", f"must be > 0, got {self.legacy_min_samples}"))
+        eps_ok = math.isfinite(self.dbscan_eps) and self.dbscan_eps >= 0
+        if self.algorithm in ("dbscan", "hybrid") and not (eps_ok and self.dbscan_eps <= 1):
+            out.append(
+                (
+                    "dbscan_eps",
+                    f"must be in [0, 1] (a 1 - IoU distance, as TAO), got {self.dbscan_eps}",
+                )
+            )
+        if self.algorithm == "dbscan_legacy" and not (eps_ok and self.dbscan_eps > 0):
+            out.append(("dbscan_eps", f"must be > 0, got {self.dbscan_eps}"))
+        if self.algorithm in ("dbscan", "hybrid", "dbscan_legacy") and self.dbscan_min_samples < 0:
+            out.append(("dbscan_min_samples", f"must be >= 0, got {self.dbscan_min_samples}"))
         if not (
             math.isfinite(self.minimum_bounding_box_height)
             and self.minimum_bounding_box_height >= 0
@@ -315,6 +328,7 @@ def _build(
     path: str,
     text: str | None,
     class_names: Sequence[str] | None,
+    extra_checks: Callable[[ClassClusteringConfig], list[tuple[str, str]]] | None = None,
 ) -> PostprocessingConfig:
     built: dict[str, ClassClusteringConfig] = {}
     for name in _file_order(text, list(classes)):
@@ -324,7 +338,7 @@ def _build(
             cfg = ClassClusteringConfig(**values)
         for w in caught:
             warnings.warn(f"{path}: class {name!r}: {w.message}", UserWarning, stacklevel=3)
-        for fname, reason in cfg.problems():
+        for fname, reason in cfg.problems() + (extra_checks(cfg) if extra_checks else []):
             file_field = _FILE_FIELDS.get(fname, fname)
             line = _line_of(text, name, file_field) if text is not None else None
             where = f"{path}:{line}" if line else path
@@ -386,6 +400,40 @@ def load_clustering_config(
 _TRAINING_ALGORITHMS = {0: "dbscan", 1: "nms", 2: "hybrid"}
 
 
+def training_spec_problems(cfg: ClassClusteringConfig) -> list[tuple[str, str]]:
+    """What TAO's train/evaluate spec validator adds to :meth:`ClassClusteringConfig.problems`.
+
+    ``TRAINVAL_VALUE_CHECK_DICT`` limits ``dbscan_min_samples`` and
+    ``dbscan_confidence_threshold`` to ``[0, 1]`` in a training spec.
+    """
+    out = []
+    raw = cfg.legacy_min_samples if cfg.legacy_min_samples is not None else cfg.dbscan_min_samples
+    if raw > 1:
+        out.append(("dbscan_min_samples", f"must be <= 1 in a TAO training spec, got {raw}"))
+    if cfg.dbscan_confidence_threshold > 1:
+        out.append(
+            (
+                "dbscan_confidence_threshold",
+                f"must be <= 1 in a TAO training spec, got {cfg.dbscan_confidence_threshold}",
+            )
+        )
+    return out
+
+
+def _tao_training_problems(cfg: ClassClusteringConfig) -> list[tuple[str, str]]:
+    """:func:`training_spec_problems` plus TAO's training-time ``ClusteringConfig`` rule."""
+    out = training_spec_problems(cfg)
+    if cfg.algorithm == "hybrid":
+        out.append(
+            (
+                "algorithm",
+                "HYBRID is not available to TAO's training and evaluation (its ClusteringConfig "
+                "raises NotImplementedError); use DBSCAN or NMS here, HYBRID only at inference",
+            )
+        )
+    return out
+
+
 def load_training_postprocessing(
     path_or_message: str | os.PathLike | Message,
     *,
@@ -394,13 +442,19 @@ def load_training_postprocessing(
     stride: int = 16,
     confidence_mode: str = "sum",
     colors: Mapping[str, tuple[int, int, int]] | None = None,
+    tao_training: bool = False,
 ) -> PostprocessingConfig:
     """Read the ``postprocessing_config`` of a TAO DetectNet_v2 training spec.
 
     ``path_or_message`` is a text file holding either the body of ``postprocessing_config``
     (``target_class_config { ... }``) or the block itself (``postprocessing_config { ... }``), or
     a parsed message: a ``PostProcessingConfig`` or any spec message with a
-    ``postprocessing_config`` field.
+    ``postprocessing_config`` field. Values are checked as TAO's spec validator checks a
+    training spec (:func:`training_spec_problems`).
+
+    ``tao_training=True`` reads it as TAO's training-time validation does: HYBRID is refused
+    (TAO raises NotImplementedError) and an unset ``nms_iou_threshold`` stays 0 (otherwise it
+    reads as 0.5).
     """
     from cvlab.protos.detectnet_v2 import postprocessing_config_pb2 as pb
 
@@ -437,7 +491,7 @@ def load_training_postprocessing(
             "dbscan_min_samples": c.dbscan_min_samples,
             "neighborhood_size": c.neighborhood_size,
             "dbscan_confidence_threshold": c.dbscan_confidence_threshold,
-            "nms_iou_threshold": c.nms_iou_threshold if c.nms_iou_threshold else 0.5,
+            "nms_iou_threshold": c.nms_iou_threshold or (0.0 if tao_training else 0.5),
             "nms_confidence_threshold": c.nms_confidence_threshold,
             "confidence_mode": confidence_mode,
             "output_confidence_threshold": target.confidence_config.confidence_threshold,
@@ -450,6 +504,7 @@ def load_training_postprocessing(
         path=source,
         text=text,
         class_names=class_names,
+        extra_checks=_tao_training_problems if tao_training else training_spec_problems,
     )
 
 

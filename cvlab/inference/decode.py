@@ -6,7 +6,9 @@ coverage value per class (``output_cov/Sigmoid``, ``[C, gh, gw]``) and four dist
 units of ``bbox_norm`` pixels). For the cell in column ``i``, row ``j`` the centre is
 ``gx = stride*i + offset``, ``gy = stride*j + offset`` and the box is
 ``(gx - bbox_norm*l, gy - bbox_norm*t, gx + bbox_norm*r, gy + bbox_norm*b)``, clipped to the
-model frame and then scaled to the original image.
+model frame as TAO's ``predictions_to_absolute`` clips it (``x1`` into ``[0, W]``, then ``x2``
+into ``[x1, W]``; the same for ``y``: boxes are never inverted) and then scaled to the original
+image.
 
 Example (one class, a 2x2 grid of a 32x32 model input, all distances 0.1):
     >>> import numpy as np
@@ -140,8 +142,12 @@ def decode_detectnet(
     np.subtract(gy, d[:, 1], out=boxes[..., 1])
     np.add(gx, d[:, 2], out=boxes[..., 2])
     np.add(gy, d[:, 3], out=boxes[..., 3])
-    np.clip(boxes[..., 0::2], 0.0, mw, out=boxes[..., 0::2])
-    np.clip(boxes[..., 1::2], 0.0, mh, out=boxes[..., 1::2])
+    # TAO's predictions_to_absolute order: x1, y1 into the frame, then x2 into [x1, W] and y2
+    # into [y1, H], so every box keeps x2 >= x1 and y2 >= y1 (an inverted box becomes empty)
+    np.clip(boxes[..., 0], 0.0, mw, out=boxes[..., 0])
+    np.clip(boxes[..., 1], 0.0, mh, out=boxes[..., 1])
+    np.minimum(np.maximum(boxes[..., 2], boxes[..., 0]), mw, out=boxes[..., 2])
+    np.minimum(np.maximum(boxes[..., 3], boxes[..., 1]), mh, out=boxes[..., 3])
     boxes[..., 0::2] *= sx
     boxes[..., 1::2] *= sy
     return DecodedGrid(

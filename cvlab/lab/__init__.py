@@ -12,7 +12,9 @@ The helpers live in small modules, one job each:
 - :mod:`cvlab.lab.workspace`: the workspace layout, its state file, records for the report;
 - :mod:`cvlab.lab.environment`: the environment check and the NGC download;
 - :mod:`cvlab.lab.data`: FLIR source, preparation, ground truth, sample images, statistics;
-- :mod:`cvlab.lab.serving`: the RGB stand-in, local Triton, the inference client, configs;
+- :mod:`cvlab.lab.standin`: the offline RGB stand-in and notebook 01's sample frames;
+- :mod:`cvlab.lab.inference`: local Triton, the lab's client (one pipeline), clustering configs;
+- :mod:`cvlab.lab.widgets`: the image browser and threshold tuner;
 - :mod:`cvlab.lab.training`: training, the training curve, the TAO spec and commands;
 - :mod:`cvlab.lab.live`: the training curve redrawn after every epoch while training runs;
 - :mod:`cvlab.lab.deploy`: ONNX, TensorRT, model repositories, GCS upload, Triton reload;
@@ -24,8 +26,18 @@ Example:
     >>> source = lab.ensure_flir_source(ws) # doctest: +SKIP
 """
 
+# ruff: noqa: E402  (the notebook set-up below must run before the other imports)
 from __future__ import annotations
 
+# First, before anything loads TensorFlow or tqdm: in a notebook kernel, TensorFlow's start-up
+# lines stay out of the notebook and progress bars are saved finished (no effect elsewhere).
+from cvlab.lab.quiet import setup_notebook
+
+setup_notebook()
+
+# isort: split
+from cvlab.cloud.gcs_emulator import GcsEmulator
+from cvlab.inference.clustering_config import PEOPLENET_IR_CONFIG, PEOPLENET_RGB_CONFIG
 from cvlab.lab.data import (
     PreparedDataset,
     dataset_statistics,
@@ -44,7 +56,6 @@ from cvlab.lab.deploy import (
     Deployment,
     EngineStep,
     IrRepositories,
-    LocalGcsEmulator,
     OnnxExport,
     deploy_from_gcs,
     ensure_ir_repository,
@@ -55,20 +66,21 @@ from cvlab.lab.environment import (
     NgcDownload,
     download_ngc_model,
     environment_table,
+    gke_setup_script,
     internet_reachable,
     ngc_cli,
     ngc_download_command,
 )
-from cvlab.lab.serving import (
-    RawOutputs,
+from cvlab.lab.inference import (
     clustering_config,
-    ensure_rgb_standin,
+    coverage_summary,
     ir_postprocessing_config,
-    raw_outputs,
     rgb_postprocessing_config,
     run_inference,
     start_triton,
+    threshold_tuner,
 )
+from cvlab.lab.standin import RgbSamples, ensure_rgb_standin, rgb_sample_frames
 from cvlab.lab.training import (
     TINY_EPOCHS,
     TaoStep,
@@ -80,7 +92,6 @@ from cvlab.lab.training import (
 )
 from cvlab.lab.views import (
     compare_evaluations,
-    coverage_summary,
     detections_table,
     evaluate,
     record_overlay_images,
@@ -105,6 +116,8 @@ from cvlab.lab.workspace import (
 )
 
 __all__ = [
+    "PEOPLENET_IR_CONFIG",
+    "PEOPLENET_RGB_CONFIG",
     "DEFAULT_WORKSPACE",
     "IR_MODEL_NAME",
     "LAB_IR_MODEL_NAME",
@@ -114,11 +127,11 @@ __all__ = [
     "Deployment",
     "EngineStep",
     "IrRepositories",
-    "LocalGcsEmulator",
+    "GcsEmulator",
     "NgcDownload",
     "OnnxExport",
     "PreparedDataset",
-    "RawOutputs",
+    "RgbSamples",
     "TaoStep",
     "TrainedModel",
     "Workspace",
@@ -138,6 +151,7 @@ __all__ = [
     "ensure_rgb_standin",
     "ensure_trained_model",
     "environment_table",
+    "gke_setup_script",
     "evaluate",
     "evaluation_set",
     "input_images",
@@ -148,7 +162,8 @@ __all__ = [
     "plot_history",
     "prepare_summary",
     "produced_table",
-    "raw_outputs",
+    "rgb_sample_frames",
+    "threshold_tuner",
     "read_ground_truth",
     "record_figure",
     "record_image",

@@ -15,7 +15,8 @@ from typing import Any
 import pandas as pd
 
 from cvlab.detectnet import PEOPLENET_INPUT_SIZE
-from cvlab.lab.workspace import Workspace, atomic_write_text, call_with_supported, first_attribute
+from cvlab.fileio import atomic_write_bytes, atomic_write_text, list_images
+from cvlab.lab.workspace import Workspace
 
 
 def ensure_flir_source(
@@ -44,11 +45,7 @@ def ensure_flir_source(
 
     if ws.flir_source.exists():
         shutil.rmtree(ws.flir_source)
-    root = Path(
-        call_with_supported(
-            generate_synthetic_flir, ws.flir_source, layout=layout, num_images=num_images, seed=seed
-        )
-    )
+    root = generate_synthetic_flir(ws.flir_source, layout=layout, num_images=num_images, seed=seed)
     atomic_write_text(ws.flir_source / ".complete.json", json.dumps(wanted))
     ws.update_state(flir_source=root, flir_layout=layout)
     return root
@@ -65,13 +62,6 @@ class PreparedDataset:
     class_names: tuple[str, ...]
     output_size: tuple[int, int]
     report: Any = None
-
-    def validation_ids(self) -> list[str]:
-        """Image ids (file stems) in the validation fold (fold 0 of the TFRecords)."""
-        from cvlab.formats.tfrecords import read_tfrecords
-
-        df = read_tfrecords(self.tfrecords_pattern)
-        return sorted({str(v).split("/")[-1] for v in df.loc[df["fold"] == 0, "frame_id"]})
 
 
 def ensure_prepared_dataset(
@@ -98,7 +88,9 @@ def ensure_prepared_dataset(
         )
     if source is None:
         source = ensure_flir_source(ws, num_images=num_synthetic)
-    report = _prepare(
+    from cvlab.datasets.prepare import prepare_flir_dataset
+
+    report = prepare_flir_dataset(
         source,
         ws.dataset,
         classes=tuple(classes),
@@ -106,9 +98,7 @@ def ensure_prepared_dataset(
         val_split=val_split,
         progress=True,
     )
-    images = Path(first_attribute(report, "images_dir") or ws.dataset / "images")
-    labels = Path(first_attribute(report, "labels_dir") or ws.dataset / "labels")
-    tf_dir = Path(first_attribute(report, "tfrecords_dir") or ws.dataset / "tfrecords")
+    images, labels, tf_dir = report.images_dir, report.labels_dir, report.tfrecords_dir
     pattern = str(tf_dir / "*-fold-*")
     prepared = PreparedDataset(
         root=ws.dataset,
@@ -138,14 +128,13 @@ def read_ground_truth(
 ) -> list[Any]:
     """KITTI training labels of ``image_paths`` (same stem) as Detections, in the same order."""
     from cvlab.formats.kitti import read_kitti
-    from cvlab.inference.preprocess import load_image
+    from cvlab.images import image_size
 
     truth = []
     for path in image_paths:
-        h, w = load_image(path).shape[:2]
+        w, h = image_size(path)
         truth.append(
-            call_with_supported(
-                read_kitti,
+            read_kitti(
                 labels_dir / f"{Path(path).stem}.txt",
                 image_size=(w, h),
                 class_names=tuple(class_names),
@@ -164,34 +153,23 @@ def sample_photo(ws: Workspace) -> Path:
     target = out / "grace_hopper.jpg"
     if not target.exists():
         with cbook.get_sample_data("grace_hopper.jpg") as src:
-            data = src.read()
-        tmp = target.with_suffix(".tmp")
-        tmp.write_bytes(data)
-        os.replace(tmp, target)
+            atomic_write_bytes(target, src.read())
     return target
 
 
 def input_images(directory: str | os.PathLike[str]) -> list[Path]:
     """The jpg/jpeg/png files of ``directory`` (sorted); a clear error when there are none."""
-    from cvlab.inference.preprocess import list_images
-
     found = list_images(directory)
     if not found:
         raise FileNotFoundError(f"{directory}: no .jpg/.jpeg/.png images")
     return found
 
 
-def _prepare(*args: Any, **kwargs: Any) -> Any:
-    from cvlab.datasets.prepare import prepare_flir_dataset
-
-    return call_with_supported(prepare_flir_dataset, *args, **kwargs)
-
-
 def prepare_summary(prepared: PreparedDataset) -> pd.DataFrame:
     """The preparation report as a table (or, when reused, counts read from the folders)."""
-    if prepared.report is not None and hasattr(prepared.report, "to_pandas"):
+    if prepared.report is not None:
         return prepared.report.to_pandas().reset_index()
-    images = list(prepared.images.glob("*.jpg"))
+    images = list_images(prepared.images, (".jpg",))
     labels = list(prepared.labels.glob("*.txt"))
     return pd.DataFrame(
         [("images", len(images)), ("labels", len(labels)), ("reused", "yes")],
@@ -208,14 +186,10 @@ def dataset_statistics(prepared: PreparedDataset) -> tuple[pd.DataFrame, Any]:
     """Per-class counts, boxes per image and box sizes read back from the TFRecords, plus a
     Figure (box count per class, boxes per image, box height histogram)."""
     from cvlab.formats.tfrecords import read_tfrecords
+    from cvlab.viz.plots import plot_dataset_stats
 
     df = read_tfrecords(prepared.tfrecords_pattern)
-    try:
-        from cvlab.datasets.stats import plot_dataset_stats
-
-        fig = plot_dataset_stats(df)
-    except ImportError:
-        fig = _plot_stats(df)
+    fig = plot_dataset_stats(df)
     objects = df[df["object_class"].notna()]
     per_class = objects.groupby("object_class").agg(
         boxes=("x1", "size"),
@@ -226,31 +200,22 @@ def dataset_statistics(prepared: PreparedDataset) -> tuple[pd.DataFrame, Any]:
     return per_class.reset_index(), fig
 
 
-def _plot_stats(df: pd.DataFrame) -> Any:
-    import matplotlib.pyplot as plt
-
-    objects = df[df["object_class"].notna()]
-    fig, axes = plt.subplots(1, 3, figsize=(13, 3.5))
-    objects["object_class"].value_counts().plot.bar(ax=axes[0], title="boxes per class")
-    df.groupby("frame_id")["object_class"].count().plot.hist(
-        ax=axes[1], bins=15, title="boxes per image"
-    )
-    (objects["y2"] - objects["y1"]).plot.hist(ax=axes[2], bins=20, title="box height (px)")
-    fig.tight_layout()
-    plt.show()
-    return fig
-
-
 def training_images(prepared: PreparedDataset) -> list[Path]:
-    """Prepared images of the training folds (sorted)."""
-    val = set(prepared.validation_ids())
-    return [p for p in sorted(prepared.images.glob("*.jpg")) if p.stem not in val]
+    """Prepared images of the training folds (sorted); the split is read from the TFRecords'
+    split manifest (:func:`cvlab.formats.tfrecords.read_split`; the records if there is none)."""
+    from cvlab.formats.tfrecords import read_split
+
+    val = set(read_split(prepared.tfrecords_pattern).frame_ids(0))
+    return [p for p in list_images(prepared.images, (".jpg",)) if p.stem not in val]
 
 
 def validation_images(prepared: PreparedDataset) -> list[Path]:
-    """Prepared images of the validation fold (held out from training), sorted."""
-    val = set(prepared.validation_ids())
-    return [p for p in sorted(prepared.images.glob("*.jpg")) if p.stem in val]
+    """Prepared images of the validation fold 0 (held out from training), sorted; the split is
+    read from the TFRecords' split manifest (:func:`cvlab.formats.tfrecords.read_split`)."""
+    from cvlab.formats.tfrecords import read_split
+
+    val = set(read_split(prepared.tfrecords_pattern).frame_ids(0))
+    return [p for p in list_images(prepared.images, (".jpg",)) if p.stem in val]
 
 
 def evaluation_set(

@@ -1,4 +1,4 @@
-"""``cvlab demo``: run the six lab notebooks headless, in order, and write an HTML report.
+"""``cvlab lab demo``: run the six lab notebooks headless, in order, and write an HTML report.
 
 Each notebook is executed with nbclient on the ``python3`` kernel of this Python (the venv's),
 with a papermill-style "injected-parameters" cell added after its ``parameters`` cell (so the
@@ -7,7 +7,7 @@ whole run shares one workspace). Executed notebooks go to ``OUTPUT/notebooks/``,
 the cell; the partly executed notebook is still written so the traceback can be read.
 
 Example:
-    $ python -m cvlab demo --output runs/demo
+    $ python -m cvlab lab demo --output runs/demo
 """
 
 from __future__ import annotations
@@ -113,7 +113,7 @@ def inject_parameters(nb: Any, parameters: Mapping[str, Any]) -> Any:
 
     if not parameters:
         return nb
-    lines = ["# Parameters injected by cvlab demo"]
+    lines = ["# Parameters injected by cvlab lab demo"]
     for key, value in parameters.items():
         if not key.isidentifier():
             raise ValueError(f"parameter name {key!r} is not a Python identifier")
@@ -135,12 +135,9 @@ def _failed_cell(nb: Any) -> tuple[int | None, str]:
 
 
 def _write_notebook(nb: Any, path: Path) -> None:
-    import nbformat
+    from cvlab.fileio import atomic_write_notebook
 
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    nbformat.write(nb, str(tmp))
-    os.replace(tmp, path)
+    atomic_write_notebook(path, nb)
 
 
 def execute_notebook(
@@ -245,7 +242,7 @@ def _parse_param(text: str) -> tuple[str, Any]:
     return key.strip(), parsed
 
 
-def _run(args: argparse.Namespace) -> int:
+def demo(args: argparse.Namespace) -> int:
     names = args.only.split(",") if args.only else list(NOTEBOOKS)
     try:
         result = run_demo(
@@ -259,17 +256,14 @@ def _run(args: argparse.Namespace) -> int:
         )
     except NotebookFailed as exc:
         out = resolve_workspace_path(args.output)
-        print(f"cvlab demo: {exc}", file=sys.stderr)
+        print(f"cvlab lab demo: {exc}", file=sys.stderr)
         print(
             f"the partly executed notebook is {out / 'notebooks' / exc.notebook.name}; "
             f"report so far: {out / 'report.html'}",
             file=sys.stderr,
         )
         return 1
-    except FileNotFoundError as exc:
-        print(f"cvlab demo: {exc}", file=sys.stderr)
-        return 2
-    print("cvlab demo finished:")
+    print("cvlab lab demo finished:")
     for run in result.runs:
         print(f"  {run.name:<20} {run.seconds:7.1f} s  {run.output}")
     print(f"report:    {result.report}")
@@ -277,12 +271,8 @@ def _run(args: argparse.Namespace) -> int:
     return 0
 
 
-def register(subparsers: Any) -> None:
-    """Add ``cvlab demo`` (cheap: nbclient is imported when the command runs)."""
-    p = subparsers.add_parser(
-        "demo",
-        help="run the six lab notebooks headless and write executed notebooks + an HTML report",
-    )
+def demo_arguments(p: argparse.ArgumentParser) -> None:
+    """``cvlab lab demo`` options."""
     p.add_argument("--output", default="runs/demo", help="output folder (default runs/demo)")
     p.add_argument("--workspace", help="lab workspace (default OUTPUT/workspace)")
     p.add_argument("--notebooks", help="folder with the .ipynb files (default: the repo's)")
@@ -296,4 +286,3 @@ def register(subparsers: Any) -> None:
     )
     p.add_argument("--timeout", type=int, default=1200, help="seconds per cell (default 1200)")
     p.add_argument("--fresh", action="store_true", help="delete the workspace first")
-    p.set_defaults(func=_run)

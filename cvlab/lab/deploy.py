@@ -6,20 +6,17 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import pandas as pd
 
 from cvlab.lab.data import ensure_prepared_dataset, training_images
-from cvlab.lab.serving import ir_postprocessing_config, run_inference, start_triton
+from cvlab.lab.inference import ir_postprocessing_config, run_inference, start_triton
 from cvlab.lab.training import TrainedModel, ensure_trained_model, shell_line
 from cvlab.lab.workspace import (
     IR_MODEL_NAME,
     LAB_IR_MODEL_NAME,
     Workspace,
     atomic_write_text,
-    call_with_supported,
-    first_attribute,
 )
 
 
@@ -43,18 +40,9 @@ def ensure_onnx(
     trained = trained or ensure_trained_model(ws)
     model = trained.load()
     ws.export.mkdir(parents=True, exist_ok=True)
-    try:
-        from cvlab.export.onnx import export_onnx
-    except ImportError:
-        export_onnx = None
-    if export_onnx is not None:
-        report = call_with_supported(export_onnx, model, path, check=True, atol=atol)
-        diff = float(first_attribute(report, "max_abs_diff", "max_diff") or 0.0)
-    else:
-        from cvlab.export.onnx_keras import check_onnx_matches_keras, export_keras_to_onnx
+    from cvlab.export.onnx import export_onnx
 
-        export_keras_to_onnx(model, path)
-        diff = float(check_onnx_matches_keras(model, path, atol=atol))
+    diff = float(export_onnx(model, path, check=True, atol=atol).max_abs_diff or 0.0)
     if diff > atol:
         raise ValueError(f"{path}: ONNX differs from Keras by {diff:.2e} > atol {atol}")
     ws.update_state(onnx={"path": path, "max_abs_diff": diff})
@@ -183,46 +171,6 @@ def ensure_ir_repository(
     )
 
 
-class LocalGcsEmulator:
-    """gcp-storage-emulator in this process on 127.0.0.1 (a real GCS JSON API server).
-
-    Example:
-        >>> with LocalGcsEmulator("cvlab-lab") as emu:  # doctest: +SKIP
-        ...     print(emu.endpoint)
-    """
-
-    def __init__(self, bucket: str) -> None:
-        self.bucket = bucket
-        self._server: Any = None
-        self.endpoint = ""
-
-    def start(self) -> LocalGcsEmulator:
-        from gcp_storage_emulator.server import create_server
-
-        self._server = create_server("127.0.0.1", 0, in_memory=True, default_bucket=self.bucket)
-        self._server.start()
-        port = self._server._api._httpd.server_address[1]  # the emulator has no public accessor
-        self.endpoint = f"http://127.0.0.1:{port}"
-        return self
-
-    def stop(self) -> None:
-        if self._server is not None:
-            self._server.stop()
-            self._server = None
-
-    def triton_env(self, mount_dir: Path) -> dict[str, str]:
-        """Environment for tritonserver to read gs:// from this emulator (no credentials)."""
-        from cvlab.triton.server import gcs_emulator_env
-
-        return gcs_emulator_env(self.endpoint, mount_dir)
-
-    def __enter__(self) -> LocalGcsEmulator:
-        return self.start()
-
-    def __exit__(self, *exc: Any) -> None:
-        self.stop()
-
-
 @dataclass
 class Deployment:
     """Outcome of :func:`deploy_from_gcs`."""
@@ -248,6 +196,7 @@ def deploy_from_gcs(
     A real bucket is only uploaded to (default credentials, never printed); the GKE Triton
     then loads it (``cvlab deploy``)."""
     from cvlab.cloud.gcs import make_client, upload_directory
+    from cvlab.cloud.gcs_emulator import GcsEmulator
 
     if not (ws.model_repository / model_name / "config.pbtxt").exists():
         ensure_ir_repository(ws, name=model_name)
@@ -261,8 +210,8 @@ def deploy_from_gcs(
             False,
         )
     gcs_url = "gs://cvlab-lab/triton-model"
-    with LocalGcsEmulator("cvlab-lab") as emulator:
-        client = make_client(emulator_host=emulator.endpoint)
+    with GcsEmulator("cvlab-lab") as emulator:
+        client = emulator.client()
         report = upload_directory(ws.model_repository, gcs_url, client=client, progress=True)
         mount = ws.root / "triton_gcs_mount"
         mount.mkdir(parents=True, exist_ok=True)
@@ -276,7 +225,7 @@ def deploy_from_gcs(
                 if images:
                     dets = run_inference(
                         server.http_url, model_name, images, ir_postprocessing_config(ws)
-                    )
+                    ).detections
                     smoke = f"; smoke inference on {len(images)} images: " + ", ".join(
                         f"{len(d)} boxes" for d in dets
                     )

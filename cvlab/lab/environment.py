@@ -18,6 +18,8 @@ from pathlib import Path
 
 import pandas as pd
 
+from cvlab.lab.workspace import Workspace
+
 
 def _version(dist: str) -> str:
     try:
@@ -153,3 +155,15 @@ def download_ngc_model(
         tail = (done.stderr or done.stdout).strip().splitlines()[-3:]
         return NgcDownload(f"NGC download failed ({' | '.join(tail)}): {shown}", None, command)
     return NgcDownload(f"downloaded {model} to {dest}", Path(dest), command)
+
+
+def gke_setup_script(ws: Workspace, project_id: str, cluster: str, zone: str, region: str) -> str:
+    """The lab's GKE cluster commands for your project, written to ``ws.root/gke_setup.sh``
+    (printed and saved, never run here); returns the script."""
+    from cvlab.cloud.gke import GkeConfig, as_shell_script, gcloud_commands
+    from cvlab.fileio import atomic_write_text
+
+    config = GkeConfig(project_id=project_id, cluster_name=cluster, zone=zone, region=region)
+    script = as_shell_script(gcloud_commands(config))
+    atomic_write_text(ws.root / "gke_setup.sh", script)
+    return script

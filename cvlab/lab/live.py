@@ -2,7 +2,7 @@
 
 :class:`LiveTrainingPlot` watches the trainer's ``metrics.csv`` from a background thread and,
 each time an epoch is appended, renders loss and mAP (with
-:func:`cvlab.train.validation.plot_training`) into one display slot that it updates in place.
+:func:`cvlab.viz.plots.plot_training`) into one display slot that it updates in place.
 Rendering uses a standalone Agg figure (no pyplot state is touched), so it does not interfere
 with the training loop or the notebook's own figures. Headless runs record the updates too;
 the last one is the final curve.
@@ -14,7 +14,6 @@ Example:
 
 from __future__ import annotations
 
-import io
 import os
 import threading
 from pathlib import Path
@@ -22,23 +21,7 @@ from typing import Any
 
 import pandas as pd
 
-
-def render_history_png(history: pd.DataFrame, title: str = "") -> bytes:
-    """The loss/mAP curve of ``history`` as PNG bytes (standalone Agg figure)."""
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
-    from cvlab.train.validation import plot_training
-
-    fig = Figure(figsize=(8, 3.5))
-    FigureCanvasAgg(fig)
-    ax = fig.add_subplot(1, 1, 1)
-    plot_training(history, ax=ax)
-    ax.set_title(title, fontsize=9)
-    fig.tight_layout()
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=80)
-    return buf.getvalue()
+from cvlab.viz.plots import render_history_png
 
 
 class LiveTrainingPlot:

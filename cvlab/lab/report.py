@@ -23,7 +23,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from cvlab.lab.workspace import atomic_write_text, resolve_workspace_path
+from cvlab.fileio import atomic_write_text, list_images
+from cvlab.lab.workspace import resolve_workspace_path
 
 _STYLE = """
 body { font-family: -apple-system, Segoe UI, Helvetica, Arial, sans-serif; margin: 2em auto;
@@ -55,7 +56,8 @@ def _load_index(report_dir: Path) -> dict[str, str]:
 def _items(report_dir: Path, folder: str, suffixes: tuple[str, ...]) -> list[tuple[Path, str]]:
     """Files of one kind, in recording order (index.json), then any unrecorded ones by name."""
     index = _load_index(report_dir)
-    found = sorted(p for p in (report_dir / folder).glob("*") if p.suffix.lower() in suffixes)
+    directory = report_dir / folder
+    found = list_images(directory, suffixes) if directory.is_dir() else []
     order = {rel: i for i, rel in enumerate(index)}
 
     def key(p: Path) -> tuple[int, str]:

@@ -41,7 +41,7 @@ class TrainedModel:
 
 
 def _train_config(name: str, class_names: Sequence[str]) -> Any:
-    from cvlab.train.trainer import TrainConfig
+    from cvlab.train.config import TrainConfig
 
     if name == "tiny":
         return TrainConfig.tiny(class_names=tuple(class_names), epochs=TINY_EPOCHS, threads=2)
@@ -124,7 +124,7 @@ def record_training_curve(ws: Workspace, history: pd.DataFrame) -> Any:
     import matplotlib.pyplot as plt
 
     from cvlab.lab.workspace import record_figure, record_table
-    from cvlab.train.validation import plot_training
+    from cvlab.viz.plots import plot_training
 
     fig = plot_training(history)
     path = record_figure(ws, "03_training_curve", fig, "Training loss and validation mAP (03)")
@@ -134,10 +134,10 @@ def record_training_curve(ws: Workspace, history: pd.DataFrame) -> Any:
 
 
 def plot_history(history: pd.DataFrame) -> Any:
-    """Loss terms and validation mAP per epoch (cvlab.train.validation.plot_training), inline."""
+    """Loss terms and validation mAP per epoch (cvlab.viz.plots.plot_training), inline."""
     import matplotlib.pyplot as plt
 
-    from cvlab.train.validation import plot_training
+    from cvlab.viz.plots import plot_training
 
     fig = plot_training(history)
     plt.show()
@@ -195,10 +195,12 @@ def _tao_commands(spec: Path, results: Path, key: str, gpus: int) -> tuple[list[
 
 
 def shell_line(command: Any) -> str:
-    import shlex
+    """A command as one bash line: a string as is, a :class:`cvlab.shell.Command` (or anything
+    with ``.shell``) by its ``shell``, an argv list by :func:`cvlab.shell.shell_join`."""
+    from cvlab.shell import shell_join
 
     if isinstance(command, str):
         return command
     if hasattr(command, "shell"):
         return str(command.shell)
-    return shlex.join(str(c) for c in command)
+    return shell_join(command)

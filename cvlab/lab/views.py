@@ -12,19 +12,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from cvlab.lab.serving import RawOutputs
 from cvlab.lab.workspace import Workspace, record_image
-
-
-def coverage_summary(raw: RawOutputs, class_names: Sequence[str]) -> pd.DataFrame:
-    """Highest coverage per class in each image's raw output (what the clustering starts from)."""
-    rows = []
-    for i, out in enumerate(raw.outputs):
-        cov = next(v for k, v in out.items() if k.startswith("output_cov"))
-        rows.append(
-            {"image": i, **{f"max_cov_{n}": float(cov[c].max()) for c, n in enumerate(class_names)}}
-        )
-    return pd.DataFrame(rows)
 
 
 def detections_table(detections: Sequence[Any]) -> pd.DataFrame:
@@ -71,7 +59,7 @@ def show_overlays(
     returns the matplotlib Figure (shown inline in notebooks)."""
     import matplotlib.pyplot as plt
 
-    from cvlab.inference.preprocess import load_image
+    from cvlab.images import load_image
 
     n = len(images)
     ncols = max(1, min(ncols, n))
@@ -105,7 +93,7 @@ def record_overlay_images(
     ws: Workspace, prefix: str, images: Sequence[Path], detections: Sequence[Any], config: Any
 ) -> list[Path]:
     """Save overlays for the HTML report (report/images/<prefix>_<stem>.jpg)."""
-    from cvlab.inference.preprocess import load_image
+    from cvlab.images import load_image
 
     return [
         record_image(
@@ -148,7 +136,7 @@ def show_before_after(
     """Side-by-side overlays: RGB model (left) and IR model (right), ground truth in white."""
     import matplotlib.pyplot as plt
 
-    from cvlab.inference.preprocess import load_image
+    from cvlab.images import load_image
 
     n = len(images)
     fig, axes = plt.subplots(n, 2, figsize=(12, 3.4 * n), squeeze=False)

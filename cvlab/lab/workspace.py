@@ -7,9 +7,6 @@ images worth showing in the HTML report are recorded under ``<workspace>/report/
 from __future__ import annotations
 
 import dataclasses
-import importlib
-import importlib.metadata
-import importlib.util
 import json
 import os
 from collections.abc import Iterable
@@ -20,7 +17,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from cvlab.fileio import atomic_write_text
+from cvlab.fileio import atomic_save_figure, atomic_write_image, atomic_write_text
 
 #: Repository root when cvlab is installed editable from a checkout (``pyproject.toml`` beside it).
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -165,24 +162,15 @@ def record_table(ws: Workspace, name: str, df: pd.DataFrame, title: str | None =
 def record_figure(ws: Workspace, name: str, fig: Any, title: str | None = None) -> Path:
     """Save a matplotlib figure for the HTML report (PNG under report/figures, atomic)."""
     path = ws.report / "figures" / f"{_slug(name)}.png"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.stem}.tmp{os.getpid()}.png")
-    fig.savefig(tmp, dpi=80, bbox_inches="tight")
-    os.replace(tmp, path)
+    atomic_save_figure(path, fig, dpi=80, bbox_inches="tight")
     _record_title(ws, path, title or name)
     return path
 
 
 def record_image(ws: Workspace, name: str, rgb: np.ndarray, title: str | None = None) -> Path:
     """Save an RGB image (e.g. an overlay) for the HTML report (JPEG under report/images)."""
-    import cv2
-
     path = ws.report / "images" / f"{_slug(name)}.jpg"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.stem}.tmp{os.getpid()}.jpg")
-    if not cv2.imwrite(str(tmp), cv2.cvtColor(np.asarray(rgb, dtype=np.uint8), cv2.COLOR_RGB2BGR)):
-        raise OSError(f"could not write {tmp}")
-    os.replace(tmp, path)
+    atomic_write_image(path, np.asarray(rgb, dtype=np.uint8))
     _record_title(ws, path, title or name)
     return path
 
@@ -218,24 +206,6 @@ def produced_table(
     return pd.DataFrame(rows, columns=["path", "kind", "files", "size_mb"])
 
 
-def call_with_supported(func: Any, /, *args: Any, **kwargs: Any) -> Any:
-    """Call ``func`` with only the keyword arguments it accepts (APIs grow options over time)."""
-    import inspect
-
-    params = inspect.signature(func).parameters
-    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
-        return func(*args, **kwargs)
-    return func(*args, **{k: v for k, v in kwargs.items() if k in params})
-
-
-def first_attribute(report: Any, *names: str) -> Any:
-    for name in names:
-        value = getattr(report, name, None)
-        if value is not None:
-            return value
-    return None
-
-
 def dataclass_table(obj: Any) -> pd.DataFrame:
     """A dataclass (e.g. a config) as a two-column table (field, value)."""
     if not dataclasses.is_dataclass(obj):
@@ -244,11 +214,3 @@ def dataclass_table(obj: Any) -> pd.DataFrame:
         [(f.name, getattr(obj, f.name)) for f in dataclasses.fields(obj)],
         columns=["field", "value"],
     )
-
-
-def import_optional(module: str) -> Any | None:
-    """Import ``module`` or return None when it (or one of its dependencies) is absent."""
-    try:
-        return importlib.import_module(module)
-    except ImportError:
-        return None

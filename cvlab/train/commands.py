@@ -1,31 +1,41 @@
-"""``cvlab train``: train DetectNet_v2 on TAO TFRecords with the in-package Keras trainer."""
+"""``cvlab train run|evaluate|tao-commands|tao-log`` (rows of :data:`cvlab.cli.VERBS`).
+
+    cvlab train run --tfrecords 'prepared/tfrecords/*' --images prepared --output runs/train
+    cvlab train evaluate --predictions PRED_DIR --labels LABEL_DIR [--mode INTEGRATE|SAMPLE]
+    cvlab train tao-commands [--spec SPEC] [--launcher tao5] [--write-spec SPEC --tfrecords ...]
+    cvlab train tao-log train.log [--csv metrics.csv]
+
+Heavy imports (TensorFlow) happen inside the commands.
+"""
 
 from __future__ import annotations
 
 import argparse
-import importlib
 
+from cvlab.cli import parse_size
 from cvlab.detectnet import PEOPLENET_INPUT_SIZE
 
 CONFIGS = ("tiny", "resnet10", "resnet18", "resnet34")
 
 
-def _train(args: argparse.Namespace) -> int:
+def run(args: argparse.Namespace) -> int:
     import dataclasses
 
+    from cvlab.train.config import TrainConfig
     from cvlab.train.model import TINY_CONFIG, ModelConfig
-    from cvlab.train.trainer import TrainConfig, train
+    from cvlab.train.trainer import train
 
     classes = tuple(c.strip() for c in args.classes.split(",") if c.strip())
     if args.config == "tiny":
         config = TrainConfig.tiny(class_names=classes)
         model = TINY_CONFIG
     else:
-        model = ModelConfig(input_size=PEOPLENET_INPUT_SIZE, num_layers=int(args.config[len("resnet") :]))
+        model = ModelConfig(
+            input_size=PEOPLENET_INPUT_SIZE, num_layers=int(args.config[len("resnet") :])
+        )
         config = TrainConfig(class_names=classes, model=model)
     if args.input_size:
-        w, h = (int(v) for v in args.input_size.lower().split("x"))
-        model = dataclasses.replace(model, input_size=(w, h))
+        model = dataclasses.replace(model, input_size=args.input_size)
     if args.width_multiplier:
         model = dataclasses.replace(model, width_multiplier=args.width_multiplier)
     config = dataclasses.replace(
@@ -55,9 +65,8 @@ def _train(args: argparse.Namespace) -> int:
     return 0
 
 
-def register(subparsers) -> None:
-    """Add ``cvlab train`` (and D2's ``evaluate``/``export``/``tao`` when present)."""
-    p = subparsers.add_parser("train", help="train DetectNet_v2 (Keras) on TAO TFRecords")
+def run_arguments(p: argparse.ArgumentParser) -> None:
+    """``cvlab train run`` options."""
     p.add_argument("--tfrecords", required=True, help="glob of the TFRecord files")
     p.add_argument("--images", required=True, help="image root the frame/id paths are under")
     p.add_argument("--output", required=True, help="run directory (checkpoints, metrics, model)")
@@ -65,7 +74,9 @@ def register(subparsers) -> None:
     p.add_argument("--batch-size", type=int, default=None)
     p.add_argument("--config", choices=CONFIGS, default="tiny")
     p.add_argument("--classes", default="person", help="comma-separated target classes")
-    p.add_argument("--input-size", default=None, help="WxH, multiples of 16 (e.g. 480x272)")
+    p.add_argument(
+        "--input-size", type=parse_size, default=None, help="WxH, multiples of 16 (e.g. 480x272)"
+    )
     p.add_argument("--width-multiplier", type=float, default=None)
     p.add_argument("--pretrained", default=None, help="legacy .h5 weights loaded by layer name")
     p.add_argument("--validate-every", type=int, default=None)
@@ -74,11 +85,89 @@ def register(subparsers) -> None:
     p.add_argument("--threads", type=int, default=None, help="TensorFlow CPU threads")
     p.add_argument("--resume", action=argparse.BooleanOptionalAction, default=True)
     p.add_argument("--quiet", action="store_true")
-    p.set_defaults(func=_train)
-    try:
-        tools = importlib.import_module("cvlab.export.commands")
-    except ModuleNotFoundError as exc:
-        if exc.name != "cvlab.export.commands":
-            raise
-    else:
-        tools.register(subparsers)
+
+
+def evaluate_arguments(p: argparse.ArgumentParser) -> None:
+    """``cvlab train evaluate`` options."""
+    p.add_argument("--predictions", required=True, help="directory of 16-field KITTI files")
+    p.add_argument("--labels", required=True, help="directory of 15-field KITTI label files")
+    p.add_argument("--mode", default="INTEGRATE", choices=["INTEGRATE", "SAMPLE"])
+    p.add_argument("--iou", type=float, default=0.5, help="minimum IoU for a match")
+    p.add_argument("--classes", default=None, help="comma-separated (default: all in labels)")
+    p.add_argument("--min-height", type=float, default=4)
+    p.add_argument("--min-width", type=float, default=4)
+    p.add_argument("--csv", default=None, help="also write the AP table here")
+    p.add_argument("--plot", default=None, help="also save the PR curves (PNG) here")
+
+
+def tao_commands_arguments(p: argparse.ArgumentParser) -> None:
+    """``cvlab train tao-commands`` options."""
+    p.add_argument("--spec", default="training_config/training_spec.txt")
+    p.add_argument("--results", default="experiments")
+    p.add_argument("--launcher", default="container", choices=["container", "tao4", "tao5"])
+    p.add_argument("--gpus", type=int, default=8)
+    p.add_argument("--write-spec", default=None, help="write the lab's training spec here")
+    p.add_argument("--tfrecords", default="/workspace/tao-experiments/data/tfrecords/flir/*")
+    p.add_argument("--image-dir", default="/workspace/tao-experiments/data/flir/kitti")
+    p.add_argument("--epochs", type=int, default=60)
+    p.add_argument("--batch-size", type=int, default=4)
+
+
+def tao_log_arguments(p: argparse.ArgumentParser) -> None:
+    """``cvlab train tao-log`` options."""
+    p.add_argument("log")
+    p.add_argument("--csv", default=None)
+
+
+def evaluate(args: argparse.Namespace) -> int:
+    from cvlab.train.evaluate import evaluate_kitti_dirs
+
+    classes = [c.strip() for c in args.classes.split(",")] if args.classes else None
+    result = evaluate_kitti_dirs(
+        args.predictions,
+        args.labels,
+        classes,
+        iou_threshold=args.iou,
+        mode=args.mode,
+        min_height=args.min_height,
+        min_width=args.min_width,
+    )
+    print(result.per_class.to_string(index=False, float_format=lambda v: f"{v:.4f}"))
+    print(f"mAP ({args.mode}, IoU >= {args.iou:g}): {result.mean_ap:.4f}")
+    if args.csv:
+        from cvlab.fileio import atomic_write_text
+
+        atomic_write_text(args.csv, result.per_class.to_csv(index=False))
+    if args.plot:
+        result.plot_pr_curves().savefig(args.plot, dpi=100, bbox_inches="tight")
+    return 0
+
+
+def tao_commands(args: argparse.Namespace) -> int:
+    from cvlab.train.tao import lab_commands
+
+    if args.write_spec:
+        from cvlab.formats.tao_spec import build_lab_spec, write_training_spec
+
+        exp = build_lab_spec(
+            args.tfrecords, args.image_dir, num_epochs=args.epochs, batch_size=args.batch_size
+        )
+        print(f"# wrote {write_training_spec(exp, args.write_spec)}")
+    spec = args.write_spec or args.spec
+    for step, cmd in lab_commands(spec, args.results, args.launcher, args.gpus).items():
+        print(f"# {step}\n{cmd.shell}")
+    return 0
+
+
+def tao_log(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from cvlab.train.tao import parse_tao_log
+
+    df = parse_tao_log(Path(args.log))
+    print(df.to_string(index=False))
+    if args.csv:
+        from cvlab.fileio import atomic_write_text
+
+        atomic_write_text(args.csv, df.to_csv(index=False))
+    return 0

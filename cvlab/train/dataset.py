@@ -1,10 +1,11 @@
 """``tf.data`` input pipeline from TAO DetectNet_v2 TFRecords plus the image directory.
 
-Records follow TAO ``dataset_convert``: ``frame/id`` = ``"<image_dir_name>/<id>"``,
+Records follow TAO ``dataset_convert`` (the schema, file names and fold split live in
+:mod:`cvlab.formats.tfrecords`): ``frame/id`` = ``"<image_dir_name>/<id>"``,
 ``frame/width``/``frame/height`` (original pixels), ``target/object_class`` (bytes) and
-``target/coordinates_x1/y1/x2/y2`` (original pixels). Files are named
-``<prefix>-fold-000-of-002-shard-00000-of-00010``; fold 0 is the validation fold. The image of
-a record is ``<image_root>/<frame/id>.<ext>``.
+``target/coordinates_x1/y1/x2/y2`` (original pixels). The image of a record is
+``<image_root>/<frame/id>.<ext>``; :func:`cvlab.formats.tfrecords.split_folds` picks the
+training and validation files.
 
 Each example: decode (parallel) -> RGB float ``[0, 1]`` resized to the model input -> TAO
 augmentation (training only) -> NCHW -> targets rasterised by :mod:`cvlab.train.targets`.
@@ -15,22 +16,15 @@ Example:
 
 from __future__ import annotations
 
-import glob
 import os
-import re
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
-
+from cvlab.formats.tfrecords import feature_spec, tfrecord_files
 from cvlab.train.augment import AugmentConfig, augment_example
 from cvlab.train.targets import RasterizerConfig, tf_build_targets
 
-_FOLD = re.compile(r"-fold-(\d{3})-of-(\d{3})")
-
-
-#: The TAO detectnet_v2 features the trainer reads (a subset of cvlab.formats.tfrecords.FEATURE_SPEC).
+#: The TAO detectnet_v2 features the pipeline reads (see :mod:`cvlab.formats.tfrecords`).
 TRAINER_FEATURES = (
     "frame/id",
     "frame/width",
@@ -41,75 +35,6 @@ TRAINER_FEATURES = (
     "target/coordinates_x2",
     "target/coordinates_y2",
 )
-
-
-def feature_spec() -> dict:
-    """The parsing spec for the fields the trainer reads (TAO detectnet_v2 schema)."""
-    from cvlab.formats import tfrecords
-
-    return {k: tfrecords.FEATURE_SPEC[k] for k in TRAINER_FEATURES}
-
-
-def split_folds(pattern: str, validation_fold: int | None = 0) -> tuple[list[str], list[str]]:
-    """``(training files, validation files)`` matching ``pattern``.
-
-    Files without a ``-fold-NNN-`` part, or ``validation_fold=None``, all go to training.
-    """
-    files = sorted(p for p in glob.glob(pattern) if os.path.isfile(p))
-    if not files:
-        raise FileNotFoundError(f"no TFRecord files match {pattern!r}")
-    train, val = [], []
-    for f in files:
-        m = _FOLD.search(os.path.basename(f))
-        if validation_fold is not None and m and int(m.group(1)) == validation_fold:
-            val.append(f)
-        else:
-            train.append(f)
-    if not train:  # only one fold: train on it too (as TAO does with a single fold)
-        train = list(val)
-    return train, val
-
-
-@dataclass
-class Record:
-    """One parsed TFRecord example (original-image pixels)."""
-
-    frame_id: str
-    width: int
-    height: int
-    classes: list[str]
-    boxes: np.ndarray  # (N, 4)
-
-
-def read_records(files: Sequence[str]) -> list[Record]:
-    """Parse every example of ``files`` (small sets: validation ground truth)."""
-    import tensorflow as tf
-
-    out = []
-    spec = feature_spec()
-    for path in files:
-        for i, raw in enumerate(tf.data.TFRecordDataset([path])):
-            try:
-                ex = tf.io.parse_single_example(raw, spec)
-            except tf.errors.InvalidArgumentError as exc:
-                raise ValueError(f"{path}: record {i}: {exc.message}") from exc
-            coords = [
-                tf.sparse.to_dense(ex[f"target/coordinates_{k}"]).numpy()
-                for k in ["x1", "y1", "x2", "y2"]
-            ]
-            out.append(
-                Record(
-                    frame_id=ex["frame/id"].numpy().decode(),
-                    width=int(ex["frame/width"]),
-                    height=int(ex["frame/height"]),
-                    classes=[
-                        c.decode().lower()
-                        for c in tf.sparse.to_dense(ex["target/object_class"], b"").numpy()
-                    ],
-                    boxes=np.stack(coords, axis=1).astype(np.float32).reshape(-1, 4),
-                )
-            )
-    return out
 
 
 def detect_image_extension(files: Sequence[str], image_root: str | os.PathLike) -> str:
@@ -131,7 +56,7 @@ def detect_image_extension(files: Sequence[str], image_root: str | os.PathLike) 
 def _parse(raw, class_table, image_root: str, extension: str, input_size):
     import tensorflow as tf
 
-    ex = tf.io.parse_single_example(raw, feature_spec())
+    ex = tf.io.parse_single_example(raw, feature_spec(TRAINER_FEATURES))
     width, height = input_size
     path = tf.strings.join([image_root, "/", ex["frame/id"], extension])
     image = tf.io.decode_image(tf.io.read_file(path), channels=3, expand_animations=False)
@@ -161,6 +86,7 @@ def make_dataset(
     image_extension: str | None = None,
     seed: int | None = None,
     cache: bool = False,
+    class_mapping: dict[str, str] | None = None,
 ):
     """Batches of ``(images [B,3,H,W], {"cov", "bbox", "cov_norm"})`` for training.
 
@@ -174,20 +100,25 @@ def make_dataset(
         augment: augmentation settings (``None`` = TAO defaults when training).
         epochs: how many passes (``None`` = repeat forever).
         cache: keep the decoded, resized images in memory after the first pass (small sets).
+        class_mapping: TAO ``target_class_mapping`` (record class -> target class, applied as
+            TAO does: :func:`cvlab.train.config.source_class_ids`); None: identity.
     """
     import tensorflow as tf
 
-    paths = sorted(glob.glob(files)) if isinstance(files, str) else list(files)
+    paths = [str(f) for f in tfrecord_files(files)] if isinstance(files, str) else list(files)
     if not paths:
         raise FileNotFoundError(f"no TFRecord files match {files!r}")
     image_root = str(image_root)
     extension = image_extension or detect_image_extension(paths, image_root)
     if not extension.startswith("."):
         extension = "." + extension
+    from cvlab.train.config import source_class_ids
+
     names = [n.lower() for n in class_names]
+    ids = source_class_ids(names, class_mapping) or {"": -1}  # an empty table is not allowed
     class_table = tf.lookup.StaticHashTable(
         tf.lookup.KeyValueTensorInitializer(
-            tf.constant(names), tf.constant(list(range(len(names))), tf.int64)
+            tf.constant(list(ids)), tf.constant(list(ids.values()), tf.int64)
         ),
         default_value=-1,
     )
@@ -197,7 +128,8 @@ def make_dataset(
     ds = tf.data.Dataset.from_tensor_slices(paths)
     if training:
         ds = ds.shuffle(len(paths), seed=seed)
-    # Evaluation reads the files one after the other, in record order (as read_records does).
+    # Evaluation reads the files one after the other, in record order (as
+    # cvlab.formats.tfrecords.read_records does).
     ds = ds.interleave(
         tf.data.TFRecordDataset,
         cycle_length=min(4, len(paths)) if training else 1,
@@ -228,26 +160,3 @@ def make_dataset(
     ds = ds.map(to_targets, num_parallel_calls=tf.data.AUTOTUNE, deterministic=not training)
     ds = ds.batch(batch_size, drop_remainder=training)
     return ds.prefetch(tf.data.AUTOTUNE)
-
-
-def write_tfrecord_examples(path: str | os.PathLike, records: Sequence[Record]) -> None:
-    """Write ``records`` as TAO detectnet_v2 examples (atomic); used by tests and tools.
-
-    Examples are built by :func:`cvlab.formats.tfrecords.make_example`, so they carry every field
-    ``dataset_convert`` writes (truncation, occlusion, 3D fields set to 0).
-    """
-    import tensorflow as tf
-
-    from cvlab.fileio import atomic_path
-    from cvlab.formats.tfrecords import FLOAT_TARGETS, KittiObject, make_example
-
-    with atomic_path(path) as tmp, tf.io.TFRecordWriter(str(tmp)) as writer:
-        for r in records:
-            boxes = np.asarray(r.boxes, np.float32).reshape(-1, 4)
-            objects = []
-            for cls, box in zip(r.classes, boxes.tolist(), strict=True):
-                values = dict.fromkeys(FLOAT_TARGETS, 0.0)
-                for key, value in zip(("x1", "y1", "x2", "y2"), box, strict=True):
-                    values[f"target/coordinates_{key}"] = value
-                objects.append(KittiObject(cls, values, 0))
-            writer.write(make_example(r.frame_id, r.width, r.height, objects).SerializeToString())

@@ -94,28 +94,10 @@ class EvaluationResult:
         return dict(zip(self.per_class["class"], self.per_class["ap"].astype(float), strict=True))
 
     def plot_pr_curves(self, ax=None):
-        """Precision-recall curve per class (matplotlib); returns the Figure."""
-        import matplotlib.pyplot as plt
+        """Precision-recall curve per class (:func:`cvlab.viz.plots.plot_pr_curves`)."""
+        from cvlab.viz.plots import plot_pr_curves
 
-        if ax is None:
-            fig, ax = plt.subplots(figsize=(6, 4.5))
-        else:
-            fig = ax.figure
-        for name, curve in self.pr_curves.items():
-            ap = self.ap.get(name, 0.0)
-            recall = np.concatenate([[0.0], curve.recall])
-            precision = np.concatenate([[1.0 if len(curve.precision) else 0.0], curve.precision])
-            ax.step(recall, precision, where="post", label=f"{name} (AP {ap:.3f})")
-        ax.set_xlabel("recall")
-        ax.set_ylabel("precision")
-        ax.set_xlim(0, 1.01)
-        ax.set_ylim(0, 1.01)
-        ax.set_title(
-            f"PR curves, IoU >= {self.iou_threshold:g}, {self.mode} (mAP {self.mean_ap:.3f})"
-        )
-        ax.grid(alpha=0.3)
-        ax.legend(loc="lower left")
-        return fig
+        return plot_pr_curves(self, ax)
 
 
 def box_iou(boxes: np.ndarray, box: np.ndarray, border_pixels: str = "half") -> np.ndarray:

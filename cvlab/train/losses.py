@@ -75,6 +75,39 @@ class CostConfig:
         return out
 
 
+#: TAO ``training_config.regularizer.type`` values.
+REGULARIZERS = ("NO_REG", "L1", "L2")
+
+
+def make_regularizer(kind: str, weight: float):
+    """TAO ``build_regularizer``: a Keras ``L1``/``L2`` regularizer of ``weight`` (``w*sum|W|``,
+    ``w*sum W^2``, no 1/2), or None for ``NO_REG``. TAO attaches it to the kernel AND the bias of
+    every convolution, heads included; batch norm is not regularised.
+
+    >>> type(make_regularizer("L2", 0.001)).__name__, make_regularizer("NO_REG", 0.5)
+    ('L2', None)
+    """
+    import keras
+
+    if kind not in REGULARIZERS:
+        raise ValueError(f"regularizer type must be one of {REGULARIZERS}, got {kind!r}")
+    if weight < 0:
+        raise ValueError(f"regularizer weight must be >= 0, got {weight}")
+    if kind == "L1":
+        return keras.regularizers.L1(weight)
+    if kind == "L2":
+        return keras.regularizers.L2(weight)
+    return None
+
+
+def regularization_cost(model):
+    """``sum(model.losses)``: the regularizers' term TAO adds to the task cost (0.0 if none)."""
+    import tensorflow as tf
+
+    losses = list(model.losses)
+    return tf.add_n(losses) if losses else tf.constant(0.0)
+
+
 def weighted_bce(target, pred, foreground_weight: float):
     """Element-wise TAO weighted binary cross-entropy."""
     import tensorflow as tf

@@ -4,28 +4,101 @@ The graph boundary is NCHW (``input_1`` ``[3, H, W]``, ``output_cov`` ``[C, H/16
 ``output_bbox`` ``[4C, H/16, W/16]``) as TAO exports it; inside, the model runs NHWC because
 TensorFlow's CPU convolutions need it. Layer names follow TAO's ``nvidia_tao_tf1`` ResNet
 template (``conv1``, ``bn_conv1``, ``block_1a_conv_1``, ``block_1a_bn_1``,
-``block_1a_conv_shortcut``, ...), so TAO-trained Keras HDF5 weights load with
-``model.load_weights(path, by_name=True)`` (kernels are ``(kh, kw, in, out)`` in either layout).
+``block_1a_conv_shortcut``, ...), so TAO-trained Keras HDF5 weights load by name
+(:func:`load_weights_by_name`; kernels are ``(kh, kw, in, out)`` in either layout).
+
+Padding is TAO's, not stock Keras': TAO patches Keras (``third_party/keras/tensorflow_backend.py``)
+so that ``padding="same"`` means symmetric zero padding of ``((k - 1) * d + 1) // 2`` pixels on
+every side (pooling: ``(k - 1) // 2``, padded with 0) followed by a ``"valid"`` op. Stock "same"
+pads stride-2 layers on even inputs by (0, 1) instead of (1, 1), a one-pixel shift that makes
+TAO weights compute another function. :func:`tao_conv2d` / :func:`tao_pool2d` build the patched
+semantics from an explicit ``ZeroPadding2D`` (named ``<layer>_pad``) and a ``"valid"`` layer.
 
 Example:
     >>> model = build_detectnet_v2(1, input_size=(160, 96), num_layers=10, width_multiplier=0.125)
     >>> [tuple(o.shape) for o in model.outputs]
     [(None, 1, 6, 10), (None, 4, 6, 10)]
+    >>> model.get_layer("conv1_pad").padding, model.get_layer("conv1").padding
+    (((3, 3), (3, 3)), 'valid')
 """
 
 from __future__ import annotations
 
+import os
 import string
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import keras
+import numpy as np
 from keras import layers
 
-from cvlab.detectnet import INPUT_NAME, PEOPLENET_INPUT_SIZE, STRIDE
+from cvlab.detectnet import BBOX_OUTPUT, COV_OUTPUT, INPUT_NAME, PEOPLENET_INPUT_SIZE, STRIDE
+from cvlab.errors import CvlabError
 
 #: ResNet depth -> number of sub-blocks in each of the four stages (TAO template).
 RESNET_REPEATS = {10: (1, 1, 1, 1), 18: (2, 2, 2, 2), 34: (3, 4, 6, 3)}
 STAGE_FILTERS = (64, 128, 256, 512)
+#: The Keras names of the two heads (TAO's ``output_cov`` / ``output_bbox`` layers).
+HEAD_LAYERS = (COV_OUTPUT.split("/")[0], BBOX_OUTPUT.split("/")[0])
+
+
+def same_padding(kernel_size: int, dilation: int = 1) -> int:
+    """Pixels TAO's patched ``conv2d`` pads on EACH side for ``padding="same"``.
+
+    >>> [same_padding(k) for k in (1, 2, 3, 7)], same_padding(3, dilation=2)
+    ([0, 1, 1, 3], 2)
+    """
+    return ((int(kernel_size) - 1) * int(dilation) + 1) // 2
+
+
+def pool_padding(pool_size: int) -> int:
+    """Pixels TAO's patched ``pool2d`` pads (with 0) on EACH side for ``padding="same"``.
+
+    >>> [pool_padding(k) for k in (1, 2, 3, 7)]
+    [0, 0, 1, 3]
+    """
+    return (int(pool_size) - 1) // 2
+
+
+def tao_conv2d(
+    x,
+    filters: int,
+    kernel_size: int,
+    *,
+    name: str,
+    strides: int = 1,
+    padding: str = "same",
+    layer=layers.Conv2D,
+    **kwargs,
+):
+    """A ``Conv2D`` with TAO's "same": explicit symmetric ``ZeroPadding2D`` + ``"valid"``.
+
+    ``layer`` is the convolution class (e.g. :class:`NCHWOutputConv2D` for the heads); ``kwargs``
+    go to it. ``padding="valid"`` is passed through untouched (TAO does not patch it).
+    """
+    if padding not in ("same", "valid"):
+        raise ValueError(f"tao_conv2d: padding must be 'same' or 'valid', got {padding!r}")
+    if padding == "same":
+        pad = same_padding(kernel_size, kwargs.get("dilation_rate", 1))
+        if pad:
+            x = layers.ZeroPadding2D(pad, name=f"{name}_pad")(x)
+    return layer(filters, kernel_size, strides=strides, padding="valid", name=name, **kwargs)(x)
+
+
+def tao_pool2d(x, pool_size: int, strides: int, *, name: str, mode: str = "max"):
+    """``MaxPooling2D`` / ``AveragePooling2D`` with TAO's "same": zero padding + ``"valid"``.
+
+    The padded value is 0 for max pooling too (not -inf), and average pooling counts the padded
+    zeros, exactly as TAO's patched ``pool2d``.
+    """
+    pools = {"max": layers.MaxPooling2D, "avg": layers.AveragePooling2D}
+    if mode not in pools:
+        raise ValueError(f"tao_pool2d: mode must be 'max' or 'avg', got {mode!r}")
+    pad = pool_padding(pool_size)
+    if pad:
+        x = layers.ZeroPadding2D(pad, name=f"{name}_pad")(x)
+    return pools[mode](pool_size, strides=strides, padding="valid", name=name)(x)
 
 
 @keras.saving.register_keras_serializable(package="cvlab")
@@ -44,9 +117,19 @@ class NCHWOutputConv2D(layers.Conv2D):
         return (n, c, h, w)
 
 
+@keras.saving.register_keras_serializable(package="cvlab")
+class FrozenStatsBatchNormalization(layers.BatchNormalization):
+    """TAO ``freeze_bn``: always normalise with the moving statistics and never update them,
+    while gamma and beta stay trainable (TAO calls its BN layers with ``training=False``)."""
+
+    def call(self, inputs, training=None, mask=None):
+        return super().call(inputs, training=False, mask=mask)
+
+
 @dataclass(frozen=True)
 class ModelConfig:
-    """What :func:`build_detectnet_v2` needs besides the class count."""
+    """What :func:`build_detectnet_v2` needs besides the class count (TAO ``model_config``
+    plus the ``training_config.regularizer`` that TAO attaches to every convolution)."""
 
     input_size: tuple[int, int] = (960, 544)  # (width, height)
     num_layers: int = 18
@@ -55,6 +138,9 @@ class ModelConfig:
     dropout: float = 0.0
     all_projections: bool = True
     freeze_blocks: tuple[int, ...] = field(default_factory=tuple)
+    use_batch_norm: bool = True
+    regularizer: str = "NO_REG"  # TAO RegularizationType: NO_REG, L1 or L2
+    regularizer_weight: float = 0.0
 
 
 #: A config that trains on 2 CPU cores in minutes (ResNet-10 at a quarter of the width). 320x256
@@ -69,10 +155,8 @@ def _filters(base: int, width_multiplier: float) -> int:
 
 
 def _bn(name: str, freeze_bn: bool):
-    # Keras 3: a non-trainable BatchNormalization runs in inference mode (TAO freeze_bn).
-    return layers.BatchNormalization(
-        axis=-1, name=name, epsilon=1e-3, momentum=0.99, trainable=not freeze_bn
-    )
+    cls = FrozenStatsBatchNormalization if freeze_bn else layers.BatchNormalization
+    return cls(axis=-1, name=name, epsilon=1e-3, momentum=0.99)
 
 
 def _subblock(
@@ -81,28 +165,37 @@ def _subblock(
     stride: int,
     prefix: str,
     project: bool,
+    conv_kwargs: dict,
+    use_batch_norm: bool,
     freeze_bn: bool,
-    trainable: bool,
 ):
     """Two 3x3 convolutions plus shortcut, named as TAO's ``CNNBlock._subblocks``."""
     shortcut = x
     for i in (1, 2):
-        x = layers.Conv2D(
+        x = tao_conv2d(
+            x,
             filters,
             3,
             strides=stride if i == 1 else 1,
-            padding="same",
             name=f"{prefix}conv_{i}",
-            trainable=trainable,
-        )(x)
-        x = _bn(f"{prefix}bn_{i}", freeze_bn)(x)
+            **conv_kwargs,
+        )
+        if use_batch_norm:
+            x = _bn(f"{prefix}bn_{i}", freeze_bn)(x)
         if i == 1:
             x = layers.Activation("relu", name=f"{prefix}relu_1")(x)
     if project:
-        shortcut = layers.Conv2D(
-            filters, 1, strides=stride, name=f"{prefix}conv_shortcut", trainable=trainable
-        )(shortcut)
-        shortcut = _bn(f"{prefix}bn_shortcut", freeze_bn)(shortcut)
+        shortcut = tao_conv2d(
+            shortcut,
+            filters,
+            1,
+            strides=stride,
+            padding="valid",
+            name=f"{prefix}conv_shortcut",
+            **conv_kwargs,
+        )
+        if use_batch_norm:
+            shortcut = _bn(f"{prefix}bn_shortcut", freeze_bn)(shortcut)
     x = layers.Add(name=f"{prefix}add")([x, shortcut])
     return layers.Activation("relu", name=f"{prefix}relu")(x)
 
@@ -119,6 +212,9 @@ def build_detectnet_v2(
     *,
     all_projections: bool = True,
     freeze_blocks: tuple[int, ...] = (),
+    use_batch_norm: bool = True,
+    regularizer: str = "NO_REG",
+    regularizer_weight: float = 0.0,
 ) -> keras.Model:
     """Build a DetectNet_v2 (stride 16) with a TAO-named ResNet-10/18/34 backbone.
 
@@ -128,12 +224,20 @@ def build_detectnet_v2(
         arch: only ``"resnet"``.
         num_layers: 10, 18 or 34.
         width_multiplier: scales every layer's filter count (``< 1`` for tiny CPU models).
-        freeze_bn: run batch norm in inference mode (TAO ``freeze_bn``).
-        dropout: spatial dropout rate before the heads (0 disables).
+        freeze_bn: batch norm uses (and keeps) its moving statistics; gamma/beta still train
+            (TAO ``freeze_bn``).
+        dropout: spatial dropout rate before the heads (0 disables; a cvlab extra: TAO's ResNet
+            ignores ``dropout_rate``).
         name: model name (default ``resnet{num_layers}_detector``).
         all_projections: 1x1 projection on every shortcut (TAO / PeopleNet default).
-        freeze_blocks: TAO block indices (0 = conv1, 1..4 = stages) whose weights stay fixed.
+        freeze_blocks: TAO block indices (0 = conv1, 1..4 = stages) whose convolutions stay
+            fixed (batch norm layers are never frozen by it, as in TAO).
+        use_batch_norm: batch norm after every convolution of the backbone (TAO default).
+        regularizer, regularizer_weight: TAO ``training_config.regularizer``: ``L1``/``L2`` on
+            the kernel AND bias of every convolution, heads included (``NO_REG``: none).
     """
+    from cvlab.train.losses import make_regularizer
+
     if arch != "resnet":
         raise ValueError(f"build_detectnet_v2: arch {arch!r} not supported; use 'resnet'")
     if num_layers not in RESNET_REPEATS:
@@ -146,18 +250,28 @@ def build_detectnet_v2(
         raise ValueError(f"build_detectnet_v2: input_size {input_size} must be multiples of 16")
     if num_classes < 1:
         raise ValueError("build_detectnet_v2: num_classes must be >= 1")
+    freeze_blocks = tuple(int(b) for b in freeze_blocks)
+
+    def conv_kwargs(trainable: bool = True) -> dict:
+        # One regularizer object per weight, as TAO's build_regularizer gives Keras.
+        return {
+            "kernel_regularizer": make_regularizer(regularizer, regularizer_weight),
+            "bias_regularizer": make_regularizer(regularizer, regularizer_weight),
+            "trainable": trainable,
+        }
 
     inputs = keras.Input(shape=(3, height, width), name=INPUT_NAME)
     x = layers.Permute((2, 3, 1), name="input_to_nhwc")(inputs)
-    x = layers.Conv2D(
+    x = tao_conv2d(
+        x,
         _filters(64, width_multiplier),
         7,
         strides=2,
-        padding="same",
         name="conv1",
-        trainable=0 not in freeze_blocks,
-    )(x)
-    x = _bn("bn_conv1", freeze_bn)(x)
+        **conv_kwargs(0 not in freeze_blocks),
+    )
+    if use_batch_norm:
+        x = _bn("bn_conv1", freeze_bn)(x)
     x = layers.Activation("relu", name="activation_1")(x)
     # TAO DetectNet_v2 uses use_pooling=False: strides conv1 2, stages 2, 2, 2, 1 -> 16.
     stage_strides = (2, 2, 2, 1)
@@ -172,13 +286,17 @@ def build_detectnet_v2(
                 stride if r == 0 else 1,
                 prefix,
                 project=all_projections or r == 0,
+                conv_kwargs=conv_kwargs(stage not in freeze_blocks),
+                use_batch_norm=use_batch_norm,
                 freeze_bn=freeze_bn,
-                trainable=stage not in freeze_blocks,
             )
     if dropout > 0:
         x = layers.SpatialDropout2D(dropout, name="head_dropout")(x)
-    cov = NCHWOutputConv2D(num_classes, 1, activation="sigmoid", name="output_cov")(x)
-    bbox = NCHWOutputConv2D(4 * num_classes, 1, name="output_bbox")(x)
+    head = conv_kwargs()
+    cov = tao_conv2d(
+        x, num_classes, 1, name="output_cov", layer=NCHWOutputConv2D, activation="sigmoid", **head
+    )
+    bbox = tao_conv2d(x, 4 * num_classes, 1, name="output_bbox", layer=NCHWOutputConv2D, **head)
     return keras.Model(inputs, [cov, bbox], name=name or f"resnet{num_layers}_detector")
 
 
@@ -194,35 +312,198 @@ def build_from_config(num_classes: int, config: ModelConfig, name: str | None = 
         name=name,
         all_projections=config.all_projections,
         freeze_blocks=tuple(config.freeze_blocks),
+        use_batch_norm=config.use_batch_norm,
+        regularizer=config.regularizer,
+        regularizer_weight=config.regularizer_weight,
     )
+
+
+# --- weights files ----------------------------------------------------------------------------
+class WeightsError(CvlabError, ValueError):
+    """A pretrained-weights file cvlab cannot use (encrypted, unknown format, nothing matches)."""
+
+
+#: What to do with TAO's encrypted archives (the message of :class:`WeightsError`).
+ENCRYPTED_MODEL_HELP = (
+    "is an encrypted TAO archive (.tlt/.etlt) that only TAO can decrypt; cvlab needs plain "
+    "Keras HDF5 weights (.hdf5/.h5): download NGC's unencrypted trainable PeopleNet "
+    "(ngc registry model download-version nvidia/tao/peoplenet:trainable_unencrypted_v2.6), "
+    "or use TAO 5, whose `tao model detectnet_v2 train` writes .hdf5 models and "
+    "`tao model detectnet_v2 export` writes a plain ONNX for deployment"
+)
+
+
+def check_weights_file(path: str | os.PathLike) -> Path:
+    """The path if it names a file cvlab can load weights from; raises :class:`WeightsError`
+    (encrypted ``.tlt``/``.etlt``, ONNX, anything but ``.h5``/``.hdf5``).
+
+    >>> check_weights_file("resnet34_peoplenet.tlt")
+    Traceback (most recent call last):
+    ...
+    cvlab.train.model.WeightsError: resnet34_peoplenet.tlt is an encrypted TAO archive ...
+    """
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if suffix in (".tlt", ".etlt"):
+        raise WeightsError(f"{path} {ENCRYPTED_MODEL_HELP}")
+    if suffix not in (".h5", ".hdf5"):
+        raise WeightsError(
+            f"{path}: pretrained weights must be a Keras HDF5 file (.hdf5/.h5), got {suffix!r}"
+            + (
+                " (ONNX holds a deployable graph, not trainable Keras weights)"
+                if suffix == ".onnx"
+                else ""
+            )
+        )
+    return path
 
 
 def save_legacy_h5_weights(model: keras.Model, path: str) -> None:
     """Write the weights in the legacy Keras HDF5 layout TAO uses (atomic: temp file + rename)."""
-    import os
-    import tempfile
-
     import h5py
     from keras.src.legacy.saving import legacy_h5_format
 
-    directory = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(suffix=".h5", dir=directory)
-    os.close(fd)
+    from cvlab.fileio import atomic_path
+
+    with atomic_path(path, suffix=".h5") as tmp, h5py.File(tmp, "w") as f:
+        legacy_h5_format.save_weights_to_hdf5_group(f, model)
+
+
+def _text(value) -> str:
+    return value.decode("utf8") if isinstance(value, bytes) else str(value)
+
+
+def read_h5_weights(path: str | os.PathLike) -> dict[str, list[np.ndarray]]:
+    """Layer name -> weight arrays (in the layer's order) of a Keras HDF5 file.
+
+    Reads both layouts TAO and Keras write: a weights file (``save_weights``: layer groups at
+    the root) and a whole-model file (``model.save``: layer groups under ``model_weights``).
+    A nested model's weights (``model_1`` holding ``conv1/kernel:0``, ...) are listed under
+    their own layer names.
+    """
+    import h5py
+
+    path = check_weights_file(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no such weights file")
     try:
-        with h5py.File(tmp, "w") as f:
-            legacy_h5_format.save_weights_to_hdf5_group(f, model)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+        f = h5py.File(path, "r")
+    except OSError as exc:
+        raise WeightsError(f"{path}: not an HDF5 file ({exc})") from None
+    with f:
+        group = f.get("model_weights", f)
+        if "layer_names" not in group.attrs:
+            raise WeightsError(f"{path}: not a Keras HDF5 weights file (no 'layer_names')")
+        out: dict[str, list[np.ndarray]] = {}
+        for layer_name in (_text(n) for n in group.attrs["layer_names"]):
+            layer_group = group[layer_name]
+            names = [_text(n) for n in layer_group.attrs.get("weight_names", [])]
+            parts = [n.split("/") for n in names]
+            # A sub-model's weights carry several layer prefixes (``conv1/kernel:0``, ...).
+            if len({p[-2] for p in parts if len(p) >= 2}) > 1:
+                for n, p in zip(names, parts, strict=True):
+                    out.setdefault(p[-2], []).append(np.asarray(layer_group[n]))
+            else:
+                out[layer_name] = [np.asarray(layer_group[n]) for n in names]
+        return out
 
 
-def load_weights_by_name(model: keras.Model, path: str, skip_mismatch: bool = False) -> None:
-    """Load legacy HDF5 weights (e.g. TAO's) into ``model`` by layer name."""
-    if not str(path).endswith((".h5", ".hdf5")):
-        raise ValueError(f"{path}: by-name loading needs a legacy .h5/.hdf5 weights file")
-    model.load_weights(str(path), by_name=True, skip_mismatch=skip_mismatch)
+@dataclass
+class WeightsReport:
+    """What :func:`load_weights_by_name` did: which layers were set, skipped or absent."""
+
+    path: Path
+    loaded: list[str]
+    skipped: dict[str, str]  # layer -> why (shape mismatch)
+    missing: list[str]  # weighted layers in scope that the file does not have
+    heads_loaded: bool
+    considered: int  # weighted layers in scope (the backbone, plus the heads with load_graph)
+
+    def summary(self) -> str:
+        """One line, e.g. ``loaded 21/21 backbone layers from w.hdf5; heads not loaded ...``."""
+        scope = "layers (backbone + heads)" if self.heads_loaded else "backbone layers"
+        text = f"loaded {len(self.loaded)}/{self.considered} {scope} from {self.path}"
+        if self.skipped:
+            text += f"; {len(self.skipped)} skipped (shape mismatch: {', '.join(self.skipped)})"
+        if self.missing:
+            text += f"; {len(self.missing)} not in the file"
+        if not self.heads_loaded:
+            text += "; heads (output_cov, output_bbox) not loaded: load_graph is off, as in TAO"
+        return text
+
+    def __str__(self) -> str:
+        return self.summary()
+
+
+def load_weights_by_name(
+    model: keras.Model,
+    path: str | os.PathLike,
+    *,
+    load_graph: bool = False,
+    min_fraction: float = 0.5,
+) -> WeightsReport:
+    """Load Keras HDF5 weights (e.g. TAO's) into ``model`` by layer name, as TAO does.
+
+    With ``load_graph`` off (TAO's default) only the backbone is loaded: every weighted layer
+    but the heads whose name is in the file and whose weight shapes match; the heads keep their
+    fresh initialisation (TAO builds them after loading). ``load_graph=True`` loads the heads
+    too and requires them to match. Nothing is set unless at least ``min_fraction`` of the
+    layers in scope match: a file whose names or shapes match nothing (another architecture,
+    width or a non-TAO model) raises :class:`WeightsError` instead of loading silently.
+    ``.tlt``/``.etlt`` files are refused with the way to get plain weights.
+    Returns a :class:`WeightsReport` (``str(report)`` is a one-line summary).
+    """
+    path = Path(path)
+    stored = read_h5_weights(path)
+    scope = [
+        layer
+        for layer in model.layers
+        if layer.weights and (load_graph or layer.name not in HEAD_LAYERS)
+    ]
+    plan, skipped, missing = [], {}, []
+    for layer in scope:
+        arrays = stored.get(layer.name)
+        if arrays is None:
+            missing.append(layer.name)
+            continue
+        want = [tuple(w.shape) for w in layer.weights]
+        got = [tuple(a.shape) for a in arrays]
+        if want != got:
+            skipped[layer.name] = f"file {got} vs model {want}"
+            continue
+        plan.append((layer, arrays))
+    if load_graph:
+        bad = [h for h in HEAD_LAYERS if h in missing or h in skipped]
+        if bad:
+            reasons = "; ".join(f"{h}: {skipped.get(h, 'not in the file')}" for h in bad)
+            raise WeightsError(
+                f"{path}: load_graph needs the heads in the file with the model's shapes "
+                f"({reasons}); leave load_graph off to load the backbone only"
+            )
+    needed = max(1, int(np.ceil(min_fraction * len(scope))))
+    if len(plan) < needed:
+        example = ", ".join(sorted(stored)[:6]) or "none"
+        raise WeightsError(
+            f"{path}: only {len(plan)} of the model's {len(scope)} weighted layers match the "
+            f"file by name and shape (need {needed}); {len(missing)} absent, {len(skipped)} with "
+            f"other shapes. The file's layers begin: {example}. Is it a DetectNet_v2 ResNet-"
+            f"{_depth(model)} at the same width?"
+        )
+    for layer, arrays in plan:
+        layer.set_weights(arrays)
+    return WeightsReport(
+        path=path,
+        loaded=[layer.name for layer, _ in plan],
+        skipped=skipped,
+        missing=missing,
+        heads_loaded=load_graph,
+        considered=len(scope),
+    )
+
+
+def _depth(model: keras.Model) -> str:
+    blocks = sum(layer.name.endswith("_conv_1") for layer in model.layers)
+    return {4: "10", 8: "18", 16: "34"}.get(blocks, "?")
 
 
 def distribution_strategy():

@@ -2,8 +2,8 @@
 
 Three spellings of the same tool exist: inside the TAO container (``detectnet_v2 train ...``,
 what the lab runs), the TAO 4 launcher (``tao detectnet_v2 train ...``) and the TAO 5 launcher
-(``tao model detectnet_v2 train ...``). Each builder returns a :class:`Command` holding the argv
-list and a shell-quoted string.
+(``tao model detectnet_v2 train ...``). Each builder returns a :class:`cvlab.shell.Command`
+holding the argv list and a shell-quoted string.
 
 :func:`parse_tao_log` reads a ``detectnet_v2 train`` log into the same metrics DataFrame as the
 Keras trainer (epoch, step, lr, loss, images_per_s, validation_cost, mAP, ap_<class>; APs as
@@ -19,7 +19,6 @@ from __future__ import annotations
 import math
 import os
 import re
-import shlex
 import shutil
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -28,23 +27,11 @@ from typing import Literal
 
 import pandas as pd
 
+from cvlab.shell import Command
+
 Launcher = Literal["container", "tao4", "tao5"]
 LAUNCHERS: tuple[str, ...] = ("container", "tao4", "tao5")
 LAB_KEY = "tlt_encode"
-
-
-@dataclass(frozen=True)
-class Command:
-    """A command line: ``argv`` to run with subprocess, ``shell`` to copy into a terminal."""
-
-    argv: tuple[str, ...]
-
-    @property
-    def shell(self) -> str:
-        return shlex.join(self.argv)
-
-    def __str__(self) -> str:
-        return self.shell
 
 
 def _prefix(task: str, launcher: str) -> list[str]:

@@ -7,7 +7,10 @@ optimizer, epoch, objective weights) and rewrites ``<output>/metrics.csv`` atomi
 :func:`cvlab.train.evaluate.evaluate_detections`). At the end the model is saved as
 ``model.keras`` and as TAO-style legacy HDF5 weights ``model.h5``.
 
+The run's settings are a :class:`cvlab.train.config.TrainConfig`.
+
 Example:
+    >>> from cvlab.train.config import TrainConfig
     >>> cfg = TrainConfig.tiny(epochs=20)  # doctest: +SKIP
     >>> result = train(cfg, "out/tfrecords/*", "out/images", "out/train")  # doctest: +SKIP
     >>> result.history[["epoch", "loss", "mAP"]]  # doctest: +SKIP
@@ -18,152 +21,13 @@ from __future__ import annotations
 import dataclasses
 import os
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from cvlab.detectnet import PEOPLENET_INPUT_SIZE
 from cvlab.fileio import atomic_path
-from cvlab.train.augment import AugmentConfig
-from cvlab.train.losses import CostConfig
-from cvlab.train.model import TINY_CONFIG, ModelConfig
-from cvlab.train.targets import RasterizerConfig
-
-#: ``(minimum_height, minimum_width)`` of the lab spec's ``evaluation_box_config``
-#: (:func:`cvlab.formats.tao_spec.build_lab_spec`), in pixels of the prepared images.
-EVALUATION_MIN_SIZE = (4.0, 4.0)
-
-
-@dataclass
-class TrainConfig:
-    """Everything a training run needs (mirrors the TAO training spec's sections)."""
-
-    class_names: tuple[str, ...] = ("person",)
-    model: ModelConfig = field(default_factory=lambda: ModelConfig(input_size=PEOPLENET_INPUT_SIZE))
-    epochs: int = 60
-    batch_size: int = 8
-    min_learning_rate: float = 5e-6
-    max_learning_rate: float = 5e-4
-    soft_start: float = 0.1
-    annealing: float = 0.7
-    cost: CostConfig | None = None
-    augment: AugmentConfig = field(default_factory=AugmentConfig)
-    rasterizer: RasterizerConfig = field(default_factory=RasterizerConfig)
-    validation_fold: int | None = 0
-    validate_every: int = 10
-    max_checkpoints: int = 3
-    pretrained_weights: str | None = None
-    seed: int = 0
-    threads: int | None = None
-    cache_images: bool = False
-
-    def __post_init__(self) -> None:
-        self.class_names = tuple(n.lower() for n in self.class_names)
-        if self.cost is None:
-            self.cost = CostConfig.default(self.class_names)
-        names = [t.name for t in self.cost.target_classes]
-        if names != list(self.class_names):
-            raise ValueError(
-                f"cost_function_config target classes {names} differ from class_names "
-                f"{list(self.class_names)}"
-            )
-
-    @classmethod
-    def tiny(cls, **overrides) -> TrainConfig:
-        """ResNet-10 x0.25 at 320x256: trains on 2 CPU cores in minutes (see ``cvlab bench train``).
-
-        Batch size 4 (twice the updates of 8 per epoch) converges much faster on the small
-        synthetic thermal set; 32 epochs of 192 frames reach person AP >= 0.85.
-        """
-        base = dict(
-            model=TINY_CONFIG,
-            epochs=32,
-            batch_size=4,
-            min_learning_rate=1e-4,
-            max_learning_rate=5e-3,
-            soft_start=0.1,
-            annealing=0.6,
-            validate_every=10,
-            cache_images=True,
-        )
-        base.update(overrides)
-        return cls(**base)
-
-    @classmethod
-    def from_spec(cls, spec, width_multiplier: float = 1.0) -> TrainConfig:
-        """Build from a TAO DetectNet_v2 training spec (path, ``Experiment`` message or
-        :class:`cvlab.formats.tao_spec.TrainingParams`), via :mod:`cvlab.formats.tao_spec`."""
-        from cvlab.formats import tao_spec as spec_module
-        from cvlab.train.losses import Objective, TargetClassCost
-        from cvlab.train.targets import TargetClassConfig
-
-        params = spec
-        if isinstance(spec, str | os.PathLike):
-            spec = spec_module.load_training_spec(spec)
-        if not isinstance(params, spec_module.TrainingParams):
-            params = spec_module.training_config_from_spec(spec)
-        names = tuple(params.class_names)
-        cost = CostConfig(
-            [
-                TargetClassCost(
-                    name,
-                    class_weight=c.class_weight,
-                    coverage_foreground_weight=c.coverage_foreground_weight,
-                    objectives=[
-                        Objective(o, c.objective_weights[o], c.objective_targets.get(o, 1.0))
-                        for o in c.objective_weights
-                    ],
-                )
-                for name, c in params.classes.items()
-            ],
-            enable_autoweighting=params.enable_autoweighting,
-            max_objective_weight=params.max_objective_weight or 0.9999,
-            min_objective_weight=params.min_objective_weight or 0.0001,
-        )
-        raster = RasterizerConfig(
-            deadzone_radius=params.deadzone_radius,
-            bbox_norm=params.bbox_scale,
-            offset=params.bbox_offset,
-            per_class=tuple(
-                TargetClassConfig(*c.cov_center, *c.cov_radius, c.bbox_min_radius)
-                for c in params.classes.values()
-            ),
-        )
-        color = params.color
-        augment = AugmentConfig(
-            hflip_probability=params.hflip_probability,
-            zoom_min=params.zoom[0],
-            zoom_max=params.zoom[1],
-            translate_max_x=params.translate_max[0],
-            translate_max_y=params.translate_max[1],
-            hue_rotation_max=color.get("hue_rotation_max", 0.0),
-            saturation_shift_max=color.get("saturation_shift_max", 0.0),
-            contrast_scale_max=color.get("contrast_scale_max", 0.0),
-            contrast_center=color.get("contrast_center", 0.5) or 0.5,
-        )
-        pretrained = params.pretrained_model_file
-        return cls(
-            class_names=names,
-            model=ModelConfig(
-                input_size=tuple(params.input_size),
-                num_layers=params.num_layers,
-                width_multiplier=width_multiplier,
-            ),
-            epochs=params.num_epochs,
-            batch_size=params.batch_size,
-            min_learning_rate=params.min_learning_rate,
-            max_learning_rate=params.max_learning_rate,
-            soft_start=params.soft_start,
-            annealing=params.annealing,
-            cost=cost,
-            augment=augment,
-            rasterizer=raster,
-            validate_every=params.validation_period or 10,
-            # .tlt/.hdf5 files from TAO are encrypted or TF1 graphs; only plain .h5 weights load.
-            pretrained_weights=pretrained if pretrained.endswith((".h5", ".hdf5")) else None,
-            seed=params.random_seed,
-        )
+from cvlab.train.config import EVALUATION_MIN_SIZE, TrainConfig
 
 
 @dataclass
@@ -230,7 +94,8 @@ def validate(
     from tqdm.auto import tqdm
 
     from cvlab.detections import Detections
-    from cvlab.train.dataset import make_dataset, read_records
+    from cvlab.formats.tfrecords import read_records
+    from cvlab.train.dataset import make_dataset
     from cvlab.train.evaluate import evaluate_detections
     from cvlab.train.validation import detections_from_outputs, validation_postprocessor
 
@@ -317,7 +182,8 @@ def train(
     import tensorflow as tf
     from tqdm.auto import tqdm
 
-    from cvlab.train.dataset import make_dataset, split_folds
+    from cvlab.formats.tfrecords import split_folds
+    from cvlab.train.dataset import make_dataset
     from cvlab.train.losses import autoweight, component_costs, total_cost
     from cvlab.train.model import build_from_config, load_weights_by_name, save_legacy_h5_weights
     from cvlab.train.schedule import SoftStartAnnealingSchedule, make_optimizer

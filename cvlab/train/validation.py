@@ -1,4 +1,4 @@
-"""Training progress: output grids -> Detections for validation, and the loss/mAP plot.
+"""Training progress: the output grids of validation frames -> Detections, as inference clusters them.
 
 Validation clusters the grids with the core post-processor that inference uses
 (:class:`cvlab.inference.postprocess.DetectNetPostprocessor`: DBSCAN on 1-IoU distances), with the
@@ -81,35 +81,3 @@ def detections_from_outputs(
     """
     post = postprocessor or validation_postprocessor(class_names, model_size)
     return post({COV_OUTPUT: cov, BBOX_OUTPUT: bbox}, image_size, image_path)
-
-
-def plot_training(history, ax=None):
-    """Loss terms (log scale) and validation mAP per epoch from a training history DataFrame.
-
-    Returns the matplotlib Figure.
-    """
-    import matplotlib.pyplot as plt
-
-    if ax is None:
-        fig, (ax_loss, ax_map) = plt.subplots(1, 2, figsize=(11, 4))
-    else:
-        fig, ax_loss, ax_map = ax.figure, ax, ax.twinx()
-    loss_cols = [c for c in history.columns if c == "loss" or c.endswith("_loss")]
-    for col in loss_cols:
-        ax_loss.plot(history["epoch"], history[col], marker="o", label=col)
-    ax_loss.set_yscale("log")
-    ax_loss.set_xlabel("epoch")
-    ax_loss.set_ylabel("loss")
-    ax_loss.grid(alpha=0.3)
-    ax_loss.legend(fontsize=8)
-    if "mAP" in history.columns and history["mAP"].notna().any():
-        valid = history[history["mAP"].notna()]
-        ax_map.plot(valid["epoch"], valid["mAP"], marker="s", color="tab:green", label="mAP")
-        ax_map.set_ylim(0, 1)
-        ax_map.legend(fontsize=8)
-    ax_map.set_xlabel("epoch")
-    ax_map.set_ylabel("validation mAP (IoU 0.5)")
-    ax_map.grid(alpha=0.3)
-    fig.suptitle("DetectNet_v2 training")
-    fig.tight_layout()
-    return fig

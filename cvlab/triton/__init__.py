@@ -1,8 +1,9 @@
-"""Triton serving: model repositories, a local tritonserver, the inference client and CLI.
+"""Triton serving: model repositories, a local tritonserver, the transport and the inference path.
 
 Modules: :mod:`~cvlab.triton.model_repository` (config.pbtxt via Triton's protobuf),
 :mod:`~cvlab.triton.server` (:class:`~cvlab.triton.server.TritonServer`),
-:mod:`~cvlab.triton.client` (:class:`~cvlab.triton.client.TritonDetectNetClient`),
-:mod:`~cvlab.export.demo_model`, :mod:`~cvlab.export.onnx_keras`, :mod:`~cvlab.triton.pipeline`,
-:mod:`~cvlab.triton.commands` and :mod:`~cvlab.bench.triton`. Imports stay lazy (no TF at import).
+:mod:`~cvlab.triton.shared_memory` (``/dev/shm`` tensors), :mod:`~cvlab.triton.client` (the
+transport), :mod:`~cvlab.triton.pipeline` (images -> Detections -> labels/overlays),
+:mod:`~cvlab.triton.outputs` (output names, the frame writer, the done-list) and
+:mod:`~cvlab.triton.commands`. Imports stay lazy (no TensorFlow at import).
 """

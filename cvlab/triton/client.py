@@ -1,4 +1,4 @@
-"""DetectNet_v2 inference against Triton: HTTP or gRPC, sync or async, results as Detections.
+"""The Triton transport of the inference path: image files or tensors in, raw outputs out.
 
 :class:`TritonDetectNetClient` reads the model's metadata and config from the server to learn
 the input name, input size, output names (with or without ``:0``) and ``max_batch_size``; it
@@ -10,8 +10,11 @@ writes each batch into a registered region and the request only names it.
 
 Example:
     >>> client = TritonDetectNetClient("127.0.0.1:8000", "peoplenet")  # doctest: +SKIP
-    >>> dets = client.detect(["a.jpg", "b.jpg"])  # doctest: +SKIP
-    >>> dets[0].to_pandas()  # doctest: +SKIP
+    >>> outputs = client.infer_batch(tensor)  # doctest: +SKIP
+    >>> outputs["output_cov/Sigmoid"].shape  # doctest: +SKIP
+    (1, 3, 34, 60)
+
+Turning outputs into Detections, labels and overlays is :mod:`cvlab.triton.pipeline`'s job.
 """
 
 from __future__ import annotations
@@ -21,15 +24,13 @@ import os
 import queue
 import time
 import warnings
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
-from cvlab.detections import Detections
-from cvlab.detectnet import PEOPLENET_CLASSES
 from cvlab.errors import CvlabError
 from cvlab.triton.shared_memory import (
     InputSlots,
@@ -67,19 +68,6 @@ class RequestError:
     def __str__(self) -> str:
         shown = ", ".join(self.paths[:3]) + (" ..." if len(self.paths) > 3 else "")
         return f"request {self.request_id} ({len(self.paths)} frame(s): {shown}): {self.message}"
-
-
-class InferenceFailedError(TritonClientError):
-    """Some requests failed; ``results`` holds the Detections of the frames that succeeded."""
-
-    def __init__(self, errors: list[RequestError], results: list[Detections]):
-        self.errors = errors
-        self.results = results
-        lines = "\n  ".join(str(e) for e in errors[:10])
-        more = f"\n  ... and {len(errors) - 10} more" if len(errors) > 10 else ""
-        super().__init__(
-            f"{len(errors)} request(s) failed, {len(results)} frame(s) succeeded:\n  {lines}{more}"
-        )
 
 
 @dataclass
@@ -136,7 +124,13 @@ class TritonDetectNetClient:
         retries: extra attempts for connection errors and 503/UNAVAILABLE.
         backoff_s: first retry delay; doubled on each retry.
         concurrency: requests kept in flight by :meth:`infer_images`.
-        ssl: use TLS (``https``/secure gRPC).
+        ssl: use TLS (``https``/secure gRPC). ``True`` verifies the server against the
+            system's CA bundle; a mapping turns TLS on with options: ``ca_file`` (PEM CA
+            bundle that signed the server's certificate), ``cert_file`` and ``key_file``
+            (PEM client certificate and key, for mutual TLS; both or neither) and
+            ``insecure`` (HTTP only: do not match the host name against the certificate).
+            A failed TLS handshake is not retried: it raises :class:`TritonClientError`
+            saying "TLS" and how to turn it off.
         preprocess_workers: threads reading and resizing images ahead of the requests
             (OpenCV releases the GIL).
         shared_memory: ``auto`` (default) sends input tensors through system shared memory
@@ -155,12 +149,24 @@ class TritonDetectNetClient:
         retries: int = 3,
         backoff_s: float = 0.2,
         concurrency: int = 4,
-        ssl: bool = False,
+        ssl: bool | Mapping[str, Any] = False,
         preprocess_workers: int = 2,
         shared_memory: str = "auto",
     ):
+        protocol = str(protocol).lower()  # HTTP, gRPC: spelled as the user likes
         if protocol not in ("http", "grpc"):
             raise ValueError(f"protocol must be 'http' or 'grpc', got {protocol!r}")
+        tls = dict(ssl) if isinstance(ssl, Mapping) else {}
+        ssl = bool(ssl)
+        unknown = sorted(set(tls) - {"ca_file", "cert_file", "key_file", "insecure"})
+        if unknown:
+            raise ValueError(
+                f"unknown TLS option(s) {unknown}; known: ca_file, cert_file, key_file, insecure"
+            )
+        if bool(tls.get("cert_file")) != bool(tls.get("key_file")):
+            raise ValueError("TLS client authentication needs both cert_file and key_file")
+        if tls.get("insecure") and protocol == "grpc":
+            raise ValueError("TLS option 'insecure' (no host name check) is HTTP-only")
         if shared_memory not in SHARED_MEMORY_MODES:
             raise ValueError(
                 f"shared_memory must be one of {', '.join(SHARED_MEMORY_MODES)}, "
@@ -189,22 +195,81 @@ class TritonDetectNetClient:
         self._slots: InputSlots | None = None
         self._shm_refused: str | None = None  # why shared memory is off for this client
         self.errors: list[RequestError] = []
+        self.tls_options = {k: v for k, v in tls.items() if v} if ssl else {}
         if protocol == "http":
             import tritonclient.http as module
 
+            http_tls: dict[str, Any] = {}
+            if ssl:  # geventhttpclient's names: ssl_options for ssl.SSLContext, insecure
+                names = {"ca_file": "ca_certs", "cert_file": "certfile", "key_file": "keyfile"}
+                options = {names[k]: str(v) for k, v in tls.items() if v and k in names}
+                http_tls = {"ssl_options": options or None, "insecure": bool(tls.get("insecure"))}
             self._client = module.InferenceServerClient(
                 url,
                 concurrency=self.concurrency,
                 connection_timeout=self.timeout_s,
                 network_timeout=self.timeout_s,
                 ssl=ssl,
+                **http_tls,
             )
         else:
             import tritonclient.grpc as module
 
-            self._client = module.InferenceServerClient(url, ssl=ssl)
+            self._client = module.InferenceServerClient(
+                url,
+                ssl=ssl,
+                root_certificates=tls.get("ca_file") or None,
+                private_key=tls.get("key_file") or None,
+                certificate_chain=tls.get("cert_file") or None,
+            )
         self._module = module
-        self._read_model()
+        if ssl:  # one handshake first: a TLS failure is reported as such, never retried
+            try:
+                self._client.is_server_live()
+            except Exception as exc:  # noqa: BLE001 - only TLS failures are handled here
+                self._raise_for_connection(exc, tls_probe=True)
+        try:
+            self._read_model()
+        except TritonClientError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - a closed connection gets a hint, others raise
+            self._raise_for_connection(exc, tls_probe=False)
+            raise
+
+    def _raise_for_connection(self, exc: Exception, *, tls_probe: bool) -> None:
+        """Raise a TritonClientError naming TLS for a handshake failure, or a server closing the
+        connection unanswered (a TLS server spoken to in plain text, or one that wants a client
+        certificate); return for anything else. Part of the constructor."""
+        from http.client import HTTPException
+        from ssl import SSLError
+
+        text = _describe(exc)
+        gone = ["connection closed"]
+        if tls_probe:  # a listening TLS server hanging up on us: it refused this handshake
+            gone += ["socket closed", "connection reset", "broken pipe"]
+        closed = isinstance(exc, HTTPException | ConnectionResetError) or any(
+            g in text.lower() for g in gone
+        )
+        words = ("ssl", "tls", "handshake", "certificate")
+        tls_failed = isinstance(exc, SSLError) or any(w in text.lower() for w in words)
+        if not (closed or (tls_probe and tls_failed)):
+            return
+        with contextlib.suppress(Exception):
+            self._client.close()
+        plain = "HTTP" if self.protocol == "http" else "gRPC"
+        if not self.ssl:
+            raise ServerUnavailableError(
+                f"Triton server at {self.url} ({self.protocol}) closed the connection without "
+                f"answering ({text}); if it expects TLS, add --ssl (ssl=True): -i https alone "
+                "means plain HTTP, as in the lab client"
+            ) from None
+        why = "; the server may want a client certificate" if closed else ""
+        raise TritonClientError(
+            f"TLS handshake with {self.url} ({self.protocol}) failed: {text}{why}. If the server "
+            f"speaks plain {plain}, turn TLS off (drop --ssl, or ssl=False, and any https:// "
+            "URL prefix; -i https alone means plain HTTP); otherwise check the certificates "
+            "(--ssl-ca-file, --ssl-cert-file/--ssl-key-file)"
+        ) from None
 
     # --- model description ----------------------------------------------------------------------
     def _call(self, what: str, func: Callable[[], Any]) -> Any:
@@ -494,19 +559,27 @@ class TritonDetectNetClient:
         return item.done.result(timeout=self.timeout_s + 5)
 
     def _batches(
-        self, paths: Sequence[str], batch_size: int, prefetch: int, slots: InputSlots | None
+        self,
+        paths: Sequence[str],
+        batch_size: int,
+        prefetch: int,
+        slots: InputSlots | None,
+        load: Callable[[int, list[str], np.ndarray | None], Any] | None = None,
     ) -> Iterator[tuple[int, Any, Slot | None]]:
         """Preprocessed batches in order, read ahead ``prefetch`` batches by worker threads.
 
         With ``slots``, each worker takes a free slot and writes its batch straight into it;
-        the caller releases the slot once the request is answered.
+        the caller releases the slot once the request is answered. ``load`` replaces the
+        default reading (see :meth:`stream_images`).
         """
         from cvlab.inference.preprocess import preprocess_images
 
-        def prepare(chunk: list[str]):
+        def prepare(index: int, chunk: list[str]):
             slot = slots.acquire() if slots is not None else None
             try:
                 out = slot.array if slot is not None else None
+                if load is not None:
+                    return load(index, chunk, out), slot
                 return preprocess_images(chunk, self.input_size, "skip", out=out), slot
             except BaseException:
                 if slots is not None:
@@ -517,46 +590,39 @@ class TritonDetectNetClient:
         workers = max(1, self.preprocess_workers)
         with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="cvlab-preprocess") as pool:
             futures: queue.SimpleQueue = queue.SimpleQueue()
-            for chunk in chunks[:prefetch]:
-                futures.put(pool.submit(prepare, chunk))
+            for ahead, chunk in enumerate(chunks[:prefetch]):
+                futures.put(pool.submit(prepare, ahead, chunk))
             for index in range(len(chunks)):
                 batch, slot = futures.get().result()
                 if index + prefetch < len(chunks):
-                    futures.put(pool.submit(prepare, chunks[index + prefetch]))
+                    futures.put(pool.submit(prepare, index + prefetch, chunks[index + prefetch]))
                 yield index, batch, slot
 
-    def default_postprocessor(self, class_names: Sequence[str] | None = None):
-        """DetectNetPostprocessor with default clustering for ``class_names`` (PeopleNet's if None)."""
-        from cvlab.inference.clustering_config import default_config
-        from cvlab.inference.postprocess import DetectNetPostprocessor
-
-        if class_names is None:
-            n = self.num_classes
-            class_names = PEOPLENET_CLASSES if n == 3 else tuple(f"class{i}" for i in range(n))
-        return DetectNetPostprocessor(
-            default_config(class_names), class_names, model_size=self.input_size
-        )
-
-    def infer_images(
+    def stream_images(
         self,
         paths: Sequence[str | os.PathLike],
+        on_outputs: Callable[[int, list[str], list[tuple[int, int]], dict[str, np.ndarray]], None],
         batch_size: int | None = None,
-        postprocessor=None,
+        *,
         async_mode: bool = True,
         progress: bool = True,
-        on_error: str = "raise",
-        on_result: Callable[[Detections], None] | None = None,
-    ) -> list[Detections]:
-        """Read, preprocess, infer and postprocess image files; Detections in input order.
+        load: Callable[[int, list[str], np.ndarray | None], Any] | None = None,
+    ) -> list[RequestError]:
+        """Read and preprocess image files, send them in batches and hand back raw outputs.
 
-        Up to ``concurrency`` requests are in flight (``async_mode``); unreadable images are
-        skipped with a warning. Failed requests are collected in :attr:`errors`; with
-        ``on_error="raise"`` an :class:`InferenceFailedError` (holding the successful results)
-        is raised after every request has finished, with ``"collect"`` the successful results
-        are returned. ``on_result`` is called with each frame's Detections as it completes.
+        The transport of the inference path (:mod:`cvlab.triton.pipeline` turns the outputs
+        into Detections): ``on_outputs(batch_index, paths, original_sizes, outputs)`` is called
+        once per answered batch, in completion order, with ``outputs`` as
+        ``{name: [n, ...]}`` arrays the caller owns. Up to ``concurrency`` requests are in
+        flight (``async_mode``); unreadable images are skipped with a warning. Failed requests
+        are retried, then returned (and kept in :attr:`errors`); nothing is raised for them.
+
+        ``load(batch_index, paths, out)`` replaces the default reading
+        (``preprocess_images(paths, self.input_size, "skip", out=out)``): it runs in the reading
+        threads, returns an :class:`~cvlab.inference.preprocess.ImageBatch` and writes its tensor
+        into ``out`` (a shared-memory slot) when ``out`` is not None. The pipeline uses it to
+        keep each decoded frame for its overlay; an exception it raises ends the stream.
         """
-        if on_error not in ("raise", "collect"):
-            raise ValueError(f"on_error must be 'raise' or 'collect', got {on_error!r}")
         paths = [str(p) for p in paths]
         batch_size = int(batch_size or self.max_batch_size or 1)
         if batch_size < 1:
@@ -566,9 +632,7 @@ class TritonDetectNetClient:
                 f"batch size {batch_size} exceeds max_batch_size {self.max_batch_size} of model "
                 f"{self.model_name!r} (server config); use -b <= {self.max_batch_size}"
             )
-        post = postprocessor or self.default_postprocessor()
         self.errors = []
-        results: dict[int, list[Detections]] = {}
         in_flight: list[_Pending] = []
         window = self.concurrency if async_mode else 1
         server_down: str | None = None
@@ -621,16 +685,11 @@ class TritonDetectNetClient:
                     if bar is not None:
                         bar.update(len(item.paths))
                     return
-            outputs = self._outputs(result, item)
-            dets = post.batch(outputs, item.sizes, item.paths)
-            results[int(item.request_id)] = dets
-            if on_result is not None:
-                for d in dets:
-                    on_result(d)
+            on_outputs(int(item.request_id), item.paths, item.sizes, self._outputs(result, item))
             if bar is not None:
                 bar.update(len(item.paths))
 
-        batches = self._batches(paths, batch_size, prefetch, slots)
+        batches = self._batches(paths, batch_size, prefetch, slots, load)
         completed = False
         try:
             for index, batch, slot in batches:
@@ -670,43 +729,13 @@ class TritonDetectNetClient:
             batches.close()
             if bar is not None:
                 bar.close()
-        ordered = [d for key in sorted(results) for d in results[key]]
-        if self.errors and on_error == "raise":
-            raise InferenceFailedError(list(self.errors), ordered)
-        return ordered
+        return list(self.errors)
 
     def _server_live(self) -> bool:
         try:
             return bool(self._client.is_server_live())
         except Exception:  # noqa: BLE001 - any failure means "not live"
             return False
-
-    def detect(
-        self,
-        images: Sequence[str | os.PathLike | np.ndarray] | str | os.PathLike,
-        postprocessor=None,
-        batch_size: int | None = None,
-        class_names: Sequence[str] | None = None,
-        progress: bool = False,
-    ) -> list[Detections]:
-        """Detections for image files, a directory, or RGB arrays (for notebooks)."""
-        from cvlab.inference.preprocess import list_images, preprocess_image
-
-        post = postprocessor or self.default_postprocessor(class_names)
-        if isinstance(images, str | os.PathLike):
-            images = list_images(images) if os.path.isdir(images) else [images]
-        if all(not isinstance(i, np.ndarray) for i in images):
-            return self.infer_images(images, batch_size, post, progress=progress)
-        batch_size = int(batch_size or self.max_batch_size or 1)
-        out: list[Detections] = []
-        for start in range(0, len(images), batch_size):
-            chunk = images[start : start + batch_size]
-            rgbs = [np.asarray(i) if isinstance(i, np.ndarray) else _load(i) for i in chunk]
-            tensor = np.stack([preprocess_image(r, self.input_size) for r in rgbs])
-            sizes = [(r.shape[1], r.shape[0]) for r in rgbs]
-            names = [None if isinstance(i, np.ndarray) else str(i) for i in chunk]
-            out.extend(post.batch(self.infer_batch(tensor), sizes, names))
-        return out
 
     def close(self) -> None:
         """Unregister the shared-memory slots and close the connection."""
@@ -718,9 +747,3 @@ class TritonDetectNetClient:
 
     def __exit__(self, *exc) -> None:
         self.close()
-
-
-def _load(path: str | os.PathLike) -> np.ndarray:
-    from cvlab.inference.preprocess import load_image
-
-    return load_image(path)

@@ -1,4 +1,4 @@
-"""``cvlab serve``, ``cvlab infer``, ``cvlab make-demo-model``, ``cvlab check-repository``.
+"""``cvlab infer``, ``cvlab triton serve``, ``cvlab triton check`` (rows of :data:`cvlab.cli.VERBS`).
 
 ``cvlab infer`` takes the flags of the lab's tao client (``-m -x -b --mode -i -u --async
 --output_path --postprocessing_config --class_list``). Heavy imports happen inside the commands.
@@ -8,16 +8,18 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
-from cvlab.detectnet import PEOPLENET_INPUT_SIZE
+from cvlab.cli import parse_size, positive_int
+from cvlab.triton.outputs import DONE_LIST, OVERLAY_QUALITY
 
 
-def _size(text: str) -> tuple[int, int]:
-    try:
-        w, h = (int(v) for v in text.lower().split("x"))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected WIDTHxHEIGHT, got {text!r}") from None
-    return w, h
+def _quality(text: str) -> int:
+    """A JPEG quality, 1-100."""
+    value = positive_int(text)
+    if value > 100:
+        raise argparse.ArgumentTypeError(f"JPEG quality is 1-100, got {value}")
+    return value
 
 
 def _env_pair(text: str) -> tuple[str, str]:
@@ -27,69 +29,294 @@ def _env_pair(text: str) -> tuple[str, str]:
     return name, value
 
 
-def register(subparsers) -> None:
-    """Add the Triton sub-commands."""
-    p = subparsers.add_parser("infer", help="run a model on Triton over images (lab's tao client)")
-    p.add_argument("images", help="image directory or file")
-    p.add_argument("-m", "--model_name", required=True, help="model name on the server")
-    p.add_argument("-x", "--model_version", default="", help="model version (default: latest)")
-    p.add_argument("-b", "--batch_size", type=int, default=1, help="images per request")
-    p.add_argument("--mode", default="DetectNet_v2", help="post-processing mode (DetectNet_v2)")
-    p.add_argument(
-        "-i", "--protocol", default="http", choices=["http", "https", "grpc"], help="protocol"
+#: The lab client's ``--mode`` values (tao-toolkit-triton-apps ``SUPPORTED_MODELS``);
+#: cvlab infer runs DetectNet_v2 only.
+LAB_MODES = (
+    "Classification", "DetectNet_v2", "LPRNet", "YOLOv3", "Peoplesegnet", "Retinanet",
+    "Multitask_classification", "Pose_classification", "Re_identification", "VisualChangeNet",
+    "CenterPose", "Foundationpose",
+)  # fmt: skip
+#: Options the lab client takes for its other modes: option -> (dest, the modes using it).
+OTHER_MODE_OPTIONS = {
+    "--img_dirs": ("img_dirs", "VisualChangeNet and Foundationpose"),
+    "--dataset_convert_config": ("dataset_convert_config", "Pose_classification"),
+    "--test_dir": ("test_dir", "Re_identification"),
+    "--obj_file": ("obj_file", "Foundationpose"),
+    "--intrinsic_file": ("intrinsic_file", "Foundationpose"),
+    "--bbox": ("bbox", "Foundationpose"),
+}
+#: TLS options: option -> (dest, the client's TLS key, help).
+TLS_OPTIONS = {
+    "--ssl-ca-file": (
+        "ssl_ca_file", "ca_file",
+        "PEM CA bundle that signed the server's certificate (default: the system's)",
+    ),
+    "--ssl-cert-file": (
+        "ssl_cert_file", "cert_file",
+        "PEM client certificate (chain) for mutual TLS",
+    ),
+    "--ssl-key-file": (
+        "ssl_key_file", "key_file", "PEM private key of --ssl-cert-file",
+    ),
+}  # fmt: skip
+_TLS_ALIASES = {
+    "--ssl-ca-file": "--root-certificates",
+    "--ssl-cert-file": "--certificate-chain",
+    "--ssl-key-file": "--private-key",
+}
+
+
+def _spellings(*names: str) -> list[str]:
+    """Each long option in its hyphen and underscore spelling (short options as they are)."""
+    out: list[str] = []
+    for name in names:
+        if not name.startswith("--"):
+            out.append(name)
+            continue
+        for spelled in (name, "--" + name[2:].replace("_", "-"), "--" + name[2:].replace("-", "_")):
+            if spelled not in out:
+                out.append(spelled)
+    return out
+
+
+def infer_arguments(p: argparse.ArgumentParser) -> None:
+    """The lab client's flags (``tao_client.py``), each long one also with ``-``/``_`` swapped."""
+    p.description = (
+        "Run the lab's tao_client.py command with `cvlab infer` in its place: every option that "
+        "client takes for DetectNet_v2 works here, in hyphen and underscore spellings."
     )
-    p.add_argument("-u", "--url", default="127.0.0.1:8000", help="server HOST:PORT")
-    p.add_argument("-a", "--async", dest="async_mode", action="store_true", help="async requests")
-    p.add_argument("--ssl", action="store_true", help="use TLS (also implied by -i https)")
-    p.add_argument("--output_path", default="infer_output", help="output directory")
-    p.add_argument("--postprocessing_config", help="clustering config prototxt")
-    p.add_argument("--class_list", help="comma-separated class names, e.g. person,bag,face")
-    p.add_argument("--concurrency", type=int, default=4, help="requests in flight (--async)")
-    p.add_argument("--timeout", type=float, default=30.0, help="network timeout in seconds")
-    p.add_argument("--no-progress", action="store_true", help="no progress bar")
-    p.add_argument(
+    p.epilog = (
+        "Exit status: 0 every image was written; 1 some requests failed (listed); 2 a usage or "
+        "input error (one line), including an unreadable image with --on-error raise; 3 every "
+        "request succeeded but unreadable images were skipped (listed); 130 interrupted (the "
+        "frames done so far are in OUT/infer_done.txt: rerun with --resume)."
+    )
+    add = p.add_argument
+    add("images", help="image directory or file")
+    add(
+        *_spellings("-m", "--model-name"),
+        dest="model_name",
+        required=True,
+        help="model name on the server",
+    )
+    add(
+        *_spellings("-x", "--model-version"),
+        dest="model_version",
+        default="",
+        help="model version (empty: the latest)",
+    )
+    add(
+        *_spellings("-b", "--batch-size"),
+        dest="batch_size",
+        type=positive_int,
+        default=1,
+        help="images per request",
+    )
+    add(
+        "--mode",
+        default="DetectNet_v2",
+        help="the lab client's mode, any case; cvlab runs DetectNet_v2 only",
+    )
+    add(
+        *_spellings("-i", "--protocol"),
+        dest="protocol",
+        default="HTTP",
+        help="HTTP or gRPC, any case. HTTPS means plain HTTP, as in the lab client (it only "
+        "checks for gRPC), so the lab's `-i https -u <ip>:80` works; TLS needs --ssl",
+    )
+    add(*_spellings("-u", "--url"), dest="url", default="127.0.0.1:8000", help="server HOST:PORT")
+    add("-a", "--async", dest="async_mode", action="store_true", help="async requests")
+    add(
+        "--streaming",
+        action="store_true",
+        help="gRPC only, as in the lab client; requests are kept in flight as with --async",
+    )
+    add(
+        "-v",
+        "--verbose",
+        action="store_true",
+        help="print the resolved settings (protocol, TLS, model, batch) first",
+    )
+    add(
+        *_spellings("--output_path"),
+        dest="output_path",
+        default="infer_output",
+        help="output directory",
+    )
+    add(
+        *_spellings("--postprocessing_config"),
+        dest="postprocessing_config",
+        help="clustering config prototxt",
+    )
+    add(
+        *_spellings("--class_list"),
+        dest="class_list",
+        help="comma-separated class names, e.g. person,bag,face (none: the config's classes)",
+    )
+    add("--concurrency", type=positive_int, default=4, help="requests in flight (--async)")
+    add("--timeout", type=float, default=30.0, help="network timeout in seconds")
+    add("--no-progress", action="store_true", help="no progress bar")
+    add(
+        "--on-error",
+        dest="on_error",
+        choices=["skip", "raise"],
+        default="skip",
+        help="an unreadable image: skip it (every one is listed with its reason at the end and "
+        "the exit status is 3) or stop the run at the first (exit status 2); default skip",
+    )
+    out = p.add_argument_group(
+        "outputs",
+        "OUT/infer_labels/<stem>.txt and OUT/infer_images/<stem>.jpg per image, as the lab "
+        "client; images whose stems collide (a.jpg, a.JPG, a.png) keep their suffix instead "
+        "(a.jpg.txt, a.JPG.txt, a.png.txt). Each frame's overlay is written first, then its "
+        "label (both atomically), then the frame is appended to OUT/infer_done.txt: a label "
+        "file means its frame is complete.",
+    )
+    out.add_argument(
+        "--no-images", action="store_true", help="write labels only, no overlays (fastest)"
+    )
+    out.add_argument(
+        "--overlay-size",
+        type=parse_size,
+        metavar="WxH",
+        help="fit overlays inside WIDTHxHEIGHT, e.g. 960x540 (default: the image's size)",
+    )
+    out.add_argument(
+        "--overlay-quality",
+        type=_quality,
+        default=OVERLAY_QUALITY,
+        metavar="1-100",
+        help=f"JPEG quality of the overlays (default {OVERLAY_QUALITY}, as the lab client)",
+    )
+    out.add_argument(
+        "--resume",
+        action="store_true",
+        help="skip the images OUT/infer_done.txt lists as done (an interrupted run) and append",
+    )
+    out.add_argument(
+        "--writers",
+        type=positive_int,
+        default=2,
+        help="threads drawing and writing overlays and labels (default 2)",
+    )
+    add(
         "--shared-memory",
         default="auto",
         choices=["auto", "system", "none"],
         help="tensors through system shared memory (auto: when the server is on this machine)",
     )
-    p.set_defaults(func=_infer)
-
-    s = subparsers.add_parser("serve", help="run a local Triton server until Ctrl-C")
-    s.add_argument("--model-repository", required=True, help="directory or gs://bucket/path")
-    s.add_argument("--host", default="127.0.0.1", help="bind address (default loopback)")
-    s.add_argument("--http-port", type=int)
-    s.add_argument("--grpc-port", type=int)
-    s.add_argument("--metrics-port", type=int)
-    s.add_argument("--log-verbose", type=int, default=0)
-    s.add_argument("--startup-timeout", type=float, default=120.0)
-    s.add_argument("--env", type=_env_pair, action="append", default=[], help="NAME=VALUE")
-    s.set_defaults(func=_serve)
-
-    d = subparsers.add_parser("make-demo-model", help="write a repository with the demo model")
-    d.add_argument("--output", required=True, help="model repository directory")
-    d.add_argument("--name", default="peoplenet_demo")
-    d.add_argument("--num-classes", type=int, default=3)
-    d.add_argument("--input-size", type=_size, default=PEOPLENET_INPUT_SIZE, help="WIDTHxHEIGHT")
-    d.add_argument("--max-batch-size", type=int, default=16)
-    d.add_argument(
-        "--target", default="python", choices=["python", "onnxruntime_onnx"], help="backend"
+    tls = p.add_argument_group(
+        "TLS", "Off unless --ssl is given (-i https alone is plain HTTP, as in the lab client)."
     )
-    d.set_defaults(func=_make_demo)
+    tls.add_argument(
+        *_spellings("--ssl"),
+        dest="ssl",
+        action="store_true",
+        help="use TLS: HTTPS, or secure gRPC with -i grpc",
+    )
+    for option, (dest, _key, text) in TLS_OPTIONS.items():
+        tls.add_argument(
+            *_spellings(option, _TLS_ALIASES[option]), dest=dest, metavar="FILE", help=text
+        )
+    tls.add_argument(
+        *_spellings("--ssl-insecure"),
+        dest="ssl_insecure",
+        action="store_true",
+        help="HTTP only: do not match the server's host name against its certificate",
+    )
+    other = p.add_argument_group(
+        "options of the lab client's other modes",
+        "Refused with an error: cvlab infer runs DetectNet_v2 only.",
+    )
+    for option, (dest, modes) in OTHER_MODE_OPTIONS.items():
+        other.add_argument(
+            *_spellings(option),
+            dest=dest,
+            metavar="VALUE",
+            action="append" if dest == "img_dirs" else "store",
+            help=f"lab client's {modes} mode",
+        )
 
-    c = subparsers.add_parser("check-repository", help="validate a local model repository")
-    c.add_argument("repository")
-    c.set_defaults(func=_check)
+
+def serve_arguments(p: argparse.ArgumentParser) -> None:
+    """``cvlab triton serve`` options."""
+    p.add_argument("--model-repository", required=True, help="directory or gs://bucket/path")
+    p.add_argument("--host", default="127.0.0.1", help="bind address (default loopback)")
+    p.add_argument("--http-port", type=int)
+    p.add_argument("--grpc-port", type=int)
+    p.add_argument("--metrics-port", type=int)
+    p.add_argument("--log-verbose", type=int, default=0)
+    p.add_argument("--startup-timeout", type=float, default=120.0)
+    p.add_argument("--env", type=_env_pair, action="append", default=[], help="NAME=VALUE")
 
 
-def _infer(args: argparse.Namespace) -> int:
-    from cvlab.triton.client import TritonClientError
+def check_arguments(p: argparse.ArgumentParser) -> None:
+    """``cvlab triton check REPOSITORY``."""
+    p.add_argument("repository")
+
+
+def _lab_options(args: argparse.Namespace) -> tuple[str, str, bool | dict[str, object]]:
+    """``(mode, protocol, ssl)`` from the lab-client options; ValueError names a bad option."""
+    from pathlib import Path
+
+    for option, (dest, modes) in OTHER_MODE_OPTIONS.items():
+        if getattr(args, dest, None) is not None:
+            raise ValueError(
+                f"{option} belongs to the lab client's {modes} mode; cvlab infer runs "
+                "DetectNet_v2 only"
+            )
+    modes = {m.lower(): m for m in LAB_MODES}
+    mode = modes.get(args.mode.lower())
+    if mode != "DetectNet_v2":
+        where = "another mode of the lab client" if mode else "not a mode of the lab client"
+        raise ValueError(
+            f"--mode {args.mode!r} is not supported: {where}; cvlab infer runs DetectNet_v2 only"
+        )
+    protocol = args.protocol.lower()
+    if protocol not in ("http", "https", "grpc"):
+        raise ValueError(f"-i/--protocol {args.protocol!r}: expected HTTP or gRPC (any case)")
+    protocol = "grpc" if protocol == "grpc" else "http"  # -i https: plain HTTP, as in the lab
+    if args.streaming and protocol != "grpc":
+        raise ValueError("--streaming is only available with gRPC (-i grpc), as in the lab client")
+    given = {key: getattr(args, dest) for _, (dest, key, _) in TLS_OPTIONS.items()}
+    given = {k: v for k, v in given.items() if v}
+    if args.ssl_insecure:
+        given["insecure"] = True
+    if not args.ssl:
+        if given:
+            raise ValueError(
+                "--ssl-ca-file/--ssl-cert-file/--ssl-key-file/--ssl-insecure need --ssl "
+                "(TLS is off: -i https means plain HTTP, as in the lab client)"
+            )
+        return mode, protocol, False
+    if given.get("insecure") and protocol == "grpc":
+        raise ValueError("--ssl-insecure is HTTP-only (gRPC always checks the host name)")
+    if bool(given.get("cert_file")) != bool(given.get("key_file")):
+        raise ValueError("--ssl-cert-file and --ssl-key-file go together (mutual TLS)")
+    for option, (_, key, _) in TLS_OPTIONS.items():
+        if key in given and not Path(given[key]).is_file():
+            raise FileNotFoundError(f"{option} {given[key]}: no such file")
+    return mode, protocol, given or True
+
+
+def infer(args: argparse.Namespace) -> int:
+    """``cvlab infer``: the exit status is :attr:`~cvlab.triton.pipeline.InferSummary.exit_status`
+    (see the epilog of ``cvlab infer --help``)."""
+    from cvlab.triton.pipeline import parse_class_list
+
+    mode, protocol, ssl = _lab_options(args)
+    classes = parse_class_list(args.class_list) if args.class_list is not None else None
+    if args.verbose:
+        tls = "off" if not ssl else "on" if ssl is True else f"on ({', '.join(map(str, ssl))})"
+        print(
+            f"cvlab infer: {protocol} {args.url}, TLS {tls}, model {args.model_name!r} "
+            f"version {args.model_version or 'latest'}, batch {args.batch_size}, "
+            f"{'async' if args.async_mode or args.streaming else 'sync'}",
+            file=sys.stderr,
+        )
+
     from cvlab.triton.pipeline import run_inference
 
-    protocol, ssl = args.protocol, args.ssl
-    if protocol == "https":
-        protocol, ssl = "http", True
-    classes = [c.strip() for c in args.class_list.split(",")] if args.class_list else None
     try:
         summary = run_inference(
             args.images,
@@ -97,9 +324,9 @@ def _infer(args: argparse.Namespace) -> int:
             args.url,
             version=args.model_version,
             batch_size=args.batch_size,
-            mode=args.mode,
+            mode=mode,
             protocol=protocol,
-            async_mode=args.async_mode,
+            async_mode=args.async_mode or args.streaming,
             output_path=args.output_path,
             postprocessing_config=args.postprocessing_config,
             class_list=classes,
@@ -108,21 +335,58 @@ def _infer(args: argparse.Namespace) -> int:
             timeout_s=args.timeout,
             progress=not args.no_progress,
             shared_memory=args.shared_memory,
+            unreadable=args.on_error,
+            write_images=not args.no_images,
+            overlay_size=args.overlay_size,
+            overlay_quality=args.overlay_quality,
+            writers=args.writers,
+            resume=args.resume,
         )
-    except (ValueError, FileNotFoundError, TritonClientError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    except KeyboardInterrupt:
+        from cvlab.triton.outputs import count_done
+
+        done = Path(args.output_path) / DONE_LIST
+        if done.is_file():
+            print(
+                f"cvlab infer: {count_done(args.output_path)} frame(s) done, listed in {done}; "
+                "rerun with --resume to finish the others",
+                file=sys.stderr,
+            )
+        raise
+    _print_summary(summary)
+    return summary.exit_status
+
+
+def _print_summary(summary) -> None:
+    """What ``cvlab infer`` did: counts, speed and folders on stdout; skipped images and failed
+    requests on stderr, every one named."""
     boxes = sum(len(d) for d in summary.detections)
+    where = f"labels in {summary.labels_dir}" if summary.labels_dir else "no outputs written"
+    if summary.labels_dir:
+        where += f", overlays in {summary.images_dir}" if summary.images_dir else ", no overlays"
     print(
-        f"{len(summary.detections)} image(s), {boxes} box(es); labels in {summary.labels_dir}, "
-        f"overlays in {summary.images_dir}"
+        f"{len(summary.detections)} image(s), {boxes} box(es) in {summary.seconds:.1f} s "
+        f"({summary.images_per_s:.1f} img/s); {where}"
     )
+    if summary.done_list is not None:
+        resumed = f" (+{summary.resumed} done earlier)" if summary.resumed else ""
+        print(f"{summary.written} frame(s) done{resumed}, listed in {summary.done_list}")
+    if summary.renamed:
+        shown = ", ".join(f"{Path(p).name} -> {n}.txt" for p, n in list(summary.renamed.items())[:5])
+        more = f" and {len(summary.renamed) - 5} more" if len(summary.renamed) > 5 else ""
+        print(
+            f"{len(summary.renamed)} image(s) share a file stem with another: their outputs keep "
+            f"the suffix ({shown}{more})"
+        )
+    if summary.skipped:
+        print(f"skipped {len(summary.skipped)} unreadable image(s):", file=sys.stderr)
+        for path, reason in summary.skipped:
+            print(f"  {path}: {reason}", file=sys.stderr)
     for err in summary.errors:
         print(f"error: {err}", file=sys.stderr)
-    return 1 if summary.errors else 0
 
 
-def _serve(args: argparse.Namespace) -> int:
+def serve(args: argparse.Namespace) -> int:
     import signal
     import threading
 
@@ -159,22 +423,7 @@ def _serve(args: argparse.Namespace) -> int:
     return 0
 
 
-def _make_demo(args: argparse.Namespace) -> int:
-    from cvlab.export.demo_model import write_demo_repository
-
-    model_dir = write_demo_repository(
-        args.output,
-        args.name,
-        args.num_classes,
-        args.input_size,
-        args.max_batch_size,
-        args.target,
-    )
-    print(f"wrote {model_dir} (serve with: cvlab serve --model-repository {args.output})")
-    return 0
-
-
-def _check(args: argparse.Namespace) -> int:
+def check(args: argparse.Namespace) -> int:
     from cvlab.triton.model_repository import validate_model_repository
 
     problems = validate_model_repository(args.repository)

@@ -1,8 +1,21 @@
-"""The lab's inference step: images -> Triton -> KITTI labels and overlay images.
+"""THE inference path: image files -> Triton -> postprocessing -> Detections -> labels/overlays.
 
-Mirrors the tao-toolkit-triton-apps client (``tao_client.py -m MODEL -x 1 -b 16 --mode
-DetectNet_v2 ...``): it writes ``OUT/infer_labels/<stem>.txt`` (16-field KITTI lines with the
-confidence) and ``OUT/infer_images/<stem>.jpg`` (boxes drawn with the clustering config's colours).
+``cvlab infer``, the notebooks (:mod:`cvlab.lab`) and the deploy smoke test all run this one
+path. :class:`~cvlab.triton.client.TritonDetectNetClient` is the transport (tensors in, raw
+outputs out); here the raw outputs are clustered by a
+:class:`~cvlab.inference.postprocess.DetectNetPostprocessor` into one
+:class:`~cvlab.detections.Detections` per frame, and each frame's outputs are written as a unit
+(:class:`~cvlab.triton.outputs.FrameWriter`), mirroring the tao-toolkit-triton-apps client
+(``tao_client.py -m MODEL -x 1 -b 16 --mode DetectNet_v2 ...``): ``OUT/infer_labels/<stem>.txt``
+(16-field KITTI lines; the last field is the cluster's confidence, the summed coverage of its
+cells, so above 1 is normal) and ``OUT/infer_images/<stem>.jpg`` (boxes in the clustering
+config's colours); file names are :func:`~cvlab.triton.outputs.output_names`.
+
+Each frame is decoded once: the reading threads keep the decoded frame (at a reduced JPEG
+scale when the overlay is smaller than the image) and hand it to the writer with its
+Detections, so the overlay never reads the image again. Overlays are drawn, encoded and written
+on writer threads behind a bounded queue, off the request path. Unreadable images are skipped
+and listed with their reason (``unreadable="skip"``) or stop the run (``"raise"``).
 
 Example:
     >>> summary = run_inference("images/", model="peoplenet", url="127.0.0.1:8000",
@@ -12,15 +25,52 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
 import os
-from collections.abc import Sequence
+import threading
+import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
+
+import numpy as np
 
 from cvlab.detections import Detections
-from cvlab.triton.client import PEOPLENET_CLASSES, RequestError, TritonDetectNetClient
+from cvlab.detectnet import PEOPLENET_CLASSES
+from cvlab.errors import ConfigError
+from cvlab.triton.client import RequestError, TritonClientError, TritonDetectNetClient
 
 SUPPORTED_MODES = ("DetectNet_v2",)
+#: What to do with an image that cannot be read: leave it out and list it, or stop the run.
+UNREADABLE = ("skip", "raise")
+#: Exit status of ``cvlab infer`` (:attr:`InferSummary.exit_status`).
+EXIT_OK, EXIT_FAILED_REQUESTS, EXIT_SKIPPED_IMAGES = 0, 1, 3
+#: JPEG decoding floor for a full-size overlay: never decode at a reduced scale.
+_FULL_DECODE = (1 << 30, 1 << 30)
+
+
+class InferenceFailedError(TritonClientError):
+    """Some requests failed; ``results`` holds the Detections of the frames that succeeded."""
+
+    def __init__(self, errors: list[RequestError], results: list[Detections]):
+        self.errors = errors
+        self.results = results
+        lines = "\n  ".join(str(e) for e in errors[:10])
+        more = f"\n  ... and {len(errors) - 10} more" if len(errors) > 10 else ""
+        super().__init__(
+            f"{len(errors)} request(s) failed, {len(results)} frame(s) succeeded:\n  {lines}{more}"
+        )
+
+
+@dataclass
+class Frame:
+    """One answered image: its Detections and, when asked for, its raw output grids and its
+    decoded frame (BGR uint8, only handed to ``on_result``, never kept)."""
+
+    detections: Detections
+    outputs: dict[str, np.ndarray] | None = None
+    image: np.ndarray | None = None
 
 
 @dataclass
@@ -31,6 +81,31 @@ class InferSummary:
     errors: list[RequestError] = field(default_factory=list)
     labels_dir: Path | None = None
     images_dir: Path | None = None
+    #: per image, the raw outputs (``keep_outputs=True``): the threshold tuner re-clusters them
+    outputs: list[dict[str, np.ndarray]] | None = None
+    input_size: tuple[int, int] | None = None
+    #: ``(image, reason)`` of every unreadable image left out, in input order
+    skipped: list[tuple[str, str]] = field(default_factory=list)
+    #: the done-list (one ``<name>\t<image>`` line per finished frame)
+    done_list: Path | None = None
+    #: images written this run (label + overlay), and images an earlier run had done (resume)
+    written: int = 0
+    resumed: int = 0
+    #: output name of each image whose stem collides with another's (its suffix kept)
+    renamed: dict[str, str] = field(default_factory=dict)
+    seconds: float = 0.0
+
+    @property
+    def images_per_s(self) -> float:
+        """Answered images per second of wall time (reading to the last file written)."""
+        return len(self.detections) / self.seconds if self.seconds > 0 else 0.0
+
+    @property
+    def exit_status(self) -> int:
+        """0: every image done; 1: some requests failed; 3: unreadable images were skipped."""
+        if self.errors:
+            return EXIT_FAILED_REQUESTS
+        return EXIT_SKIPPED_IMAGES if self.skipped else EXIT_OK
 
     def to_pandas(self):
         """One row per box over all images (pandas DataFrame)."""
@@ -42,9 +117,56 @@ class InferSummary:
         return pd.concat(frames, ignore_index=True)
 
 
+def check_class_names(names: Sequence[str], option: str = "--class_list") -> tuple[str, ...]:
+    """Class names as given, refused (:class:`~cvlab.errors.ConfigError`, one line) when one is
+    empty, repeated or not KITTI-safe (lower case, no spaces:
+    :func:`cvlab.formats.kitti.kitti_class_name` leaves it unchanged).
+
+    >>> check_class_names("person,bag,face".split(","))
+    ('person', 'bag', 'face')
+    >>> check_class_names("person,,face".split(","))
+    Traceback (most recent call last):
+    ...
+    cvlab.errors.ConfigError: --class_list: class 2 of 'person,,face' is empty
+    >>> check_class_names(["Other Vehicle"])
+    Traceback (most recent call last):
+    ...
+    cvlab.errors.ConfigError: --class_list: 'Other Vehicle' is not a KITTI-safe class name \
+(lower case, no spaces): write 'other_vehicle'
+    """
+    from cvlab.formats.kitti import kitti_class_name
+
+    names = tuple(str(n) for n in names)
+    given = ",".join(names)
+    if not names:
+        raise ConfigError("no class names given", field=option)
+    for i, name in enumerate(names, 1):
+        if not name.strip():
+            raise ConfigError(f"class {i} of {given!r} is empty", field=option)
+        safe = kitti_class_name(name)
+        if safe != name:
+            raise ConfigError(
+                f"{name!r} is not a KITTI-safe class name (lower case, no spaces): write {safe!r}",
+                field=option,
+            )
+        if names.index(name) != i - 1:
+            raise ConfigError(f"class {name!r} is given twice in {given!r}", field=option)
+    return names
+
+
+def parse_class_list(text: str, option: str = "--class_list") -> tuple[str, ...]:
+    """``"person,bag,face"`` -> ``("person", "bag", "face")``, checked by
+    :func:`check_class_names` (blanks around commas are dropped).
+
+    >>> parse_class_list("person, bag ,face")
+    ('person', 'bag', 'face')
+    """
+    return check_class_names([name.strip() for name in str(text).split(",")], option)
+
+
 def collect_images(images: str | os.PathLike | Sequence[str | os.PathLike]) -> list[str]:
     """A directory (its jpg/png files, sorted), one file, or a list of files."""
-    from cvlab.inference.preprocess import list_images
+    from cvlab.fileio import list_images
 
     if isinstance(images, str | os.PathLike):
         path = Path(images)
@@ -59,16 +181,42 @@ def collect_images(images: str | os.PathLike | Sequence[str | os.PathLike]) -> l
     return [str(p) for p in images]
 
 
-def make_postprocessor(
-    model_size: tuple[int, int],
-    postprocessing_config: str | os.PathLike | None = None,
-    class_list: Sequence[str] | None = None,
+def default_postprocessor(
+    model_size: tuple[int, int], num_classes: int, class_names: Sequence[str] | None = None
 ):
-    """DetectNetPostprocessor from a clustering prototxt, or defaults for ``class_list``."""
-    from cvlab.inference.clustering_config import default_config, load_clustering_config
+    """A DetectNetPostprocessor with default clustering for ``class_names`` (by default
+    PeopleNet's classes for a 3-class model, ``person`` for a 1-class model such as the lab's
+    IR model, ``class_<i>`` otherwise)."""
+    from cvlab.inference.clustering_config import default_config
     from cvlab.inference.postprocess import DetectNetPostprocessor
 
-    if postprocessing_config:
+    if class_names is None:
+        defaults = {3: PEOPLENET_CLASSES, 1: ("person",)}
+        class_names = defaults.get(num_classes, tuple(f"class_{i}" for i in range(num_classes)))
+    return DetectNetPostprocessor(default_config(class_names), class_names, model_size=model_size)
+
+
+def make_postprocessor(
+    model_size: tuple[int, int],
+    postprocessing_config: Any = None,
+    class_list: Sequence[str] | None = None,
+):
+    """``(DetectNetPostprocessor, PostprocessingConfig)`` from a clustering prototxt path, a
+    loaded :class:`~cvlab.inference.clustering_config.PostprocessingConfig`, or defaults for
+    ``class_list``."""
+    from cvlab.inference.clustering_config import (
+        PostprocessingConfig,
+        default_config,
+        load_clustering_config,
+    )
+    from cvlab.inference.postprocess import DetectNetPostprocessor
+
+    if isinstance(postprocessing_config, PostprocessingConfig):
+        config = postprocessing_config
+        if class_list:
+            config = config.for_classes(tuple(class_list))
+        names = config.class_names
+    elif postprocessing_config:
         config = load_clustering_config(
             postprocessing_config, class_names=list(class_list) if class_list else None
         )
@@ -77,6 +225,98 @@ def make_postprocessor(
         names = tuple(class_list) if class_list else PEOPLENET_CLASSES
         config = default_config(names)
     return DetectNetPostprocessor(config, names, model_size=model_size), config
+
+
+def infer_frames(
+    client: TritonDetectNetClient,
+    paths: Sequence[str | os.PathLike],
+    postprocessor=None,
+    batch_size: int | None = None,
+    *,
+    async_mode: bool = True,
+    progress: bool = True,
+    on_error: str = "raise",
+    on_result: Callable[[Frame], None] | None = None,
+    keep_outputs: bool = False,
+    keep_images: bool = False,
+    decode_size: tuple[int, int] | None = None,
+    unreadable: str = "skip",
+    on_skip: Callable[[str, str], None] | None = None,
+) -> list[Frame]:
+    """Every image through ``client`` and ``postprocessor``: one :class:`Frame` per answered
+    image, in input order.
+
+    ``on_result`` gets each :class:`Frame` as soon as its batch is answered (to write outputs
+    while later batches are in flight); with ``keep_images`` its ``image`` is the frame the
+    reading thread decoded (BGR; ``decode_size``: the smallest size a JPEG may be decoded at,
+    default the model input), handed over once and not kept. Failed requests:
+    ``on_error="raise"`` raises :class:`InferenceFailedError` (holding the successful
+    Detections) after every request has finished; ``"collect"`` returns the successful frames
+    (the failures stay in ``client.errors``). Unreadable images: ``unreadable="skip"`` leaves
+    them out and calls ``on_skip(path, reason)`` (from a reading thread; without ``on_skip``,
+    a warning lists them); ``"raise"`` stops at the first with
+    :class:`~cvlab.images.UnreadableImageError`.
+    """
+    from cvlab.inference.preprocess import preprocess_images
+
+    if on_error not in ("raise", "collect"):
+        raise ValueError(f"on_error must be 'raise' or 'collect', got {on_error!r}")
+    if unreadable not in UNREADABLE:
+        raise ValueError(f"unreadable must be one of {', '.join(UNREADABLE)}, got {unreadable!r}")
+    post = postprocessor or default_postprocessor(client.input_size, client.num_classes)
+    answered: dict[int, list[Frame]] = {}
+    decoded: dict[int, list[np.ndarray]] = {}  # batch index -> frames, until it is answered
+
+    def load(index: int, chunk: list[str], out: np.ndarray | None):
+        batch = preprocess_images(
+            chunk,
+            client.input_size,
+            unreadable,
+            out=out,
+            keep_frames=keep_images,
+            decode_size=decode_size,
+            warn=on_skip is None,
+        )
+        if on_skip is not None:
+            for path, reason in zip(batch.skipped, batch.reasons, strict=True):
+                on_skip(path, reason)
+        if batch.frames:
+            for failed in list(client.errors):  # never answered: drop their frames
+                decoded.pop(int(failed.request_id), None)
+            decoded[index] = batch.frames
+        return batch
+
+    def on_outputs(index: int, names: list[str], sizes: list, outputs: dict) -> None:
+        dets = post.batch(outputs, sizes, names)
+        images = decoded.pop(index, None)
+        kept = [{k: v[i] for k, v in outputs.items()} for i in range(len(dets))]
+        answered[index] = [Frame(d, kept[i] if keep_outputs else None) for i, d in enumerate(dets)]
+        if on_result is not None:
+            for i, frame in enumerate(answered[index]):
+                image = images[i] if images is not None else None
+                on_result(Frame(frame.detections, frame.outputs, image))
+
+    try:
+        errors = client.stream_images(
+            paths, on_outputs, batch_size, async_mode=async_mode, progress=progress, load=load
+        )
+    finally:
+        decoded.clear()
+    frames = [f for key in sorted(answered) for f in answered[key]]
+    if errors and on_error == "raise":
+        raise InferenceFailedError(list(errors), [f.detections for f in frames])
+    return frames
+
+
+def detect_images(
+    client: TritonDetectNetClient,
+    paths: Sequence[str | os.PathLike],
+    postprocessor=None,
+    batch_size: int | None = None,
+    **kwargs: Any,
+) -> list[Detections]:
+    """Detections of every image (see :func:`infer_frames` for the options)."""
+    return [f.detections for f in infer_frames(client, paths, postprocessor, batch_size, **kwargs)]
 
 
 def run_inference(
@@ -90,25 +330,75 @@ def run_inference(
     protocol: str = "http",
     async_mode: bool = True,
     output_path: str | os.PathLike | None = None,
-    postprocessing_config: str | os.PathLike | None = None,
+    postprocessing_config: Any = None,
     class_list: Sequence[str] | None = None,
-    ssl: bool = False,
+    ssl: Any = False,
     concurrency: int = 4,
     timeout_s: float = 30.0,
     progress: bool = True,
     shared_memory: str = "auto",
+    on_error: str = "collect",
+    keep_outputs: bool = False,
+    clamp_batch: bool = False,
+    unreadable: str = "skip",
+    write_images: bool = True,
+    overlay_size: tuple[int, int] | None = None,
+    overlay_quality: int | None = None,
+    writers: int = 2,
+    resume: bool = False,
 ) -> InferSummary:
     """Run the lab's client: infer every image, write labels/overlays when ``output_path`` is set.
 
-    Failed requests are reported in ``InferSummary.errors``; the other frames are still written.
-    ``shared_memory``: input/output tensor transport, see
+    ``postprocessing_config``: a clustering prototxt path or a loaded config (defaults for
+    ``class_list`` when None). Failed requests are reported in ``InferSummary.errors``
+    (``on_error="collect"``) or raised; the other frames are still written.
+    ``keep_outputs`` keeps each image's raw output grids (for re-clustering without another
+    request). ``clamp_batch`` lowers ``batch_size`` to the model's ``max_batch_size`` instead of
+    refusing it. ``shared_memory``: input/output tensor transport, see
     :class:`~cvlab.triton.client.TritonDetectNetClient` (``auto`` uses it for a local server).
+
+    Outputs (see :mod:`cvlab.triton.outputs`): ``write_images=False`` writes labels only;
+    ``overlay_size`` fits overlays inside a ``(width, height)`` (default: full size) and
+    ``overlay_quality`` is their JPEG quality (default 75, as the lab's client). Output names
+    are checked before any request (stems that collide keep their suffix, names that still
+    collide are refused). ``resume`` skips the images an earlier run into ``output_path``
+    finished (its done-list) and appends to that list. ``unreadable``: ``"skip"`` leaves
+    unreadable images out and lists them in ``InferSummary.skipped`` (the exit status says so),
+    ``"raise"`` stops at the first one.
     """
+    from cvlab.triton.outputs import (
+        OVERLAY_QUALITY,
+        FrameWriter,
+        is_case_insensitive,
+        output_names,
+        read_done_list,
+    )
+
     if mode not in SUPPORTED_MODES:
         raise ValueError(
             f"--mode {mode!r} is not supported; supported: {', '.join(SUPPORTED_MODES)}"
         )
+    if unreadable not in UNREADABLE:
+        raise ValueError(f"unreadable must be one of {', '.join(UNREADABLE)}, got {unreadable!r}")
+    if class_list is not None:
+        class_list = check_class_names(class_list)
     paths = collect_images(images)
+    names: dict[str, str] = {}
+    done: dict[str, str] = {}
+    if output_path is not None:  # before any request: names that collide are refused here
+        out = Path(output_path)
+        if out.exists() and not out.is_dir():
+            raise NotADirectoryError(f"{out}: the output path is a file, not a folder")
+        out.mkdir(parents=True, exist_ok=True)
+        names = output_names(paths, case_insensitive=is_case_insensitive(out))
+        done = read_done_list(out) if resume else {}
+    summary = InferSummary(detections=[])
+    summary.renamed = {p: n for p, n in names.items() if n != Path(p).stem}
+    if done:
+        todo = [p for p in paths if names[p] not in done]
+        summary.resumed = len(paths) - len(todo)
+        paths = todo
+    start = time.perf_counter()
     with TritonDetectNetClient(
         url,
         model,
@@ -120,55 +410,75 @@ def run_inference(
         shared_memory=shared_memory,
     ) as client:
         if client.max_batch_size > 0 and batch_size > client.max_batch_size:
-            raise ValueError(
-                f"-b {batch_size} exceeds max_batch_size {client.max_batch_size} of model "
-                f"{model!r} on {url}"
-            )
+            if not clamp_batch:
+                raise ValueError(
+                    f"-b {batch_size} exceeds max_batch_size {client.max_batch_size} of model "
+                    f"{model!r} on {url}"
+                )
+            batch_size = client.max_batch_size
         post, config = make_postprocessor(client.input_size, postprocessing_config, class_list)
-        summary = InferSummary(detections=[])
+        summary.input_size = client.input_size
         writer = None
         if output_path is not None:
-            summary.labels_dir = Path(output_path) / "infer_labels"
-            summary.images_dir = Path(output_path) / "infer_images"
-            writer = _Writer(summary.labels_dir, summary.images_dir, config)
-        summary.detections = client.infer_images(
-            paths,
-            batch_size,
-            post,
-            async_mode=async_mode,
-            progress=progress,
-            on_error="collect",
-            on_result=writer,
-        )
+            writer = FrameWriter(
+                output_path,
+                config,
+                images=write_images,
+                overlay_max_size=overlay_size,
+                overlay_quality=OVERLAY_QUALITY if overlay_quality is None else overlay_quality,
+                workers=writers,
+                queue_size=max(2 * batch_size, 8),
+                resume=resume,
+            )
+            summary.labels_dir, summary.images_dir = writer.labels_dir, writer.images_dir
+            summary.done_list = writer.done_path
+        overlays = writer is not None and writer.images_dir is not None
+        skipped: dict[str, str] = {}
+        lock = threading.Lock()
+
+        def on_skip(path: str, reason: str) -> None:
+            with lock:
+                skipped[path] = reason
+
+        def on_result(frame: Frame) -> None:
+            writer.submit(frame.detections, names[frame.detections.image_path], frame.image)
+
+        try:
+            frames = infer_frames(
+                client,
+                paths,
+                post,
+                batch_size,
+                async_mode=async_mode,
+                progress=progress,
+                on_error=on_error,
+                on_result=on_result if writer is not None else None,
+                keep_outputs=keep_outputs,
+                keep_images=overlays,
+                decode_size=_decode_floor(client.input_size, overlay_size) if overlays else None,
+                unreadable=unreadable,
+                on_skip=on_skip,
+            )
+        except BaseException:
+            if writer is not None:  # the queued frames are written, even on Ctrl-C
+                with contextlib.suppress(Exception):  # the first error is the one to report
+                    writer.close()
+            raise
+        if writer is not None:
+            writer.close()
+        summary.detections = [f.detections for f in frames]
+        if keep_outputs:
+            summary.outputs = [f.outputs for f in frames]
         summary.errors = list(client.errors)
+        summary.skipped = [(p, skipped[p]) for p in paths if p in skipped]
+        summary.written = writer.written if writer is not None else 0
+    summary.seconds = time.perf_counter() - start
     return summary
 
 
-class _Writer:
-    """Writes one frame's KITTI file and overlay as soon as its Detections arrive."""
-
-    def __init__(self, labels_dir: Path, images_dir: Path, config) -> None:
-        from cvlab.viz.overlay import colors_from_config
-
-        labels_dir.mkdir(parents=True, exist_ok=True)
-        images_dir.mkdir(parents=True, exist_ok=True)
-        self.labels_dir, self.images_dir = labels_dir, images_dir
-        self.colors = colors_from_config(config)
-        self.linewidth = getattr(config, "linewidth", 4)
-
-    def __call__(self, dets: Detections) -> None:
-        from cvlab.formats.kitti import write_kitti
-        from cvlab.inference.preprocess import load_image
-        from cvlab.viz.overlay import save_overlay
-
-        stem = Path(dets.image_path or "frame").stem
-        write_kitti(self.labels_dir / f"{stem}.txt", dets, with_confidence=True)
-        if dets.image_path:
-            rgb = load_image(dets.image_path)
-            save_overlay(
-                self.images_dir / f"{stem}.jpg",
-                rgb,
-                dets,
-                colors=self.colors,
-                linewidth=self.linewidth,
-            )
+def _decode_floor(input_size: tuple[int, int], overlay_size: tuple[int, int] | None):
+    """The smallest size a JPEG may be decoded at so that one decode serves the model input and
+    the overlay (full size unless ``overlay_size`` bounds it)."""
+    if overlay_size is None:
+        return _FULL_DECODE
+    return max(input_size[0], overlay_size[0]), max(input_size[1], overlay_size[1])

@@ -106,24 +106,6 @@ def server_environment(extra: dict[str, str] | None = None) -> dict[str, str]:
     return env
 
 
-def gcs_emulator_env(endpoint: str, mount_dir: str | os.PathLike) -> dict[str, str]:
-    """Environment that makes tritonserver read ``gs://`` from a GCS emulator at ``endpoint``.
-
-    ``endpoint`` is ``http://127.0.0.1:PORT``; the metadata server points at a closed loopback
-    port so no credentials are looked up; Triton copies the repository into ``mount_dir``.
-    """
-    if not endpoint.startswith(("http://", "https://")):
-        endpoint = f"http://{endpoint}"
-    closed = f"127.0.0.1:{free_port()}"  # nothing listens there: the lookup fails fast
-    return {
-        "CLOUD_STORAGE_EMULATOR_ENDPOINT": endpoint,
-        "STORAGE_EMULATOR_HOST": endpoint,
-        "GCE_METADATA_ROOT": closed,
-        "GCE_METADATA_HOST": closed,
-        "TRITON_GCS_MOUNT_DIRECTORY": str(mount_dir),
-    }
-
-
 def free_port(host: str = "127.0.0.1") -> int:
     """A TCP port that is free on ``host`` right now."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:

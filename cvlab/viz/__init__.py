@@ -1,0 +1,1 @@
+"""Pictures: detection overlays and plots (training curves, dataset statistics, PR curves)."""

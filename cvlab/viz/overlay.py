@@ -101,24 +101,73 @@ def show_detections(
     return ax
 
 
+def overlay_size(image_size: tuple[int, int], max_size: tuple[int, int] | None) -> tuple[int, int]:
+    """``(width, height)`` of an overlay of an ``image_size`` frame fitted inside ``max_size``
+    (aspect ratio kept, never enlarged; ``None``: full size).
+
+    >>> overlay_size((1920, 1080), (960, 960)), overlay_size((640, 480), (960, 540))
+    ((960, 540), (640, 480))
+    """
+    w, h = int(image_size[0]), int(image_size[1])
+    if max_size is None:
+        return w, h
+    scale = min(1.0, max_size[0] / w, max_size[1] / h)
+    return max(1, round(w * scale)), max(1, round(h * scale))
+
+
 def save_overlay(
     path: str | os.PathLike,
-    rgb: np.ndarray,
+    image: np.ndarray,
     detections: Detections,
     colors: Mapping[str, Color] | None = None,
     linewidth: int = 4,
     show_labels: bool = True,
     quality: int = 95,
+    *,
+    bgr: bool = False,
+    max_size: tuple[int, int] | None = None,
 ) -> Path:
-    """Write the overlay as an image (JPEG unless the suffix says PNG), atomically."""
+    """Write the overlay as an image (JPEG unless the suffix says PNG), atomically.
+
+    ``image``: the frame, RGB (``bgr=True``: OpenCV's BGR order, saves two colour
+    conversions), at its original size or smaller (a reduced-scale decode): boxes, in pixels of
+    ``detections.image_size``, are scaled to it. ``max_size``: the overlay is fitted inside
+    this ``(width, height)`` (:func:`overlay_size`) before the boxes are drawn, so
+    ``linewidth`` is in overlay pixels. ``quality``: JPEG quality (1-100).
+
+    >>> import tempfile, pathlib, cv2
+    >>> d = Detections([[100, 100, 500, 900]], [0.9], [0], ("person",), (1000, 1000))
+    >>> out = pathlib.Path(tempfile.mkdtemp()) / "o.png"
+    >>> frame = np.zeros((500, 500, 3), np.uint8)  # BGR, decoded at half scale
+    >>> _ = save_overlay(out, frame, d, {"person": (0, 0, 255)}, 2, False, bgr=True,
+    ...                  max_size=(250, 400))
+    >>> image = cv2.imread(str(out))  # BGR: the blue box edge at x = 100 / 4
+    >>> image.shape, image[100, 25].tolist(), image[100, 27].tolist()
+    ((250, 250, 3), [255, 0, 0], [0, 0, 0])
+    """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     suffix = path.suffix.lower() if path.suffix.lower() in (".jpg", ".jpeg", ".png") else ".jpg"
-    image = cv2.cvtColor(
-        draw_detections(rgb, detections, colors, linewidth, show_labels), cv2.COLOR_RGB2BGR
-    )
+    if not 1 <= int(quality) <= 100:
+        raise ValueError(f"JPEG quality must be 1-100, got {quality}")
+    h, w = image.shape[:2]
+    original = detections.image_size or (w, h)
+    tw, th = overlay_size(original, max_size)
+    tw, th = min(tw, w), min(th, h)  # a reduced decode may be a few pixels short: never enlarge
+    if (tw, th) != (w, h):
+        image = cv2.resize(image, (tw, th), interpolation=cv2.INTER_AREA)
+    if (tw, th) != tuple(original):
+        detections = detections.scaled(tw / original[0], th / original[1], (tw, th))
+    if bgr:  # draw in BGR: colours reversed, no conversion of the frame
+        names = detections.class_names
+        given = colors or {}
+        colors = {n: tuple(_color_for(n, i, given))[::-1] for i, n in enumerate(names)}
+        drawn = draw_detections(image, detections, colors, linewidth, show_labels)
+    else:
+        drawn = cv2.cvtColor(
+            draw_detections(image, detections, colors, linewidth, show_labels), cv2.COLOR_RGB2BGR
+        )
     params = [cv2.IMWRITE_JPEG_QUALITY, int(quality)] if suffix != ".png" else []
-    ok, encoded = cv2.imencode(suffix, image, params)
+    ok, encoded = cv2.imencode(suffix, drawn, params)
     if not ok:
         raise OSError(f"{path}: OpenCV could not encode the overlay")
     return atomic_write_bytes(path, encoded.tobytes())

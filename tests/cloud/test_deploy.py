@@ -129,7 +129,7 @@ def test_wait_ready_reports_http_status_of_a_non_triton_server(gcs_emulator):
 def test_cli_deploy_uploads_and_applies(demo_repo, gcs_emulator, tmp_path, capsys):
     kubectl = fake_kubectl(tmp_path)  # fake: no cluster here
     out_yaml = tmp_path / "triton.yaml"
-    args = ["deploy", "--model-repository", str(demo_repo), "--gcs", URL, "--no-progress"]
+    args = ["cloud", "deploy", "--model-repository", str(demo_repo), "--gcs", URL, "--no-progress"]
     code = main([*args, "--apply", "--kubectl", str(kubectl), "--manifests-out", str(out_yaml)])
     printed = capsys.readouterr().out
     assert code == 0, printed
@@ -151,7 +151,7 @@ def test_cli_deploy_uploads_and_applies(demo_repo, gcs_emulator, tmp_path, capsy
 
 def test_cli_deploy_exits_1_when_the_server_never_gets_ready(demo_repo, gcs_emulator, capsys):
     url = f"127.0.0.1:{closed_loopback_port()}"
-    args = ["deploy", "--model-repository", str(demo_repo), "--gcs", URL, "--no-progress"]
+    args = ["cloud", "deploy", "--model-repository", str(demo_repo), "--gcs", URL, "--no-progress"]
     assert main([*args, "--wait-ready", url, "--timeout", "0.3"]) == 1
     assert "ready=False" in capsys.readouterr().out
     assert main([*args, "--smoke-images", str(demo_repo)]) == 2
@@ -161,7 +161,7 @@ def test_cli_deploy_exits_1_when_the_server_never_gets_ready(demo_repo, gcs_emul
 def test_cli_deploy_refuses_broken_repository(broken_repo, gcs_emulator, capsys, monkeypatch):
     # No emulator and no credentials in the environment: the repository check comes first.
     monkeypatch.delenv("STORAGE_EMULATOR_HOST")
-    code = main(["deploy", "--model-repository", str(broken_repo), "--gcs", URL])
+    code = main(["cloud", "deploy", "--model-repository", str(broken_repo), "--gcs", URL])
     err = capsys.readouterr().err
     assert code == 2 and "config.pbtxt" in err and "credentials" not in err
     assert list_blobs(URL, client=gcs_emulator.client()) == []
@@ -173,29 +173,33 @@ def test_cli_gcs_upload_ls_verify_download(gcs_emulator, tmp_path, capsys):
     (src / "m" / "config.pbtxt").write_text('name: "m"\n')
     (src / "m" / "1" / "model.onnx").write_bytes(os.urandom(100))
     host = ["--emulator-host", gcs_emulator.endpoint, "--no-progress"]
-    assert main(["gcs", "upload", str(src), URL, *host]) == 0
+    assert main(["cloud", "upload", str(src), URL, *host]) == 0
     assert "2 transferred" in capsys.readouterr().out
-    assert main(["gcs", "ls", URL, *host]) == 0
+    assert main(["cloud", "ls", URL, *host]) == 0
     listing = capsys.readouterr().out
     assert "m/config.pbtxt" in listing and "m/1/model.onnx" in listing
-    assert main(["gcs", "verify", str(src), URL, *host]) == 0
+    assert main(["cloud", "verify", str(src), URL, *host]) == 0
     (src / "m" / "extra.txt").write_text("x")
-    assert main(["gcs", "verify", str(src), URL, *host]) == 1
+    assert main(["cloud", "verify", str(src), URL, *host]) == 1
     assert "missing_remote" in capsys.readouterr().out
-    assert main(["gcs", "download", URL, str(tmp_path / "dst"), *host]) == 0
+    assert main(["cloud", "download", URL, str(tmp_path / "dst"), *host]) == 0
     assert (tmp_path / "dst" / "m" / "config.pbtxt").read_text() == 'name: "m"\n'
-    assert main(["gcs", "ls", "gs://no-such-bucket/x", *host]) == 2
+    assert main(["cloud", "ls", "gs://no-such-bucket/x", *host]) == 2
     assert "'no-such-bucket'" in capsys.readouterr().err
 
 
 def test_cli_gke_script(capsys):
-    assert main(["gke", "script", "--project", "p1", "--cluster", "c1", "--max-nodes", "4"]) == 0
+    assert (
+        main(["cloud", "gke-script", "--project", "p1", "--cluster", "c1", "--max-nodes", "4"]) == 0
+    )
     out = capsys.readouterr().out
     assert "--max-nodes 4" in out and "get-credentials c1 --project p1" in out
     assert "istio-ingressgateway" in out
-    assert main(["gke", "script", "--project", "p", "--zone", "europe-west4-a"]) == 2
+    assert main(["cloud", "gke-script", "--project", "p", "--zone", "europe-west4-a"]) == 2
     capsys.readouterr()
-    assert main(["gke", "manifests", "--model-repository", URL, "--istio"]) == 0
+    assert main(["cloud", "manifests", "--model-repository", URL, "--istio"]) == 0
     docs = list(yaml.safe_load_all(capsys.readouterr().out))
     assert [d["kind"] for d in docs][-2:] == ["Gateway", "VirtualService"]
-    assert main(["gke", "manifests"]) == 2
+    with pytest.raises(SystemExit) as exit_info:  # argparse: --model-repository is required
+        main(["cloud", "manifests"])
+    assert exit_info.value.code == 2 and "--model-repository" in capsys.readouterr().err

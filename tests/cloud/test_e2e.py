@@ -18,12 +18,7 @@ from support.cloud import (  # noqa: F401
 from support.triton import INPUT_SIZE, MODEL, NUM_CLASSES, write_demo_repo, write_test_images
 
 from cvlab.cli import main
-from cvlab.cloud.deploy import (
-    local_triton_gcs_env,
-    smoke_step,
-    upload_step,
-    wait_ready_step,
-)
+from cvlab.cloud.deploy import smoke_step, upload_step, wait_ready_step
 from cvlab.cloud.gcs import list_blobs, verify
 
 pytestmark = pytest.mark.server
@@ -45,7 +40,8 @@ def test_triton_serves_the_uploaded_repository_from_gs(gcs_emulator, tmp_path, m
         f"{MODEL}/1/model.onnx",
     }
 
-    env = local_triton_gcs_env(gcs_emulator.endpoint, tmp_path / "mount")
+    env = gcs_emulator.triton_env(tmp_path / "mount")
+    assert env["GOOGLE_APPLICATION_CREDENTIALS"] == ""  # no key file is inherited
     gcs_emulator.requests.clear()
     with TritonServer(URL, env=env, startup_timeout=90) as server:
         # Triton really read the objects from the emulator (not from the local folder).
@@ -76,7 +72,7 @@ def test_triton_serves_the_uploaded_repository_from_gs(gcs_emulator, tmp_path, m
         # manifests printed (no kubectl), wait for ready, smoke inference.
         code = main(
             [
-                "deploy", "--model-repository", str(repo), "--gcs", URL, "--no-progress",
+                "cloud", "deploy", "--model-repository", str(repo), "--gcs", URL, "--no-progress",
                 "--wait-ready", server.http_url, "--timeout", "10",
                 "--smoke-images", str(tmp_path / "images"),
             ]

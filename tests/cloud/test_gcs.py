@@ -52,9 +52,9 @@ def make_tree(root: Path, big_size: int = 0) -> dict[str, bytes]:
 
 
 def test_location_parse_and_names():
-    loc = GcsLocation.parse("gs://dongm-tlt/tlt//triton-model/")
-    assert (loc.bucket, loc.prefix) == ("dongm-tlt", "tlt/triton-model")
-    assert loc.url == "gs://dongm-tlt/tlt/triton-model"
+    loc = GcsLocation.parse("gs://my-bucket/tlt//triton-model/")
+    assert (loc.bucket, loc.prefix) == ("my-bucket", "tlt/triton-model")
+    assert loc.url == "gs://my-bucket/tlt/triton-model"
     assert loc.blob_name("a/b.txt") == "tlt/triton-model/a/b.txt"
     assert loc.relative("tlt/triton-model/a/b.txt") == "a/b.txt"
     assert GcsLocation.parse("gs://bucket").blob_name("x") == "x"

@@ -11,14 +11,15 @@ from pathlib import Path
 import pytest
 
 from cvlab.cloud.gke import (
+    EXAMPLE_CLUSTER_NAME,
+    EXAMPLE_PROJECT_ID,
     GkeConfig,
-    ShellSubstitution,
-    as_shell_script,
     gcloud_commands,
     istio_ingress_command,
     triton_url,
 )
-from cvlab.resources import LAB_GKE_COMMANDS_NAME, resource_path
+from cvlab.resources import GKE_SETUP_NAME, LAB_GKE_COMMANDS_NAME, resource_path
+from cvlab.shell import ShellSubstitution, as_shell_script, shell_join
 
 MISSION = Path("/work/shared/MISSION.md")
 #: The lab's GKE block copied verbatim into the repository (the full lab text is not shipped).
@@ -66,7 +67,7 @@ def test_istio_lookup_matches_the_lab():
     inner = re.search(r"INGRESS_HOST=\$\((kubectl [^\n]*)\)", text)
     assert inner is not None
     assert istio_ingress_command() == shlex.split(inner.group(1))
-    assert triton_url(" '34.141.169.102' \n") == "34.141.169.102:80"
+    assert triton_url(" '203.0.113.10' \n") == "203.0.113.10:80"
     with pytest.raises(ValueError, match="istio-ingressgateway"):
         triton_url("")
 
@@ -133,6 +134,26 @@ def test_shell_script_runs_the_same_commands(tmp_path):
 
 
 def test_shipped_setup_script_is_current():
-    """cvlab/resources/k8s/gke_setup.sh is the lab example's script (regenerate when this fails)."""
-    shipped = LAB_COPY.parent / "gke_setup.sh"
-    assert shipped.read_text() == as_shell_script(gcloud_commands(GkeConfig.lab_example()))
+    """cvlab/resources/k8s/gke_setup.sh is the placeholder example's script (regenerate when this
+    fails); the lab's own project and cluster appear only in its verbatim copy."""
+    shipped = resource_path(GKE_SETUP_NAME).read_text()
+    assert shipped == as_shell_script(gcloud_commands(GkeConfig.example()))
+    lab = GkeConfig.lab_example()
+    assert lab.project_id not in shipped and lab.cluster_name not in shipped
+    assert lab.project_id in lab_text() and lab.cluster_name in lab_text()
+
+
+def test_project_and_cluster_have_no_default():
+    with pytest.raises(TypeError, match="project_id"):
+        GkeConfig()  # type: ignore[call-arg]
+    example = GkeConfig.example()
+    assert (example.project_id, example.cluster_name) == (EXAMPLE_PROJECT_ID, EXAMPLE_CLUSTER_NAME)
+    assert example.project_id.startswith("my-") and example.cluster_name.startswith("my-")
+
+
+def test_shell_join_quotes_all_but_substitutions(tmp_path):
+    argv = ["echo", tmp_path / "a b", "it's", "$HOME", ShellSubstitution("$(printf x)")]
+    line = shell_join(argv)
+    assert line == shlex.join(str(a) for a in argv[:4]) + ' "$(printf x)"'
+    done = subprocess.run(["bash", "-c", line], capture_output=True, text=True, check=True)
+    assert done.stdout == f"{tmp_path / 'a b'} it's $HOME x\n"

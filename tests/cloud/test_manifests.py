@@ -8,6 +8,7 @@ import pytest
 from kubernetes import client as k8s
 
 from cvlab.cloud.manifests import (
+    EXAMPLE_MODEL_REPOSITORY,
     TritonDeploymentConfig,
     from_yaml,
     gpu_duty_cycle_metric,
@@ -16,7 +17,7 @@ from cvlab.cloud.manifests import (
 )
 from cvlab.resources import TRITON_MANIFEST_NAME, resource_path
 
-REPO = "gs://dongm-tlt/tlt/triton-model"
+REPO = EXAMPLE_MODEL_REPOSITORY
 MODEL_TYPES = {
     "Deployment": "V1Deployment",
     "Service": "V1Service",
@@ -157,7 +158,7 @@ def test_bad_metric_kind_is_rejected():
 
 
 def test_shipped_example_manifests_are_current():
-    """cvlab/resources/k8s/triton.yaml is the rendering of the lab's values (regenerate when this fails)."""
+    """cvlab/resources/k8s/triton.yaml renders the placeholder repository (regenerate when this fails)."""
 
     shipped = resource_path(TRITON_MANIFEST_NAME)
     config = TritonDeploymentConfig(model_repository=REPO, istio=True)

@@ -9,13 +9,14 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-from support.flir import ann, image, write_v1_split
+from support.flir import ann, image, write_frame, write_v1_split
 
 from cvlab.datasets.classes import ClassMapping
 from cvlab.datasets.prepare import kitti_lines, prepare_flir_dataset
 from cvlab.formats.flir_coco import FlirAnnotation, load_flir
 from cvlab.formats.kitti import read_kitti
-from cvlab.images import UnreadableImageError, load_thermal, normalize_16bit, read_image_size
+from cvlab.formats.tfrecords import read_split
+from cvlab.images import UnreadableImageError, image_size, load_thermal, normalize_16bit
 
 
 def _a(category: str, bbox: tuple[float, float, float, float]) -> FlirAnnotation:
@@ -72,7 +73,7 @@ def test_size_is_read_from_the_header_without_decoding(tmp_path: Path) -> None:
     ok, buf = cv2.imencode(".png", np.zeros((37, 53), np.uint8))
     truncated = tmp_path / "cut.png"
     truncated.write_bytes(buf.tobytes()[:60])  # header only, pixels missing
-    assert read_image_size(truncated) == (53, 37)
+    assert image_size(truncated) == (53, 37)
     with pytest.raises(UnreadableImageError, match="cut.png"):
         load_thermal(truncated)
 
@@ -123,6 +124,18 @@ def test_prepare_end_to_end_with_bad_input(tmp_path: Path) -> None:
     assert all(p.startswith("out") for p in new), new  # nothing written outside the output
     assert not list(out.rglob("*.tmp"))
     assert "2 written" in r.summary() and r.to_pandas().loc["clipped_boxes", "value"] == 1
+    # The dataset_convert spec to redo the TFRecords with TAO, byte for byte as always written.
+    root = str(out.resolve())
+    assert r.spec_path.read_text() == (
+        f'kitti_config {{\n  root_directory_path: "{root}"\n  image_dir_name: "images"\n'
+        '  label_dir_name: "labels"\n  image_extension: ".jpg"\n  num_partitions: 2\n'
+        f'  num_shards: 2\n  partition_mode: "random"\n  val_split: 10.0\n}}\n'
+        f'image_directory_path: "{root}"\n'
+    )
+    # 2 frames, 10 % validation: no validation frame, so the training frames are fold 0 (TAO).
+    split = read_split(r.tfrecords_dir)
+    assert split.manifests == [r.split_manifest_path] and r.frames_per_fold == {0: 2}
+    assert sorted(split.frame_ids(0)) == ["FLIR_00001", "FLIR_00002"]
 
 
 def test_prepare_resumes_and_redoes_stale_files(synthetic_v1: Path, tmp_path: Path) -> None:
@@ -192,3 +205,175 @@ def test_v2_boxes_match_the_json(synthetic_v2: Path, tmp_path: Path) -> None:
     np.testing.assert_allclose(dets.xyxy, want, atol=0.01)
     with pytest.raises(UnreadableImageError):
         load_thermal(tmp_path / "missing.jpg")
+
+
+def _state(directory: Path) -> dict[str, tuple[bytes, int]]:
+    """Every file under ``directory`` with its bytes and mtime (folders as empty entries)."""
+    return {
+        str(p.relative_to(directory)): (p.read_bytes(), p.stat().st_mtime_ns)
+        if p.is_file()
+        else (b"", 0)
+        for p in sorted(directory.rglob("*"))
+    }
+
+
+def _boxes_in_tfrecords(out: Path, frame: str) -> list[list[float]]:
+    from cvlab.formats.tfrecords import read_tfrecords
+
+    df = read_tfrecords(out / "tfrecords")
+    rows = df[df.frame_id == f"images/{frame}"].dropna(subset=["object_class"])
+    return rows[["x1", "y1", "x2", "y2"]].to_numpy().tolist()
+
+
+def test_edited_annotations_update_labels_and_tfrecords(tmp_path: Path) -> None:
+    """Issue 14.9: a moved box reaches the label and the TFRecords; the images are reused."""
+    src, out = tmp_path / "src", tmp_path / "out"
+    images = [image(0), image(1), image(2)]
+    anns = [ann(1, 0, 1, [100, 50, 20, 80]), ann(2, 1, 1, [10, 10, 40, 40])]
+    write_v1_split(src, images, anns)
+    first = prepare_flir_dataset(src, out, num_shards=1, progress=False)
+    assert (first.images_written, first.labels_updated, first.annotations_changed) == (3, 0, False)
+    np.testing.assert_allclose(
+        _boxes_in_tfrecords(out, "FLIR_00001"), [[150, 53.12, 180, 138.12]], atol=0.01
+    )
+    stamp = (out / "images" / "FLIR_00001.jpg").stat().st_mtime_ns
+
+    anns[0]["bbox"] = [200, 100, 20, 80]  # move the box
+    anns.append(ann(3, 2, 3, [0, 0, 64, 64]))  # a car: not a kept class, label stays empty
+    write_v1_split(src, images, anns, make_files=False)
+    again = prepare_flir_dataset(src, out, num_shards=1, progress=False)
+    assert (again.images_written, again.images_resumed, again.labels_updated) == (0, 3, 1)
+    assert again.annotations_changed and "1 labels updated" in again.summary()
+    assert (out / "images" / "FLIR_00001.jpg").stat().st_mtime_ns == stamp  # image reused
+    moved = read_kitti(out / "labels" / "FLIR_00001.txt", (960, 544), ("person",))
+    np.testing.assert_allclose(moved.xyxy, [[300, 106.25, 330, 191.25]], atol=0.01)
+    np.testing.assert_allclose(
+        _boxes_in_tfrecords(out, "FLIR_00001"), [[300, 106.25, 330, 191.25]], atol=0.01
+    )
+    assert (out / "labels" / "FLIR_00003.txt").read_text() == ""
+
+    # With --classes person,car the options differ: everything is redone, the car appears.
+    cars = prepare_flir_dataset(src, out, classes="person,car", num_shards=1, progress=False)
+    assert cars.images_written == 3 and _boxes_in_tfrecords(out, "FLIR_00003") == [
+        [0.0, 0.0, 96.0, 68.0]
+    ]
+    same = prepare_flir_dataset(src, out, classes="person,car", num_shards=1, progress=False)
+    assert (same.images_resumed, same.labels_updated, same.annotations_changed) == (3, 0, False)
+
+
+def test_hand_edited_label_is_restored(tmp_path: Path) -> None:
+    """Labels always follow the annotations, whatever happened to the label file."""
+    src, out = tmp_path / "src", tmp_path / "out"
+    write_v1_split(src, [image(0)], [ann(1, 0, 1, [100, 50, 20, 80])])
+    prepare_flir_dataset(src, out, num_shards=1, progress=False)
+    label = out / "labels" / "FLIR_00001.txt"
+    good = label.read_text()
+    label.write_text("")
+    r = prepare_flir_dataset(src, out, num_shards=1, progress=False)
+    assert r.labels_updated == 1 and not r.annotations_changed and label.read_text() == good
+
+
+def _no_images(src: Path) -> None:
+    write_v1_split(src, [], [ann(1, 0, 1, [0, 0, 5, 5])])
+
+
+def _all_skipped(src: Path) -> None:
+    names = ["../outside.jpeg", "/etc/hostname", "thermal_8_bit/../../x.jpeg"]
+    images = [{"id": i, "width": 640, "height": 512, "file_name": n} for i, n in enumerate(names)]
+    write_v1_split(src, images, [ann(1, 0, 1, [0, 0, 5, 5])])
+
+
+def _all_unreadable(src: Path) -> None:
+    write_v1_split(src, [image(0), image(1)], [ann(1, 0, 1, [0, 0, 5, 5])])
+    for frame in (src / "train" / "thermal_8_bit").iterdir():
+        frame.write_bytes(b"not a jpeg")
+
+
+@pytest.mark.parametrize(
+    ("make", "message"),
+    [
+        (_no_images, "lists no images"),
+        (_all_skipped, r"none of its 3 images can be used \(3 path outside the dataset root\)"),
+        (_all_unreadable, r"none of its 2 images can be used \(2 unreadable \(first: .*FLIR_0000"),
+    ],
+)
+def test_dataset_without_usable_images_fails_and_writes_nothing(
+    tmp_path: Path, make, message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Issue 14.10: one line naming the annotation file, exit 2, no output folder at all."""
+    from cvlab.cli import main
+    from cvlab.errors import CvlabError
+    from cvlab.formats.flir_coco import FlirFormatError
+
+    src = tmp_path / "src"
+    make(src)
+    ann_file = str(src.resolve() / "train" / "thermal_annotations.json")
+    out = tmp_path / "new" / "out"
+    with pytest.raises(FlirFormatError, match=message) as info:
+        prepare_flir_dataset(src, out, progress=False)
+    assert isinstance(info.value, CvlabError) and info.value.path == ann_file
+    assert info.value.field == "images" and "\n" not in str(info.value)
+    assert not (tmp_path / "new").exists()
+    assert main(["flir", "prepare", str(src), str(out), "--workers", "1"]) == 2
+    err = capsys.readouterr().err  # the progress bar, then the error
+    errors = [line for line in err.splitlines() if "error" in line]
+    assert len(errors) == 1 and errors[0].startswith(f"cvlab flir prepare: error: {ann_file}: ")
+    assert "Traceback" not in err and not (tmp_path / "new").exists()
+
+
+def test_unusable_rerun_leaves_an_earlier_output_untouched(tmp_path: Path) -> None:
+    """Issue 14.10: the earlier marker, images, labels, TFRecords and spec stay as they were."""
+    src, out = tmp_path / "src", tmp_path / "out"
+    write_v1_split(src, [image(0), image(1)], [ann(1, 0, 1, [100, 50, 20, 80])])
+    prepare_flir_dataset(src, out, num_shards=1, progress=False)
+    before = _state(out)
+    future = time.time() + 5
+    for frame in (src / "train" / "thermal_8_bit").iterdir():
+        frame.write_bytes(b"broken")  # newer than the outputs: not reusable, and unreadable
+        os.utime(frame, (future, future))
+    from cvlab.formats.flir_coco import FlirFormatError
+
+    with pytest.raises(FlirFormatError, match="2 unreadable"):
+        prepare_flir_dataset(src, out, classes="person,car", num_shards=1, progress=False)
+    assert _state(out) == before
+
+
+def test_cli_names_file_and_unknown_image_ids(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Issue 14.11: the summary names the annotation file and the ids, first 10 and a count."""
+    from cvlab.cli import main
+
+    src = tmp_path / "src"
+    orphans = [ann(10 + k, 100 + k, 1, [1, 1, 9, 9]) for k in range(12)]
+    write_v1_split(
+        src, [image(0)], [ann(1, 0, 1, [1, 1, 9, 9]), ann(2, 100, 1, [2, 2, 9, 9]), *orphans]
+    )
+    assert main(["flir", "prepare", str(src), str(tmp_path / "out"), "--num-shards", "1"]) == 0
+    out = capsys.readouterr().out
+    ann_file = src.resolve() / "train" / "thermal_annotations.json"
+    ids = ", ".join(str(100 + k) for k in range(10))
+    line = (
+        f"  {ann_file}: 13 annotations point at 12 image ids not in its 'images': {ids} (+2 more)"
+    )
+    assert line in out.splitlines()
+
+
+def test_symlinked_image_folder(tmp_path: Path) -> None:
+    """Issue 14.12: images kept on another disk, linked into the dataset, are converted."""
+    src, elsewhere = tmp_path / "src", tmp_path / "other_disk" / "thermal"
+    for i in range(3):
+        write_frame(elsewhere / f"FLIR_{i + 1:05d}.jpeg")
+    (src / "train").mkdir(parents=True)
+    (src / "train" / "thermal_8_bit").symlink_to(elsewhere, target_is_directory=True)
+    sneaky = image(2, "../../../other_disk/thermal/FLIR_00003")  # '..' is refused, link or not
+    write_v1_split(
+        src, [image(0), image(1), sneaky], [ann(1, 0, 1, [100, 50, 20, 80])], make_files=False
+    )
+    r = prepare_flir_dataset(src, tmp_path / "out", num_shards=1, progress=False)
+    assert (r.images, r.images_written, r.unreadable_images) == (2, 2, [])
+    assert [reason for _, reason in r.skipped_images] == ["path outside the dataset root"]
+    dets = read_kitti(r.labels_dir / "FLIR_00001.txt", (960, 544), ("person",))
+    np.testing.assert_allclose(dets.xyxy, [[150, 53.12, 180, 138.12]], atol=0.01)
+    again = prepare_flir_dataset(src, tmp_path / "out", num_shards=1, progress=False)
+    assert (again.images_resumed, again.labels_updated) == (2, 0)

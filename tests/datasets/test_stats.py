@@ -9,6 +9,7 @@ import pytest
 
 from cvlab.cli import main
 from cvlab.datasets import stats
+from cvlab.viz.plots import plot_dataset_stats
 
 
 @pytest.fixture(scope="module")
@@ -53,7 +54,7 @@ def test_stats_tables_agree_for_labels_and_tfrecords(prepared_dir: Path) -> None
     assert set(hist.columns) == {"car", "person"}
     summary = stats.summarize(from_labels)
     assert (summary.median_height > 0).all()
-    fig = stats.plot_dataset_stats(from_labels)
+    fig = plot_dataset_stats(from_labels)
     assert len(fig.axes) == 3 and fig.axes[0].patches
 
 

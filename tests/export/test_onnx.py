@@ -49,17 +49,11 @@ def test_failed_check_removes_the_file(tmp_path, tiny_model):
 
 
 def test_export_onnx_command_loads_a_saved_keras_model(tmp_path, tiny_model, capsys):
-    import argparse
-
-    from cvlab.export import commands as tools_cli
+    from cvlab.cli import main
 
     tiny_model.save(tmp_path / "m.keras")
-    parser = argparse.ArgumentParser(prog="cvlab")
-    tools_cli.register(parser.add_subparsers(dest="command"))
-    args = parser.parse_args(
-        ["export-onnx", "--model", str(tmp_path / "m.keras"), "--output", str(tmp_path / "m.onnx")]
-    )
-    assert args.func(args) == 0
+    argv = ["export", "onnx", "--model", str(tmp_path / "m.keras"), "--output"]
+    assert main([*argv, str(tmp_path / "m.onnx")]) == 0
     out = capsys.readouterr().out
     assert "output_cov/Sigmoid" in out and "max |Keras - ONNX|" in out
     assert (tmp_path / "m.onnx").is_file()

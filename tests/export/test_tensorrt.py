@@ -9,6 +9,7 @@ TensorRT and a GPU, ``build_engine`` runs the real API.
 from __future__ import annotations
 
 import ctypes
+import subprocess
 import sys
 import types
 
@@ -108,6 +109,17 @@ def test_tao_converter_lab_and_full_forms():
     ]  # fmt: skip
     with pytest.raises(EnginePlanError, match="-c"):
         tao_converter_command("ir.etlt", "k", data_type="int8")
+
+
+def test_commands_are_shell_commands_without_the_training_package():
+    """Engine commands are :class:`cvlab.shell.Command`; the export side needs nothing of
+    cvlab.train (a fresh interpreter imports cvlab.export.tensorrt alone)."""
+    from cvlab.shell import Command
+
+    assert isinstance(tao_converter_command("ir.etlt", "k", data_type=None), Command)
+    code = "import sys, cvlab.export.tensorrt; print(*(m for m in sys.modules if 'train' in m))"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert [m for m in done.stdout.split() if m.startswith("cvlab")] == []
 
 
 @pytest.fixture

@@ -6,9 +6,14 @@ import json
 from pathlib import Path
 
 import pytest
-from support.flir import ann, image, write_v1_split
+from support.flir import ann, image, write_frame, write_v1_split
 
-from cvlab.formats.flir_coco import FlirFormatError, detect_layout, load_flir
+from cvlab.formats.flir_coco import (
+    FlirFormatError,
+    describe_unknown_image_ids,
+    detect_layout,
+    load_flir,
+)
 
 
 def test_detects_both_layouts(synthetic_v1: Path, synthetic_v2: Path, tmp_path: Path) -> None:
@@ -66,14 +71,49 @@ def test_reports_orphans_both_ways(tmp_path: Path) -> None:
     )
 
 
+def test_unknown_image_ids_are_named_per_file(tmp_path: Path) -> None:
+    """Issue 14.11: which file, which ids (file order), how many boxes each."""
+    anns = [ann(1, 0, 1, [0, 0, 5, 5]), ann(2, 99, 1, [0, 0, 5, 5]), ann(3, "x7", 1, [1, 1, 5, 5])]
+    write_v1_split(tmp_path, [image(0)], [*anns, ann(4, 99, 3, [2, 2, 5, 5])])
+    write_v1_split(tmp_path, [image(0, "FLIR_09999")], [ann(1, 5, 1, [0, 0, 5, 5])], split="val")
+    ds = load_flir(tmp_path, ["train", "val"])
+    train, val = (str(ds.annotation_files[s]) for s in ("train", "val"))
+    assert ds.unknown_image_ids == {train: {99: 2, "x7": 1}, val: {5: 1}}
+    assert describe_unknown_image_ids(ds.unknown_image_ids, limit=1) == [
+        f"{train}: 3 annotations point at 2 image ids not in its 'images': 99 (+1 more)",
+        f"{val}: 1 annotation points at 1 image id not in its 'images': 5",
+    ]
+    assert ds.listed_images == {train: 1, val: 1}
+
+
+def test_symlinked_image_folder_is_inside_the_root(tmp_path: Path) -> None:
+    """Issue 14.12: names are checked lexically; a linked folder is followed, ``..`` is not."""
+    root, disk = tmp_path / "flir", tmp_path / "disk2" / "frames"
+    write_frame(disk / "FLIR_00001.jpeg")
+    write_frame(disk / "FLIR_00002.jpeg")
+    (root / "train").mkdir(parents=True)
+    (root / "train" / "thermal_8_bit").symlink_to(disk, target_is_directory=True)
+    images = [image(0), image(1, "../thermal_8_bit/FLIR_00002")]  # '..' inside the root: refused
+    write_v1_split(root, images, [ann(1, 0, 1, [0, 0, 5, 5])], make_files=False)
+    ds = load_flir(root)
+    assert [im.id for im in ds.images] == ["FLIR_00001"]
+    assert ds.images[0].path == root.resolve() / "train" / "thermal_8_bit" / "FLIR_00001.jpeg"
+    assert ds.images[0].path.is_file() and ds.images[0].path.resolve().is_relative_to(disk)
+    assert ds.skipped == [
+        (
+            f"{ds.annotation_files['train']}#images[1] thermal_8_bit/../thermal_8_bit/FLIR_00002.jpeg",
+            "path outside the dataset root",
+        )
+    ]
+
+
 def test_malformed_json_names_file_and_line(tmp_path: Path) -> None:
     (tmp_path / "train").mkdir()
     bad = tmp_path / "train" / "thermal_annotations.json"
     bad.write_text('{"images": [\n  {"id": 1,,}\n]}')
-    with pytest.raises(
-        FlirFormatError, match=r"thermal_annotations\.json: malformed JSON at line 2"
-    ):
+    with pytest.raises(FlirFormatError, match=r"thermal_annotations\.json:2: malformed JSON") as e:
         load_flir(tmp_path)
+    assert (e.value.path, e.value.line) == (str(bad), 2)
 
 
 @pytest.mark.parametrize(
@@ -88,6 +128,12 @@ def test_malformed_json_names_file_and_line(tmp_path: Path) -> None:
         ([image(0)], [ann(1, 0, 555, [0, 0, 1, 1])], r"annotations\[0\] 'category_id' 555"),
         ([image(0)], [ann(1, 0, 1, [0, 0, 1])], r"annotations\[0\] 'bbox' must be"),
         ([image(0), image(0)], [], r"images\[1\] repeats image id 0"),
+        ([image(0, id=[0])], [], r"images\[0\] 'id' must be a number or a string"),
+        (
+            [image(0)],
+            [{"id": 1, "image_id": {"a": 0}, "category_id": 1, "bbox": [0, 0, 1, 1]}],
+            r"annotations\[0\] 'image_id' must be a number or a string",
+        ),
     ],
 )
 def test_missing_or_bad_keys_name_file_key_and_index(
@@ -97,13 +143,16 @@ def test_missing_or_bad_keys_name_file_key_and_index(
     with pytest.raises(FlirFormatError, match=message) as info:
         load_flir(tmp_path)
     assert "thermal_annotations.json" in str(info.value)
+    assert info.value.path.endswith("thermal_annotations.json")
+    assert info.value.field and info.value.field.split()[0] in message.replace("\\", "")
 
 
 def test_missing_top_level_key(tmp_path: Path) -> None:
     (tmp_path / "train").mkdir()
     (tmp_path / "train" / "thermal_annotations.json").write_text(json.dumps({"images": []}))
-    with pytest.raises(FlirFormatError, match="key 'annotations'"):
+    with pytest.raises(FlirFormatError, match="key 'annotations'") as info:
         load_flir(tmp_path)
+    assert info.value.field == "annotations"
 
 
 def test_paths_escaping_root_and_duplicates_are_skipped(tmp_path: Path) -> None:

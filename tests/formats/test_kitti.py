@@ -8,11 +8,15 @@ import numpy as np
 import pytest
 
 from cvlab.detections import Detections
+from cvlab.errors import FormatError
+from cvlab.fileio import atomic_write_text
 from cvlab.formats.kitti import (
     KittiFormatError,
-    atomic_write_text,
+    KittiObject,
     kitti_class_name,
     read_kitti,
+    read_kitti_objects,
+    tao_keeps_box,
     write_kitti,
 )
 
@@ -53,15 +57,37 @@ def test_kitti_round_trip(tmp_path: Path, with_confidence: bool) -> None:
     assert back.names == ["face", "person"]
 
 
-def test_kitti_errors_name_file_and_line(tmp_path: Path) -> None:
+def test_kitti_errors_name_file_line_and_field(tmp_path: Path) -> None:
     path = tmp_path / "bad.txt"
     path.write_text("person 0 0 0 1 2 3 4 0 0 0 0 0 0 0\ncar 0 0\n")
-    with pytest.raises(KittiFormatError, match=r"bad.txt:2: expected 15 or 16 fields, got 3"):
+    with pytest.raises(KittiFormatError, match=r"bad.txt:2: expected 15 or 16 fields, got 3") as e:
         read_kitti(path)
+    assert isinstance(e.value, FormatError) and (e.value.path, e.value.line) == (str(path), 2)
     path.write_text("person 0 0 0 1 x 3 4 0 0 0 0 0 0 0\n")
-    with pytest.raises(KittiFormatError, match=r"bad.txt:1: non-numeric"):
+    with pytest.raises(KittiFormatError, match=r"bad.txt:1: non-numeric y1: 'x'") as e:
+        read_kitti(path)
+    assert e.value.field == "y1"
+    path.write_text("person 0 0 0 1 2 3 4 0 0 0 0 0 0 0 nan\n")
+    with pytest.raises(KittiFormatError, match=r"bad.txt:1: score is not finite"):
         read_kitti(path)
     assert kitti_class_name("Other Vehicle") == "other_vehicle"
+
+
+def test_one_parser_for_training_and_inference_lines(tmp_path: Path) -> None:
+    path = tmp_path / "a.txt"
+    path.write_text(
+        "Person 0.25 1 0.50 10.0 20.0 30.5 40.0 1 2 3 4 5 6 0.7\n"
+        "\n"
+        "bag 0 0 0 1 2 3 4 0 0 0 0 0 0 0 0.5\n"
+    )
+    first, second = read_kitti_objects(path)
+    assert first == KittiObject(
+        "person", (10.0, 20.0, 30.5, 40.0), 0.25, 1, 0.5, (1.0, 2.0, 3.0), (4.0, 5.0, 6.0), 0.7
+    )
+    assert first.score is None and second.score == 0.5
+    with pytest.raises(KittiFormatError, match=r"a.txt:3: expected 15 fields, got 16"):
+        read_kitti_objects(path, allow_score=False)  # TAO's converter takes training lines only
+    assert tao_keeps_box((10.0, 20.0, 30.5, 40.0)) and not tao_keeps_box((10.2, 20, 10.9, 40))
 
 
 def test_atomic_write_leaves_nothing_on_failure(tmp_path: Path) -> None:

@@ -4,9 +4,9 @@ import numpy as np
 import pytest
 
 from cvlab.detections import Detections
+from cvlab.fileio import atomic_write_text
 from cvlab.formats.kitti import (
     KittiFormatError,
-    atomic_write_text,
     format_kitti_line,
     kitti_class_name,
     read_kitti,

@@ -1,20 +1,24 @@
-"""The TAO DetectNet_v2 training spec: real protobuf parse/write, the lab spec, clear errors."""
+"""TAO DetectNet_v2 specs (training, dataset_convert): real protobuf parse/write, the lab's
+shipped specs against the builders, clear errors. How a spec maps onto the trainer:
+tests/train/test_config.py."""
 
 from __future__ import annotations
 
 import pytest
 
+from cvlab.errors import ConfigError
 from cvlab.formats.tao_spec import (
     LAB_CONVERT_SPEC,
+    LAB_KITTI_ROOT,
     LAB_TRAINING_SPEC,
     SpecError,
     build_dataset_convert_spec,
+    build_lab_convert_spec,
     build_lab_spec,
-    evaluation_kwargs_from_spec,
     load_dataset_convert_spec,
     load_training_spec,
     spec_to_text,
-    training_config_from_spec,
+    write_dataset_convert_spec,
     write_training_spec,
 )
 from cvlab.inference.clustering_config import load_training_postprocessing
@@ -107,18 +111,6 @@ def test_tao_style_spec_parses_into_every_section(tmp_path):
     assert exp.evaluation_config.average_precision_mode == exp.evaluation_config.INTEGRATE
     assert exp.training_config.regularizer.type == exp.training_config.regularizer.L1
     assert exp.bbox_rasterizer_config.deadzone_radius == pytest.approx(0.67)
-    p = training_config_from_spec(exp)
-    assert p.class_names == ("car", "pedestrian")
-    assert p.input_size == (1248, 384)
-    assert (p.num_epochs, p.batch_size, p.num_layers) == (120, 4, 18)
-    assert (p.min_learning_rate, p.max_learning_rate) == (pytest.approx(5e-6), pytest.approx(5e-4))
-    assert (p.soft_start, p.annealing) == (pytest.approx(0.1), pytest.approx(0.7))
-    assert p.classes["pedestrian"].class_weight == 4.0
-    assert p.classes["pedestrian"].objective_targets == {"cov": 1.0, "bbox": 1.0}
-    assert p.classes["car"].cov_radius == (pytest.approx(0.4), pytest.approx(0.4))
-    assert p.iou_thresholds["car"] == pytest.approx(0.7)
-    assert p.ap_mode == "INTEGRATE" and p.regularizer == "L1"
-    assert p.to_dict()["classes"]["car"]["bbox_min_radius"] == 1.0
 
 
 def test_the_postprocessing_block_is_the_core_message(tmp_path):
@@ -139,31 +131,56 @@ def test_lab_spec_file_matches_the_builder_and_round_trips(tmp_path):
         "/workspace/tao-experiments/data/flir/kitti",
     )
     assert shipped == built
-    p = training_config_from_spec(shipped)
-    assert p.class_names == ("person",)
-    assert p.input_size == (960, 544)
-    assert (p.num_layers, p.num_epochs, p.arch) == (34, 60, "resnet")
     out = write_training_spec(shipped, tmp_path / "sub" / "spec.txt")
     assert load_training_spec(out) == shipped
     assert not list((tmp_path / "sub").glob(".*tmp"))
 
 
-def test_dataset_convert_spec_ships_and_parses(tmp_path):
+def _without_comments(text: str) -> str:
+    return "".join(line for line in text.splitlines(True) if not line.startswith("#"))
+
+
+def test_dataset_convert_spec_ships_and_matches_the_builder(tmp_path):
     spec = load_dataset_convert_spec(LAB_CONVERT_SPEC)
     assert spec.kitti_config.partition_mode == "random"
     assert spec.kitti_config.num_partitions == 2
-    assert spec == build_dataset_convert_spec("/workspace/tao-experiments/data/flir/kitti")
+    built = build_lab_convert_spec()
+    assert spec == built == build_lab_convert_spec(LAB_KITTI_ROOT)
+    # The shipped file is the builder's text (with the lab's values) plus a comment header.
+    assert _without_comments(LAB_CONVERT_SPEC.read_text()) == spec_to_text(built)
+    out = write_dataset_convert_spec(built, tmp_path / "sub" / "convert.txt")
+    assert load_dataset_convert_spec(out) == built
     empty = tmp_path / "c.txt"
     empty.write_text('image_directory_path: "/x"\n')
     with pytest.raises(SpecError, match="kitti_config or coco_config"):
         load_dataset_convert_spec(empty)
 
 
+def test_dataset_convert_spec_text_is_what_prepare_writes():
+    """prepare_flir_dataset writes this exact text (no class mapping, ".jpg", 2 folds)."""
+    spec = build_dataset_convert_spec("/data/out", val_split=25, num_shards=2)
+    assert spec_to_text(spec) == (
+        "kitti_config {\n"
+        '  root_directory_path: "/data/out"\n'
+        '  image_dir_name: "images"\n'
+        '  label_dir_name: "labels"\n'
+        '  image_extension: ".jpg"\n'
+        "  num_partitions: 2\n"
+        "  num_shards: 2\n"
+        '  partition_mode: "random"\n'
+        "  val_split: 25.0\n"
+        "}\n"
+        'image_directory_path: "/data/out"\n'
+    )
+
+
 def test_syntax_errors_name_file_line_and_field(tmp_path):
     bad = tmp_path / "bad.txt"
     bad.write_text("random_seed: 1\ntraining_config {\n  num_epoch: 3\n}\n")
-    with pytest.raises(SpecError, match=r"bad\.txt:3:\d+: .*num_epoch"):
+    with pytest.raises(SpecError, match=r"bad\.txt:3:\d+: .*num_epoch") as info:
         load_training_spec(bad)
+    assert isinstance(info.value, ConfigError) and isinstance(info.value, ValueError)
+    assert (info.value.path, info.value.line, info.value.column) == (str(bad), 3, 3)
     with pytest.raises(SpecError, match="cannot read"):
         load_training_spec(tmp_path / "missing.txt")
 
@@ -185,25 +202,10 @@ def test_syntax_errors_name_file_line_and_field(tmp_path):
 def test_inconsistent_values_name_the_field(tmp_path, mutate, message):
     exp = build_lab_spec("/tf/*", "/img")
     mutate(exp)
-    with pytest.raises(SpecError, match=message):
+    with pytest.raises(SpecError, match=message) as info:
         write_training_spec(exp, tmp_path / "spec.txt")
+    assert info.value.path == str(tmp_path / "spec.txt") and info.value.field in str(info.value)
     assert not (tmp_path / "spec.txt").exists()  # nothing half-written
     (tmp_path / "spec2.txt").write_text(spec_to_text(exp))
     with pytest.raises(SpecError, match="spec2.txt"):
         load_training_spec(tmp_path / "spec2.txt")
-
-
-def test_evaluation_kwargs_feed_the_evaluator():
-    import numpy as np
-
-    from cvlab.detections import Detections
-    from cvlab.train.evaluate import evaluate_detections
-
-    kwargs = evaluation_kwargs_from_spec(build_lab_spec("/tf/*", "/img"))
-    assert kwargs["mode"] == "INTEGRATE"
-    assert kwargs["box_limits"]["person"].min_height == 4
-    gt = [Detections([[0, 0, 10, 30], [0, 0, 2, 2]], [1, 1], [0, 0], ("person",), (64, 64))]
-    pred = [Detections([[0, 0, 10, 30]], [0.8], [0], ("person",), (64, 64))]
-    res = evaluate_detections(pred, gt, ["person"], **kwargs)
-    assert res.mean_ap == pytest.approx(1.0)  # the 2x2 box is below the 4x4 minimum
-    assert np.isclose(res.iou_threshold, 0.5)

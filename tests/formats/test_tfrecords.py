@@ -1,17 +1,23 @@
-"""TAO dataset_convert schema, random partition, sharding, file names, read-back, spec."""
+"""TAO dataset_convert schema, random partition, sharding, file names, fold split, split
+manifest, read-back, the dataset_convert spec prepare writes."""
 
 from __future__ import annotations
 
+import json
+import os
 import random
+import shutil
 from pathlib import Path
 
 import numpy as np
 import pytest
+from support.flir import write_frame
 
 from cvlab.datasets.prepare import prepare_flir_dataset
+from cvlab.errors import FormatError
 from cvlab.formats import tfrecords as tfr
-from cvlab.formats.convert_spec import SpecError, parse_dataset_convert_spec
-from cvlab.formats.kitti import read_kitti
+from cvlab.formats.kitti import KittiFormatError, read_kitti
+from cvlab.formats.tao_spec import SpecError, load_dataset_convert_spec
 
 TAO_KEYS = {
     "frame/id",
@@ -33,8 +39,6 @@ TAO_KEYS = {
     "target/world_bbox_z",
     "target/world_bbox_rot_y",
 }
-
-
 
 
 def _tao_reference_partition(images_list: list[str], val_split: float) -> list[list[str]]:
@@ -73,19 +77,64 @@ def test_shards_and_names() -> None:
     )
 
 
-def test_label_file_rules(tmp_path: Path) -> None:
-    p = tmp_path / "a.txt"
-    p.write_text(
-        "Person 0.00 1 0.00 10.0 20.0 30.5 40.0 0 0 0 0 0 0 0\n"
+def test_shard_names_parse_back() -> None:
+    name = tfr.shard_file_name("out/flir", 1, 2, 3, 10)
+    assert tfr.parse_shard_name(name) == tfr.ShardName("flir", 1, 2, 3, 10)
+    assert tfr.parse_shard_name(Path("x-fold-000-of-002")) == tfr.ShardName("x", 0, 2, None, None)
+    assert tfr.parse_shard_name("x-fold-000-of-002.tfrecord").fold == 0  # as TAO: anywhere
+    assert tfr.parse_shard_name("flir.tfrecord") is None
+
+
+def test_label_rules_follow_tao(tmp_path: Path) -> None:
+    """One frame through write_tfrecords: KITTI values, TAO's integer-corner skip, bad labels."""
+    write_frame(tmp_path / "images" / "a.jpg", (64, 48))
+    label = tmp_path / "labels" / "a.txt"
+    label.parent.mkdir()
+    label.write_text(
+        "Person 0.25 1 0.50 10.0 20.0 30.5 40.0 1 2 3 4 5 6 0.7\n"
         "\n"
         "person 0.00 0 0.00 10.2 20.0 10.9 40.0 0 0 0 0 0 0 0\n"  # int(x1) == int(x2): TAO skips
     )
-    objects, skipped = tfr.read_label_file(p)
-    assert [o.object_class for o in objects] == ["person"] and objects[0].occlusion == 1
-    assert objects[0].values["target/coordinates_x2"] == 30.5 and len(skipped) == 1
-    p.write_text("person 1 2 3\n")
-    with pytest.raises(tfr.LabelFormatError, match=r"a.txt: object 0: expected 15 fields"):
-        tfr.read_label_file(p)
+    result = tfr.write_tfrecords(tmp_path, tmp_path / "tf" / "t", val_split=0, num_shards=1)
+    assert result.skipped_boxes == [f"{label}_1: [10, 20, 10, 40]"]
+    assert dict(result.objects_per_class) == {"person": 1}
+    (rec,) = tfr.read_records(result.files)
+    assert (rec.frame_id, rec.width, rec.height, rec.classes) == ("images/a", 64, 48, ["person"])
+    np.testing.assert_array_equal(rec.boxes, [[10.0, 20.0, 30.5, 40.0]])
+    df = tfr.read_tfrecords(tmp_path / "tf")
+    assert df[["truncation", "occlusion"]].values.tolist() == [[0.25, 1]]
+    label.write_text("person 0 0 0 1 2 3 4 0 0 0 0 0 0 0 0.9\n")  # inference line: TAO refuses
+    with pytest.raises(KittiFormatError, match=r"a.txt:1: expected 15 fields, got 16") as info:
+        tfr.write_tfrecords(tmp_path, tmp_path / "tf" / "t", val_split=0, num_shards=1)
+    assert (info.value.path, info.value.line) == (str(label), 1)
+    assert not (tmp_path / "tf" / ".t-split.json").exists()  # no manifest for a failed set
+
+
+def test_record_writer_round_trip(tmp_path: Path) -> None:
+    import tensorflow as tf
+
+    rec = tfr.Record(
+        "dir/a", 640, 512, ["person", "car"], np.array([[1, 2, 3, 4], [5, 6, 7, 8]], np.float32)
+    )
+    empty = tfr.Record("dir/b", 640, 512, [], np.zeros((0, 4), np.float32))
+    path = tmp_path / "x-fold-000-of-002-shard-00000-of-00001"
+    tfr.write_records(path, [rec, empty])
+    back, back_empty = tfr.read_records([str(path)])
+    assert (back.frame_id, back.width, back.height, back.classes) == (
+        "dir/a",
+        640,
+        512,
+        ["person", "car"],
+    )
+    np.testing.assert_array_equal(back.boxes, rec.boxes)
+    assert back_empty.boxes.shape == (0, 4) and back_empty.classes == []
+    # The TAO fields dataset_convert writes are there too.
+    raw = next(iter(tf.data.TFRecordDataset([str(path)])))
+    ex = tf.train.Example.FromString(raw.numpy())
+    assert set(ex.features.feature) == TAO_KEYS
+    (tmp_path / "bad-fold-000-of-002").write_bytes(b"not a tfrecord")
+    with pytest.raises(FormatError, match="bad-fold-000-of-002"):
+        tfr.read_records(str(tmp_path / "bad-*"))
 
 
 @pytest.fixture(scope="module")
@@ -102,8 +151,13 @@ def prepared(synthetic_v1: Path, tmp_path_factory: pytest.TempPathFactory):
 
 def test_written_files_follow_tao_naming(prepared) -> None:
     names = sorted(p.name for p in prepared.tfrecords_dir.iterdir())
-    assert names == [
+    assert names == [".flir-split.json"] + [
         f"flir-fold-{f:03d}-of-002-shard-{s:05d}-of-00002" for f in (0, 1) for s in (0, 1)
+    ]
+    assert prepared.split_manifest_path == prepared.tfrecords_dir / ".flir-split.json"
+    # A dot file: globs like TAO's tfrecords_path "tfrecords/*" do not take it for a TFRecord.
+    assert [Path(p).name for p in tfr.tfrecord_files(str(prepared.tfrecords_dir / "*"))] == names[
+        1:
     ]
     assert prepared.frames_per_fold == {0: 3, 1: 9}
     ids = tfr.list_frame_ids(prepared.images_dir)
@@ -147,14 +201,77 @@ def test_read_back_dataframe(prepared) -> None:
         tfr.read_tfrecords(str(prepared.tfrecords_dir / "nothing*"))
 
 
-def test_dataset_convert_spec_round_trips(prepared) -> None:
-    msg = parse_dataset_convert_spec(prepared.spec_path.read_text(), str(prepared.spec_path))
+def test_split_folds(prepared) -> None:
+    train, val = tfr.split_folds(str(prepared.tfrecords_dir / "*"))
+    assert len(train) == 2 and len(val) == 2
+    assert all("-fold-000-" in f for f in val) and all("-fold-001-" in f for f in train)
+    assert tfr.split_folds(prepared.tfrecords_dir, validation_fold=None) == (val + train, [])
+    assert tfr.split_folds(str(prepared.tfrecords_dir / "*fold-000*")) == (val, val)  # one fold
+    records = tfr.read_records(val)
+    assert len(records) == 3
+    assert all(r.frame_id.startswith("images/") and r.width == 960 for r in records)
+    with pytest.raises(FileNotFoundError, match="no TFRecord files"):
+        tfr.split_folds(str(prepared.tfrecords_dir / "nothing-*"))
+
+
+def test_split_manifest_matches_the_records(prepared, tmp_path: Path) -> None:
+    manifest = tfr.read_split_manifest(prepared.split_manifest_path)
+    doc = json.loads(prepared.split_manifest_path.read_text())
+    assert (doc["format"], doc["version"], doc["prefix"]) == ("cvlab.tfrecords.split", 1, "flir")
+    assert (manifest.val_split, manifest.seed, manifest.num_shards) == (25, 42, 2)
+    assert [s.file for s in manifest.shards] == [p.name for p in prepared.tfrecord_files]
+    df = tfr.read_tfrecords(prepared.tfrecords_dir)
+    for shard in manifest.shards:  # the manifest says what each file holds, in record order
+        rows = df[df.file == shard.file].drop_duplicates("frame_id")
+        assert [f.split("/")[-1] for f in rows.frame_id] == shard.frame_ids
+        assert set(rows.fold) == {shard.fold}
+    split = tfr.read_split(prepared.tfrecords_dir)
+    assert split.manifests == [prepared.split_manifest_path]
+    assert split.folds == manifest.folds() and {k: len(v) for k, v in split.folds.items()} == {
+        0: 3,
+        1: 9,
+    }
+    # Without a manifest (TFRecords made by TAO) the records are read: the same split.
+    copy = tmp_path / "tao"
+    shutil.copytree(prepared.tfrecords_dir, copy)
+    (copy / ".flir-split.json").unlink()
+    from_records = tfr.read_split(str(copy / "*-fold-*"))
+    assert from_records.manifests == [] and from_records.folds == split.folds
+    only_val = tfr.read_split(str(prepared.tfrecords_dir / "*fold-000*"))
+    assert only_val.folds == {0: split.frame_ids(0)} and only_val.frame_ids(1) == []
+
+
+def test_stale_or_broken_manifest_falls_back_to_the_records(prepared, tmp_path: Path) -> None:
+    copy = tmp_path / "tf"
+    shutil.copytree(prepared.tfrecords_dir, copy)
+    manifest = copy / ".flir-split.json"
+    want = tfr.read_split(prepared.tfrecords_dir).folds
+    shard = copy / "flir-fold-001-of-002-shard-00000-of-00002"
+    later = manifest.stat().st_mtime + 10
+    os.utime(shard, (later, later))  # rewritten after the manifest (by TAO, say)
+    split = tfr.read_split(copy)
+    assert split.manifests == [] and split.folds == want
+    manifest.write_text("{broken")
+    assert tfr.read_split(copy).folds == want
+    with pytest.raises(FormatError, match=r"\.flir-split\.json:1: malformed JSON"):
+        tfr.read_split_manifest(manifest)
+    manifest.write_text(json.dumps({"format": "other"}))
+    with pytest.raises(FormatError, match="not a cvlab.tfrecords.split manifest") as info:
+        tfr.read_split_manifest(manifest)
+    assert info.value.field == "format"
+
+
+def test_dataset_convert_spec_round_trips(prepared, tmp_path: Path) -> None:
+    msg = load_dataset_convert_spec(prepared.spec_path)
     k = msg.kitti_config
     assert k.root_directory_path == str(prepared.output_dir) == msg.image_directory_path
     assert (k.image_dir_name, k.label_dir_name, k.image_extension) == ("images", "labels", ".jpg")
     assert (k.partition_mode, k.num_partitions, k.num_shards, k.val_split) == ("random", 2, 2, 25.0)
-    with pytest.raises(SpecError, match=r"my.txt: 2:3"):
-        parse_dataset_convert_spec("kitti_config {\n  bogus_field: 1\n}\n", "my.txt")
+    bad = tmp_path / "my.txt"
+    bad.write_text("kitti_config {\n  bogus_field: 1\n}\n")
+    with pytest.raises(SpecError, match=r"my.txt:2:3: .*bogus_field") as info:
+        load_dataset_convert_spec(bad)
+    assert (info.value.line, info.value.column) == (2, 3)
 
 
 def test_spec_parses_with_tao_compiled_schema(prepared) -> None:

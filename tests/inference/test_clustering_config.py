@@ -118,7 +118,7 @@ def test_syntax_error_names_line(tmp_path: Path) -> None:
     ("old", "new", "field"),
     [
         ("coverage_threshold: 0.005", "coverage_threshold: 1.5", "coverage_threshold"),
-        ("dbscan_eps: 0.3", "dbscan_eps: 0", "dbscan_eps"),
+        ("dbscan_eps: 0.3", "dbscan_eps: 2.0", "dbscan_eps"),  # TAO: [0, 1] for 1 - IoU
         (
             "minimum_bounding_box_height: 4",
             "minimum_bounding_box_height: -1",

@@ -201,9 +201,11 @@ def test_default_config_postprocessor_and_nms_mode() -> None:
 
 
 def test_bench_core_runs_and_reports_all_stages(capsys) -> None:
-    from cvlab.bench.core import main
+    from cvlab.cli import main
 
-    main(["--repeat", "4", "--images", "2"])  # figures only; speed is not asserted in tests
+    main(
+        ["bench", "core", "--repeat", "4", "--images", "2"]
+    )  # figures only; speed is not asserted in tests
     out = capsys.readouterr().out
     for stage in (
         "decode",

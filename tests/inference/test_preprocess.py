@@ -1,4 +1,7 @@
-"""Preprocessing with OpenCV: file listing, colour order, odd formats, corrupt files, batching."""
+"""Preprocessing with OpenCV: resize, colour order, corrupt files, batching, in-place output.
+
+Reading files (colour order, odd formats, reduced JPEG decoding) is tested in tests/test_images.py.
+"""
 
 from __future__ import annotations
 
@@ -8,14 +11,8 @@ import cv2
 import numpy as np
 import pytest
 
-from cvlab.inference.preprocess import (
-    IMAGE_SUFFIXES,
-    ImageReadError,
-    list_images,
-    load_image,
-    preprocess_image,
-    preprocess_images,
-)
+from cvlab.images import UnreadableImageError, load_image, load_image_for_model
+from cvlab.inference.preprocess import preprocess_image, preprocess_images
 
 
 def _write_bgr(path: Path, bgr: np.ndarray) -> Path:
@@ -23,34 +20,7 @@ def _write_bgr(path: Path, bgr: np.ndarray) -> Path:
     return path
 
 
-def test_list_images_any_case_sorted(tmp_path: Path) -> None:
-    for name in ["b.JPG", "a.png", "c.jpeg", "d.txt", "e.PnG", "f.gif"]:
-        (tmp_path / name).write_bytes(b"x")
-    (tmp_path / "sub.jpg").mkdir()
-    assert [p.name for p in list_images(tmp_path)] == ["a.png", "b.JPG", "c.jpeg", "e.PnG"]
-    assert set(IMAGE_SUFFIXES) == {".jpg", ".jpeg", ".png"}
-    with pytest.raises(NotADirectoryError):
-        list_images(tmp_path / "a.png")
-
-
-def test_load_image_is_rgb(tmp_path: Path) -> None:
-    bgr = np.zeros((4, 6, 3), np.uint8)
-    bgr[..., 0] = 200  # blue in OpenCV order
-    rgb = load_image(_write_bgr(tmp_path / "blue.png", bgr))
-    assert rgb.shape == (4, 6, 3) and rgb.dtype == np.uint8
-    assert rgb[0, 0].tolist() == [0, 0, 200]
-
-
-def test_gray_16bit_and_rgba_become_three_channels(tmp_path: Path) -> None:
-    gray = _write_bgr(tmp_path / "g.png", np.full((5, 7), 77, np.uint8))
-    deep = _write_bgr(tmp_path / "d.png", np.full((5, 7), 40000, np.uint16))
-    rgba = _write_bgr(
-        tmp_path / "a.png",
-        np.dstack([np.full((5, 7, 3), 9, np.uint8), np.full((5, 7), 255, np.uint8)]),
-    )
-    assert load_image(gray)[2, 3].tolist() == [77, 77, 77]
-    assert load_image(deep)[0, 0].tolist() == [40000 >> 8] * 3
-    assert load_image(rgba).shape == (5, 7, 3)
+def test_grey_array_becomes_three_channels() -> None:
     assert preprocess_image(np.full((5, 7), 255, np.uint8), (8, 4)).shape == (3, 4, 8)
 
 
@@ -78,9 +48,9 @@ def test_batch_sizes_and_corrupt_files(tmp_path: Path) -> None:
     assert batch.original_sizes == [(200, 100), (40, 30)]
     assert batch.paths == [str(a), str(b)] and batch.skipped == [str(bad), str(missing)]
     np.testing.assert_allclose(batch.tensor[1], 1.0)
-    with pytest.raises(ImageReadError, match="c.jpg: cannot decode"):
+    with pytest.raises(UnreadableImageError, match="c.jpg: cannot decode"):
         preprocess_images([a, bad], on_error="raise")
-    with pytest.raises(ImageReadError, match="gone.png: no such file"):
+    with pytest.raises(UnreadableImageError, match="gone.png: no such file"):
         load_image(missing)
 
 
@@ -89,52 +59,9 @@ def test_empty_batch_keeps_shape() -> None:
     assert batch.tensor.shape == (0, 3, 32, 64) and len(batch) == 0
 
 
-def test_large_jpeg_uses_reduced_decode_with_exact_original_size(tmp_path):
-    import cv2
-
-    from cvlab.inference.preprocess import (
-        jpeg_size,
-        load_image,
-        load_image_for_model,
-        preprocess_image,
-    )
-
-    rng = np.random.default_rng(1)
-    img = cv2.GaussianBlur(rng.integers(0, 255, (1080, 1920, 3), dtype=np.uint8), (0, 0), 4)
-    path = tmp_path / "big.JPG"
-    cv2.imwrite(str(path), img, [cv2.IMWRITE_JPEG_QUALITY, 95])
-    assert jpeg_size(path) == (1920, 1080)
-    rgb, size = load_image_for_model(path, (960, 544))
-    assert size == (1920, 1080)
-    assert rgb.shape == (540, 960, 3)  # decoded at half scale
-    fast = preprocess_image(rgb, (960, 544))
-    full = preprocess_image(load_image(path), (960, 544))
-    assert fast.shape == full.shape == (3, 544, 960)
-    assert float(np.abs(fast - full).mean()) < 0.02
-    # a small model input allows a deeper reduction; a small image is read in full
-    assert load_image_for_model(path, (240, 135))[0].shape == (135, 240, 3)
-    small = tmp_path / "small.jpg"
-    cv2.imwrite(str(small), img[:300, :400])
-    assert load_image_for_model(small, (960, 544))[0].shape == (300, 400, 3)
-
-
-def test_grayscale_jpeg_becomes_three_channels_in_reduced_decode(tmp_path):
-    import cv2
-
-    from cvlab.inference.preprocess import load_image_for_model
-
-    path = tmp_path / "gray.jpeg"
-    cv2.imwrite(str(path), np.full((1088, 1920), 77, np.uint8))
-    rgb, size = load_image_for_model(path, (960, 544))
-    assert rgb.shape == (544, 960, 3) and size == (1920, 1088)
-    assert abs(int(rgb[10, 10, 0]) - 77) <= 2
-
-
 def test_bgr_path_and_in_place_batch_match_the_rgb_path(tmp_path: Path) -> None:
     """preprocess_images reads BGR (no colour conversion) and can fill a caller's array (a
     shared-memory slot); the tensor is the same RGB tensor as the documented RGB path."""
-    from cvlab.inference.preprocess import load_image_for_model
-
     rng = np.random.default_rng(3)
     paths = []
     for i, ext in enumerate(["jpg", "png", "png"]):

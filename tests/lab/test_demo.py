@@ -51,8 +51,8 @@ def test_param_parsing() -> None:
     assert demo._parse_param("EPOCHS=3") == ("EPOCHS", 3)
     assert demo._parse_param("SIZE=(320, 192)") == ("SIZE", (320, 192))
     assert demo._parse_param("URL=34.1.2.3:80") == ("URL", "34.1.2.3:80")
-    args = build_parser().parse_args(["demo", "--output", "x", "--param", "A=1"])
-    assert args.func is demo._run and args.param == [("A", 1)] and args.output == "x"
+    args = build_parser().parse_args(["lab", "demo", "--output", "x", "--param", "A=1"])
+    assert args.func is demo.demo and args.param == [("A", 1)] and args.output == "x"
 
 
 def test_run_demo_in_order_with_report(tmp_path: Path) -> None:
@@ -88,7 +88,9 @@ def test_failing_cell_stops_the_demo_with_a_clear_message(
     _notebook(nbs / "bad.ipynb", "x = 1", "raise ValueError('model file missing')")
     _notebook(nbs / "never.ipynb", "print('should not run')")
     out = tmp_path / "out"
-    code = main(["demo", "--output", str(out), "--notebooks", str(nbs), "--only", "ok,bad,never"])
+    code = main(
+        ["lab", "demo", "--output", str(out), "--notebooks", str(nbs), "--only", "ok,bad,never"]
+    )
     err = capsys.readouterr().err
     assert code == 1
     assert "bad.ipynb failed in cell 4" in err and "ValueError: model file missing" in err
@@ -100,6 +102,8 @@ def test_failing_cell_stops_the_demo_with_a_clear_message(
 def test_missing_notebook_is_a_clear_error(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    code = main(["demo", "--output", str(tmp_path), "--notebooks", str(tmp_path), "--only", "nope"])
+    code = main(
+        ["lab", "demo", "--output", str(tmp_path), "--notebooks", str(tmp_path), "--only", "nope"]
+    )
     assert code == 2
     assert "nope" in capsys.readouterr().err

@@ -91,7 +91,7 @@ def test_ngc_download_explains_when_the_cli_is_missing(
 
 
 def test_sample_photo_is_copied_once(tmp_path: Path) -> None:
-    from cvlab.inference.preprocess import load_image
+    from cvlab.images import load_image
 
     ws = lab.Workspace(tmp_path)
     path = lab.sample_photo(ws)
@@ -172,7 +172,7 @@ def test_local_gcs_emulator_serves_the_bucket(tmp_path: Path) -> None:
 
     (tmp_path / "repo" / "m").mkdir(parents=True)
     (tmp_path / "repo" / "m" / "config.pbtxt").write_text('name: "m"')
-    with lab.LocalGcsEmulator("lab-bucket") as emu:
+    with lab.GcsEmulator("lab-bucket") as emu:
         client = make_client(emulator_host=emu.endpoint)
         report = upload_directory(
             tmp_path / "repo", "gs://lab-bucket/r", client=client, progress=False
@@ -184,11 +184,12 @@ def test_local_gcs_emulator_serves_the_bucket(tmp_path: Path) -> None:
         env = emu.triton_env(tmp_path)
     assert env["CLOUD_STORAGE_EMULATOR_ENDPOINT"] == emu.endpoint
     assert env["TRITON_GCS_MOUNT_DIRECTORY"] == str(tmp_path)
-    assert "GOOGLE_APPLICATION_CREDENTIALS" not in env
+    assert env["GOOGLE_APPLICATION_CREDENTIALS"] == ""  # a key file in the shell never leaks
 
 
 def test_live_training_plot_redraws_per_epoch(tmp_path: Path) -> None:
-    from cvlab.lab.live import LiveTrainingPlot, render_history_png
+    from cvlab.lab.live import LiveTrainingPlot
+    from cvlab.viz.plots import render_history_png
 
     csv = tmp_path / "metrics.csv"
     rows = [{"epoch": 1, "loss": 0.5, "person_cov_loss": 0.3, "mAP": float("nan")}]
@@ -211,8 +212,8 @@ def test_live_training_plot_redraws_per_epoch(tmp_path: Path) -> None:
 
 
 def test_rgb_sample_frames_are_held_out_synthetic_with_truth(tmp_path: Path) -> None:
-    from cvlab.inference.preprocess import load_image
-    from cvlab.lab.serving import rgb_sample_frames
+    from cvlab.images import load_image
+    from cvlab.lab.standin import rgb_sample_frames
 
     ws = lab.Workspace(tmp_path)
     samples = rgb_sample_frames(ws, 3)

@@ -26,7 +26,7 @@ def tiny_model_config():
 
 
 def tiny_train_config(**overrides):
-    from cvlab.train.trainer import TrainConfig
+    from cvlab.train.config import TrainConfig
 
     base = dict(model=tiny_model_config(), batch_size=2, validate_every=2, epochs=2)
     base.update(overrides)

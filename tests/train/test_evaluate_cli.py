@@ -2,26 +2,20 @@
 
 from __future__ import annotations
 
-import argparse
-
 import numpy as np
 import pytest
 from onnx import TensorProto, helper, save
 
+from cvlab.cli import main
 from cvlab.detections import Detections
-from cvlab.export import commands as tools_cli
 from cvlab.formats.kitti import write_kitti
 from cvlab.formats.tao_spec import load_training_spec
 
 
 @pytest.fixture
 def run(capsys):
-    parser = argparse.ArgumentParser(prog="cvlab")
-    tools_cli.register(parser.add_subparsers(dest="command"))
-
-    def _run(*argv: str) -> str:
-        args = parser.parse_args(list(argv))
-        assert args.func(args) == 0
+    def _run(area: str, *argv: str) -> str:
+        assert main(["export" if area == "tensorrt" else "train", area, *argv]) == 0
         return capsys.readouterr().out
 
     return _run

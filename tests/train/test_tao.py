@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from cvlab.shell import Command
 from cvlab.train.tao import (
-    Command,
     detectnet_v2_dataset_convert,
     detectnet_v2_export,
     detectnet_v2_train,

@@ -11,21 +11,23 @@ from cvlab.train.targets import (
     TargetClassConfig,
     build_targets,
     build_targets_from_arrays,
-    ellipse_parameters,
+    ellipse_matrices,
 )
 
 BOX = np.array([[16, 16, 80, 112]], np.float32)  # 4 x 6 cells at stride 16
 
 
-def test_ellipse_parameters_by_hand():
-    cx, cy, rx, ry, dx, dy, inv_area = ellipse_parameters(BOX[0], TargetClassConfig(), 0.67, 16)
-    # centre (3, 4) cells; half sizes 2 and 3; radii 0.4*2=0.8 -> clamped to 1 keeping the
+def test_ellipse_matrices_by_hand():
+    # The box in grid cells: (1, 1)-(5, 7).
+    mats, radii, inv_area = ellipse_matrices(1, 1, 5, 7, 0.5, 0.5, 0.4, 0.4, 1.0, 0.67)
+    # centre (3, 4) cells; half sizes 2 and 3; radii 0.4*2=0.8 -> scaled to 1 keeping the
     # aspect: ry = 1 * 1.2 / 0.8 = 1.5; deadzone = 0.33*r + 0.67*half size.
-    assert (cx, cy) == (3.0, 4.0)
-    assert rx == pytest.approx(1.0) and ry == pytest.approx(1.5)
-    assert dx == pytest.approx(0.33 * 1.0 + 0.67 * 2.0)
-    assert dy == pytest.approx(0.33 * 1.5 + 0.67 * 3.0)
-    assert inv_area == pytest.approx(1.0 / 6.0)
+    dx, dy = 0.33 * 1.0 + 0.67 * 2.0, 0.33 * 1.5 + 0.67 * 3.0
+    np.testing.assert_allclose(
+        mats[0], [[1 / dx, 0, 0], [0, 1 / dy, 0], [-3 / dx, -4 / dy, 1]], rtol=1e-6
+    )
+    np.testing.assert_allclose(radii[0], [1.0 / dx, 1.5 / dy], rtol=1e-6)
+    assert float(inv_area[0]) == pytest.approx(1.0 / 6.0)
 
 
 def test_single_box_coverage_bbox_and_norm_by_hand():
@@ -37,10 +39,11 @@ def test_single_box_coverage_bbox_and_norm_by_hand():
         (r, c) for r in range(2, 6) for c in (2, 3)
     }
     # Cell (row 3, col 2): sub-samples x 2.125..2.875, y 3.125..3.875; inside when
-    # (x-3)^2 + ((y-4)/1.5)^2 <= 1 -> 15 of 16 (the corner x=2.125, y=3.125 is out).
+    # (x-3)^2 + ((y-4)/1.5)^2 < 1 -> 15 of 16 (the corner x=2.125, y=3.125 is out).
     assert cov[0, 3, 2] == pytest.approx(15 / 16)
     assert cov.max() <= 1.0 and cov.min() >= 0.0
-    # bbox: L,T,R,B from the cell centre (16*j + 0.5) / 35, only where covered.
+    # bbox: L,T,R,B from the cell corner mapped to the input (16*j + 0.5) / 35, only where
+    # covered.
     gx, gy = 16 * 2 + 0.5, 16 * 3 + 0.5
     np.testing.assert_allclose(
         bbox[:, 3, 2], np.array([gx - 16, gy - 16, 80 - gx, 112 - gy]) / 35.0, rtol=1e-6
@@ -101,10 +104,30 @@ def test_closer_box_drawn_last_wins_and_clears_deadzone():
 def test_min_radius_and_degenerate_boxes():
     tiny = np.array([[50, 50, 52, 53], [10, 10, 10, 30]], np.float32)  # 2x3 px and zero width
     cov, bbox, norm = build_targets([tiny], (96, 96))
-    # bbox_min_radius 1 cell: a tiny box still gets coverage; the degenerate one none.
+    # bbox_min_radius 1 cell: a tiny box still gets coverage, and so does the zero-width one
+    # (TAO draws every box it is given; its converters drop degenerate labels beforehand).
     assert cov[0].sum() > 0.5
-    assert cov[0, :, 0].sum() == 0
+    assert cov[0, :, 0].sum() > 0
     assert norm.max() <= 1.0 / 4.0 + 1e-6
+    # Zero width: TAO's L and R ramps degenerate to the constant offset/scale.
+    np.testing.assert_allclose(bbox[0, :3, 0], 0.5 / 35, rtol=1e-6)
+
+
+def test_overlapping_boxes_replace_not_blend():
+    # Two equal boxes side by side, overlapping by half: every covered cell holds exactly one
+    # box's coverage and distances. The lower box (larger ymax, drawn last) takes a cell when
+    # its deadzone coverage (>= its coverage) reaches the upper box's coverage.
+    upper = np.array([16, 16, 80, 80], np.float32)
+    lower = np.array([48, 20, 112, 84], np.float32)
+    cfg = RasterizerConfig(target_class=TargetClassConfig(cov_radius_x=1.0, cov_radius_y=1.0))
+    cov, bbox, _ = build_targets([np.stack([lower, upper])], (128, 112), cfg)
+    alone = [build_targets([b[None]], (128, 112), cfg) for b in (upper, lower)]
+    same_as = [(cov[0] == a[0][0]) & (bbox == a[1]).all(axis=0) for a in alone]
+    covered = cov[0] > 0
+    assert (same_as[0] | same_as[1])[covered].all()
+    cov_upper, cov_lower = alone[0][0][0], alone[1][0][0]
+    lower_wins = (cov_upper > 0) & (cov_lower >= cov_upper)
+    assert lower_wins.any() and same_as[1][lower_wins].all()
 
 
 def test_flat_arrays_and_tf_wrapper_agree():

@@ -5,12 +5,12 @@ from __future__ import annotations
 import keras
 import numpy as np
 import pandas as pd
-import pytest
 from support.train import limit_tf_threads, tiny_dataset, tiny_train_config  # noqa: F401
 
 from cvlab.cli import main as cvlab_main
 from cvlab.train.trainer import train
-from cvlab.train.validation import detections_from_outputs, plot_training
+from cvlab.train.validation import detections_from_outputs
+from cvlab.viz.plots import plot_training
 
 limit_tf_threads()
 
@@ -48,6 +48,7 @@ def test_train_checkpoint_resume_and_cli(tiny_dataset, tmp_path):  # noqa: F811
     code = cvlab_main(
         [
             "train",
+            "run",
             "--tfrecords",
             pattern,
             "--images",
@@ -143,30 +144,6 @@ def test_validation_uses_the_inference_postprocessor():
         np.testing.assert_allclose(val.confidence[order], ref.confidence[ref_order], rtol=1e-6)
 
 
-def test_config_from_tao_training_spec(tmp_path):
-    """The spec written by cvlab.formats.tao_spec (real protobuf) maps onto TrainConfig."""
-    from cvlab.formats.tao_spec import build_lab_spec, write_training_spec
-    from cvlab.train.trainer import TrainConfig
-
-    path = write_training_spec(
-        build_lab_spec("/data/tfrecords/*", "/data/images", num_epochs=7, batch_size=3),
-        tmp_path / "spec.txt",
-    )
-    cfg = TrainConfig.from_spec(path, width_multiplier=0.5)
-    assert cfg.class_names == ("person",)
-    assert cfg.model.input_size == (960, 544) and cfg.model.num_layers == 34
-    assert (cfg.epochs, cfg.batch_size) == (7, 3)
-    assert cfg.max_learning_rate == pytest.approx(5e-4) and cfg.min_learning_rate == pytest.approx(
-        5e-6
-    )
-    assert cfg.pretrained_weights is None  # .tlt is not loadable here
-    (person,) = cfg.cost.target_classes
-    assert person.coverage_foreground_weight == pytest.approx(0.05)
-    assert {o.name for o in person.objectives} == {"cov", "bbox"}
-    assert cfg.rasterizer.per_class[0].cov_radius_x == pytest.approx(0.4)
-    assert cfg.rasterizer.bbox_norm == pytest.approx(35.0)
-
-
 _MIRRORED_SCRIPT = """
 import sys
 import tensorflow as tf
@@ -203,7 +180,7 @@ def test_mirrored_strategy_on_two_logical_cpus(tiny_dataset, tmp_path):  # noqa:
             pattern,
             str(root),
             str(tmp_path / "run"),
-            str(Path(__file__).parent),
+            str(Path(__file__).parents[1]),
         ],
         capture_output=True,
         text=True,

@@ -22,14 +22,15 @@ from support.triton import (
 )
 
 from cvlab.detections import Detections
-from cvlab.inference.preprocess import load_image, preprocess_image
+from cvlab.images import load_image
+from cvlab.inference.preprocess import preprocess_image
 from cvlab.triton.client import (
-    InferenceFailedError,
     ModelNotReadyError,
     ServerUnavailableError,
     TritonClientError,
     TritonDetectNetClient,
 )
+from cvlab.triton.pipeline import InferenceFailedError, detect_images
 from cvlab.triton.server import TritonServer, free_port, python_backend_regions
 
 pytestmark = pytest.mark.server
@@ -122,7 +123,7 @@ def test_pipeline_maps_results_to_frames(
     probe = RecordingPostprocessor()
     client = _client(demo_server, protocol, concurrency=3, shared_memory=shared_memory)
     with pytest.warns(UserWarning, match="broken.jpg"):
-        dets = client.infer_images(paths, 4, probe, async_mode=async_mode, progress=False)
+        dets = detect_images(client, paths, probe, 4, async_mode=async_mode, progress=False)
     assert [d.image_path for d in dets] == images  # input order, unreadable frame skipped
     for d, path in zip(dets, images, strict=True):
         rgb = load_image(path)
@@ -145,7 +146,7 @@ def test_batch_above_max_batch_size_is_refused_before_any_request(demo_server, i
     with pytest.raises(ValueError, match="exceeds max_batch_size 8"):
         client.infer_batch(np.zeros((MAX_BATCH + 1, 3, H, W), np.float32))
     with pytest.raises(ValueError, match="exceeds max_batch_size 8"):
-        client.infer_images(images, MAX_BATCH + 1, RecordingPostprocessor(), progress=False)
+        detect_images(client, images, RecordingPostprocessor(), MAX_BATCH + 1, progress=False)
     assert _success_count(demo_server) == before
 
 
@@ -184,8 +185,8 @@ def test_eight_concurrent_async_clients(demo_server, images):  # noqa: F811
     def run(k: int) -> None:
         try:
             client = _client(demo_server, PROTOCOLS[k % 2], concurrency=4)
-            results[k] = client.infer_images(
-                images, 2, RecordingPostprocessor(), async_mode=True, progress=False
+            results[k] = detect_images(
+                client, images, RecordingPostprocessor(), 2, async_mode=True, progress=False
             )
         except BaseException as exc:  # noqa: BLE001 - reported below
             failures.append(exc)
@@ -218,8 +219,13 @@ def test_server_killed_mid_run_gives_clear_error(tmp_path, protocol):
 
         start = time.monotonic()
         with pytest.raises(InferenceFailedError) as info:
-            client.infer_images(
-                paths, 1, RecordingPostprocessor(), progress=False, on_result=kill_after_first
+            detect_images(
+                client,
+                paths,
+                RecordingPostprocessor(),
+                1,
+                progress=False,
+                on_result=kill_after_first,
             )
         assert time.monotonic() - start < 60
         client.close()
@@ -229,16 +235,6 @@ def test_server_killed_mid_run_gives_clear_error(tmp_path, protocol):
     assert len(err.results) >= 1 and err.results[0].image_path == paths[0]
     assert len(err.results) + sum(len(e.paths) for e in err.errors) == len(paths)
     assert any("went away" in e.message for e in err.errors), [str(e) for e in err.errors]
-
-
-def test_detect_accepts_arrays_and_paths(demo_server, images):  # noqa: F811
-    client = _client(demo_server, "grpc")
-    rgb = load_image(images[0])
-    from_array, from_path = client.detect([rgb, images[0]], batch_size=2)
-    assert from_array.image_size == from_path.image_size == (rgb.shape[1], rgb.shape[0])
-    np.testing.assert_allclose(from_array.xyxy, from_path.xyxy, atol=1e-3)
-    assert from_path.image_path == images[0]
-    assert [d.image_path for d in client.detect(os.path.dirname(images[0]))] == images
 
 
 def test_cli_infer_writes_labels_and_overlays(demo_server, images, tmp_path):  # noqa: F811
@@ -291,11 +287,11 @@ def test_cli_infer_errors_are_clean(demo_server, images, tmp_path, capsys):  # n
 
 def test_shared_memory_slots_are_reused_and_released(demo_server, images):  # noqa: F811
     client = _client(demo_server, "http", concurrency=2, preprocess_workers=1)
-    first = client.infer_images(images, 4, progress=False)
+    first = detect_images(client, images, None, 4, progress=False)
     names = _our_regions()
     assert len(names) == 2 + 2  # in flight + read ahead (preprocess_workers + 1)
     assert set(names) <= set(_server_regions(demo_server))
-    again = client.infer_images(images, 3, progress=False)  # smaller batch: same slots
+    again = detect_images(client, images, None, 3, progress=False)  # smaller batch: same slots
     assert _our_regions() == names
     assert [d.image_path for d in again] == [d.image_path for d in first]
     for a, b in zip(first, again, strict=True):
@@ -310,10 +306,10 @@ def test_regions_forgotten_by_the_server_are_registered_again(demo_server, image
     import tritonclient.http as http
 
     client = _client(demo_server, "grpc", concurrency=2)
-    client.infer_images(images[:4], 2, progress=False)
+    detect_images(client, images[:4], None, 2, progress=False)
     http.InferenceServerClient(demo_server.http_url).unregister_system_shared_memory()
     assert _server_regions(demo_server) == []
-    dets = client.infer_images(images, 2, progress=False)  # registers them again first
+    dets = detect_images(client, images, None, 2, progress=False)  # registers them again first
     assert [d.image_path for d in dets] == images and client.errors == []
     http.InferenceServerClient(demo_server.http_url).unregister_system_shared_memory()
     x = np.zeros((2, 3, H, W), np.float32)
@@ -330,11 +326,11 @@ def test_shared_memory_fallback_and_refusal(demo_server, images, monkeypatch):  
     monkeypatch.setattr("cvlab.triton.shared_memory.shm_free_bytes", lambda *a: 1024)
     client = _client(demo_server, "http")
     with pytest.warns(RuntimeWarning, match="request body.*MiB free"):
-        dets = client.infer_images(images[:3], 2, progress=False)
+        dets = detect_images(client, images[:3], None, 2, progress=False)
     assert len(dets) == 3 and client.transport.startswith("request body (")
     strict = _client(demo_server, "http", shared_memory="system")
     with pytest.raises(TritonClientError, match="shared memory unavailable"):
-        strict.infer_images(images[:3], 2, progress=False)
+        detect_images(strict, images[:3], None, 2, progress=False)
     assert _our_regions() == []
 
 

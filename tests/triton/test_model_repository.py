@@ -19,9 +19,7 @@ from cvlab.triton.model_repository import (
     write_model_repository,
 )
 
-LAB_CONFIG = (
-    resource_path(LAB_IR_CONFIG_PBTXT_NAME)
-)
+LAB_CONFIG = resource_path(LAB_IR_CONFIG_PBTXT_NAME)
 
 
 @pytest.mark.parametrize("target", ["tensorrt_plan", "onnxruntime_onnx", "python"])
@@ -63,9 +61,7 @@ def test_lab_peoplenet_ir_config_reads_back():
     # the writer produces a config equal (as a protobuf message) to the lab's hand-written one
     ours = mc.ModelConfig()
     text_format.Parse(
-        (
-            resource_path(LAB_IR_CONFIG_PBTXT_NAME)
-        ).read_text(),
+        (resource_path(LAB_IR_CONFIG_PBTXT_NAME)).read_text(),
         ours,
     )
     assert ours == cfg
@@ -108,7 +104,7 @@ def test_onnx_export_names_and_equivalence():
     import onnx
 
     from cvlab.export.demo_model import build_demo_model
-    from cvlab.export.onnx_keras import check_onnx_matches_keras
+    from cvlab.export.onnx import check_onnx_matches_keras
 
     model = onnx.load(str(demo_onnx_path()))
     assert [i.name for i in model.graph.input] == ["input_1"]
@@ -134,13 +130,13 @@ def test_cli_make_demo_model_and_check_repository(tmp_path, capsys):
     from cvlab.cli import main
 
     repo = tmp_path / "repo"
-    args = ["make-demo-model", "--output", str(repo), "--name", "tiny", "--num-classes", "1"]
+    args = ["export", "demo-model", "--output", str(repo), "--name", "tiny", "--num-classes", "1"]
     assert main([*args, "--input-size", "320x192", "--max-batch-size", "4"]) == 0
     cfg = read_model_config(repo / "tiny" / "config.pbtxt")
     assert cfg.max_batch_size == 4 and cfg.backend == "python"
     assert [list(o.dims) for o in cfg.output] == [[4, 12, 20], [1, 12, 20]]
-    assert main(["check-repository", str(repo)]) == 0
+    assert main(["triton", "check", str(repo)]) == 0
     assert "OK" in capsys.readouterr().out
     (repo / "tiny" / "config.pbtxt").write_text('name: "tiny"\nplatform: 7\n')
-    assert main(["check-repository", str(repo)]) == 1
+    assert main(["triton", "check", str(repo)]) == 1
     assert "config.pbtxt:2:" in capsys.readouterr().out

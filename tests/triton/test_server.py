@@ -14,11 +14,11 @@ from pathlib import Path
 import pytest
 from support.triton import MODEL, group_members, process_alive, write_demo_repo
 
+from cvlab.cloud.gcs_emulator import triton_environment as gcs_emulator_env
 from cvlab.triton.server import (
     TritonServer,
     TritonStartError,
     find_tritonserver,
-    gcs_emulator_env,
     python_backend_regions,
 )
 
@@ -132,7 +132,7 @@ def test_no_orphan_after_parent_is_killed(tmp_path):
 def test_cli_serve_stops_server_on_signal(tmp_path, signum, code):
     repo = write_demo_repo(tmp_path / "repo")
     parent = subprocess.Popen(
-        [sys.executable, "-m", "cvlab", "serve", "--model-repository", str(repo)],
+        [sys.executable, "-m", "cvlab", "triton", "serve", "--model-repository", str(repo)],
         stdout=subprocess.PIPE,
         text=True,
     )

@@ -1,0 +1,1 @@
+"""The tao-toolkit-triton-apps clustering-config schema (``postprocessor_config.proto``)."""

@@ -1,5 +1,7 @@
 # Verbatim from the lab text (MISSION.md): GKE A100 cluster setup and the Istio ingress lookup.
-# tests/test_cloud_gke.py checks cvlab.cloud.gke against this file.
+# This is the lab's own script: PROJECT_ID and DEPLOYMENT_NAME are the lab author's values, kept
+# only so that tests/cloud/test_gke.py can check GkeConfig.lab_example() against the lab text.
+# Do not run it as is: render your own with cvlab.cloud.gke.gcloud_commands(GkeConfig(...)).
 export PROJECT_ID=k80-exploration
 export ZONE=us-central1-a
 export REGION=us-central1

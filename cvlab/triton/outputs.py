@@ -1,0 +1,248 @@
+"""The files of an inference run: output names, the frame writer and the done-list.
+
+Layout, as the lab's client writes it: ``OUT/infer_labels/<name>.txt`` (16-field KITTI lines)
+and ``OUT/infer_images/<name>.jpg`` (the overlay), where ``<name>`` is the image's stem. Images
+whose stems collide (``a.jpg``, ``a.JPG``, ``a.png``) keep their whole file name instead
+(``a.jpg.txt``, ``a.JPG.txt``, ``a.png.txt``) so that no output overwrites another
+(:func:`output_names`); names that would still collide are refused before anything runs.
+
+Each frame's outputs are written as a unit by :class:`FrameWriter`: the overlay first, then the
+label, each atomically (:mod:`cvlab.fileio`), then one line ``<name>\\t<image>`` appended to
+``OUT/infer_done.txt`` (the done-list). So a label file means its frame is complete, and an
+interrupted run leaves the done-list naming every frame it finished (``--resume`` skips them).
+Writing happens on worker threads behind a bounded queue: the request path only queues a frame,
+and memory stays flat however many images there are.
+
+Example:
+    >>> output_names(["x/a.jpg", "x/a.png", "x/b.jpg"])
+    {'x/a.jpg': 'a.jpg', 'x/a.png': 'a.png', 'x/b.jpg': 'b'}
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import queue
+import tempfile
+import threading
+from collections import Counter
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from cvlab.errors import CvlabError
+
+if TYPE_CHECKING:  # the command line imports this module: it stays light
+    import numpy as np
+
+    from cvlab.detections import Detections
+
+LABELS_DIR = "infer_labels"
+IMAGES_DIR = "infer_images"
+DONE_LIST = "infer_done.txt"
+#: JPEG quality of the overlays by default: PIL's default, which the lab's client saves with.
+OVERLAY_QUALITY = 75
+
+
+class OutputNameCollision(CvlabError, ValueError):
+    """Two images would write the same output files."""
+
+
+def is_case_insensitive(directory: str | os.PathLike) -> bool:
+    """Whether file names in ``directory`` (an existing folder) ignore case (a probe file)."""
+    fd, probe = tempfile.mkstemp(dir=directory, prefix=".cvlab-CaseProbe-")
+    os.close(fd)
+    try:
+        return os.path.exists(os.path.join(directory, os.path.basename(probe).lower()))
+    finally:
+        os.unlink(probe)
+
+
+def output_names(paths: Sequence[str], *, case_insensitive: bool = False) -> dict[str, str]:
+    """``image path -> output name``: the stem, or the file name where stems collide.
+
+    ``case_insensitive``: the output folder ignores case, so ``A.jpg`` and ``a.png`` collide.
+    Raises :class:`OutputNameCollision` (before any request) when names still collide: the same
+    file listed twice, or same-named files from different folders.
+
+    >>> output_names(["a.jpg", "a.JPG", "a.png", "b.png"])
+    {'a.jpg': 'a.jpg', 'a.JPG': 'a.JPG', 'a.png': 'a.png', 'b.png': 'b'}
+    >>> output_names(["x/a.jpg", "y/a.jpg"])
+    Traceback (most recent call last):
+    ...
+    cvlab.triton.outputs.OutputNameCollision: x/a.jpg and y/a.jpg would both write a.jpg.txt: \
+rename one of them or run them separately
+    """
+
+    def key(name: str) -> str:
+        return name.casefold() if case_insensitive else name
+
+    stems = [Path(p).stem for p in paths]
+    count = Counter(key(s) for s in stems)
+    names = {}
+    owner: dict[str, str] = {}
+    for path, stem in zip(paths, stems, strict=True):
+        if path in names:
+            raise OutputNameCollision(f"{path} is listed twice: give each image once")
+        name = Path(path).name if count[key(stem)] > 1 else stem
+        other = owner.setdefault(key(name), path)
+        if other != path:
+            raise OutputNameCollision(
+                f"{other} and {path} would both write {name}.txt: rename one of them or run "
+                "them separately"
+            )
+        names[path] = name
+    return names
+
+
+def read_done_list(output_path: str | os.PathLike) -> dict[str, str]:
+    """``output name -> image`` of the frames a run into ``output_path`` finished, keeping only
+    those whose label file (written last) is there."""
+    out = Path(output_path)
+    done_file = out / DONE_LIST
+    if not done_file.is_file():
+        return {}
+    done = {}
+    for line in done_file.read_text().splitlines():
+        name, _, image = line.partition("\t")
+        if name and (out / LABELS_DIR / f"{name}.txt").is_file():
+            done[name] = image
+    return done
+
+
+class FrameWriter:
+    """Writes each frame's overlay and KITTI label as a unit, on worker threads.
+
+    :meth:`submit` queues a frame and returns at once (it blocks only while ``queue_size``
+    frames wait, which bounds memory); ``workers`` threads draw and encode the overlay
+    (OpenCV releases the GIL), write it atomically, then the label atomically, then append the
+    frame to the done-list. :meth:`close` writes what is queued and raises the first write
+    error; after a write error, :meth:`submit` raises it too, so the run stops.
+
+    Args:
+        output_path: the run's folder (``infer_labels/``, ``infer_images/``, the done-list).
+        config: the clustering config (box colours and line width).
+        images: write overlays (``False``: labels only).
+        overlay_max_size: fit overlays inside this ``(width, height)``; None: full size.
+        overlay_quality: JPEG quality of the overlays (1-100).
+        resume: keep the done-list of an earlier run and append to it (else it starts empty).
+    """
+
+    def __init__(
+        self,
+        output_path: str | os.PathLike,
+        config: Any,
+        *,
+        images: bool = True,
+        overlay_max_size: tuple[int, int] | None = None,
+        overlay_quality: int = OVERLAY_QUALITY,
+        show_labels: bool = True,
+        workers: int = 2,
+        queue_size: int = 16,
+        resume: bool = False,
+    ) -> None:
+        from cvlab.viz.overlay import colors_from_config
+
+        if not 1 <= int(overlay_quality) <= 100:
+            raise ValueError(f"overlay quality must be 1-100, got {overlay_quality}")
+        out = Path(output_path)
+        if out.exists() and not out.is_dir():
+            raise NotADirectoryError(f"{out}: the output path is a file, not a folder")
+        self.output_path = out
+        self.labels_dir = out / LABELS_DIR
+        self.images_dir = out / IMAGES_DIR if images else None
+        self.labels_dir.mkdir(parents=True, exist_ok=True)
+        if self.images_dir is not None:
+            self.images_dir.mkdir(parents=True, exist_ok=True)
+        self.done_path = out / DONE_LIST
+        self.colors = colors_from_config(config)
+        self.linewidth = getattr(config, "linewidth", 4)
+        self.overlay_max_size = overlay_max_size
+        self.overlay_quality = int(overlay_quality)
+        self.show_labels = show_labels
+        self.written = 0
+        self._error: BaseException | None = None
+        self._lock = threading.Lock()
+        self._done = open(self.done_path, "a" if resume else "w", encoding="utf-8")  # noqa: SIM115
+        self._queue: queue.Queue = queue.Queue(maxsize=max(1, int(queue_size)))
+        self._threads = [
+            threading.Thread(target=self._work, name=f"cvlab-writer-{i}", daemon=True)
+            for i in range(max(1, int(workers)))
+        ]
+        for thread in self._threads:
+            thread.start()
+
+    def submit(self, detections: Detections, name: str, image: np.ndarray | None = None) -> None:
+        """Queue one frame: its Detections, output name and decoded BGR frame (for the overlay;
+        without it the image file is read again)."""
+        if self._error is not None:
+            raise self._error
+        self._queue.put((detections, name, image))
+
+    def write(self, detections: Detections, name: str, image: np.ndarray | None = None) -> None:
+        """Write one frame now, on the calling thread: overlay, then label, then done-list."""
+        from cvlab.formats.kitti import write_kitti
+        from cvlab.images import load_image
+        from cvlab.viz.overlay import save_overlay
+
+        if self.images_dir is not None and (image is not None or detections.image_path):
+            bgr = image if image is not None else load_image(detections.image_path, bgr=True)
+            save_overlay(
+                self.images_dir / f"{name}.jpg",
+                bgr,
+                detections,
+                colors=self.colors,
+                linewidth=self.linewidth,
+                show_labels=self.show_labels,
+                quality=self.overlay_quality,
+                bgr=True,
+                max_size=self.overlay_max_size,
+            )
+        write_kitti(self.labels_dir / f"{name}.txt", detections, with_confidence=True)
+        line = f"{name}\t{detections.image_path or ''}\n"
+        with self._lock:  # one write per line, flushed: the list is current after a kill
+            self._done.write(line)
+            self._done.flush()
+            self.written += 1
+
+    def _work(self) -> None:
+        while True:
+            item = self._queue.get()
+            try:
+                if item is None:
+                    return
+                if self._error is None:  # after an error, queued frames are dropped
+                    self.write(*item)
+            except BaseException as exc:  # noqa: BLE001 - handed to the submitting thread
+                self._error = self._error or exc
+            finally:
+                self._queue.task_done()
+
+    def close(self) -> None:
+        """Write every queued frame, stop the threads, close the done-list; raise a write error."""
+        if not self._threads:
+            return
+        for _ in self._threads:
+            self._queue.put(None)
+        for thread in self._threads:
+            thread.join()
+        self._threads = []
+        with contextlib.suppress(OSError):
+            self._done.close()
+        if self._error is not None:
+            raise self._error
+
+    def __enter__(self) -> FrameWriter:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def count_done(output_path: str | os.PathLike) -> int:
+    """Lines of the done-list in ``output_path`` (0 when there is none)."""
+    done = Path(output_path) / DONE_LIST
+    if not done.is_file():
+        return 0
+    with open(done, encoding="utf-8") as handle:
+        return sum(1 for _ in handle)
