@@ -1,13 +1,15 @@
 # cvlab: two commands do everything on a fresh machine.
 #   make demo   run the whole lab headless on the embedded default (synthetic data, local Triton, tiny model)
-#   make test   create the venv if needed, lint, and run the test suite
+#   make test   create the venv (and install Debian's chromium) if needed, lint, run the tests
 PYTHON ?= python3.11
 VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 DEMO_OUT ?= runs/demo
+# Debian's Chromium, which the browser test drives with Playwright (no browser download).
+CHROMIUM ?= /usr/bin/chromium
 
-.PHONY: venv demo test lint format bench clean
+.PHONY: venv demo test lint format bench gpu-check clean
 
 $(STAMP): pyproject.toml
 	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "need $(PYTHON) on PATH"; exit 1; }
@@ -18,10 +20,20 @@ $(STAMP): pyproject.toml
 
 venv: $(STAMP)
 
+# Installed once (a file target: skipped when present); root installs it, others through sudo.
+$(CHROMIUM):
+	@if [ "$$(id -u)" -eq 0 ]; then \
+	  apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium; \
+	elif command -v sudo >/dev/null 2>&1 && sudo -n true 2>/dev/null; then \
+	  sudo apt-get update -q && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium; \
+	else \
+	  echo "$(CHROMIUM) missing and no root: the browser test is skipped (apt-get install chromium)"; \
+	fi
+
 demo: $(STAMP)
 	$(PY) -m cvlab lab demo --output $(DEMO_OUT)
 
-test: $(STAMP)
+test: $(STAMP) $(CHROMIUM)
 	$(VENV)/bin/ruff check cvlab tests notebooks
 	$(VENV)/bin/ruff format --check cvlab tests notebooks
 	$(VENV)/bin/python -m pytest -q
@@ -35,6 +47,10 @@ format: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) -m cvlab bench
+
+# On a GPU machine with TensorRT: engines (FP32, FP16, INT8) from the exported ONNX vs ONNX Runtime.
+gpu-check: $(STAMP)
+	$(PY) -m cvlab bench gpu
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache

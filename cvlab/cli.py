@@ -84,6 +84,8 @@ VERBS: tuple[Verb, ...] = (
     Verb("bench", "triton", "cvlab.bench.triton:bench", "client vs perf_analyzer"),
     Verb("bench", "datasets", "cvlab.bench.datasets:bench", "synthetic FLIR -> TFRecords"),
     Verb("bench", "train", "cvlab.bench.train:bench", "retraining quality (AP)"),
+    Verb("bench", "gpu", "cvlab.bench.gpu:bench", "TensorRT FP32/FP16/INT8 vs ONNX Runtime"),
+    Verb("bench", "standin", "cvlab.bench.standin:bench", "RGB stand-in per-class AP"),
     Verb("bench", "all", "cvlab.cli:bench_all", "every benchmark with its defaults"),
 )
 
@@ -117,10 +119,11 @@ def bench_all_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def bench_all(args: argparse.Namespace) -> int:
-    """Run every benchmark of :data:`VERBS` with its default options."""
+    """Run every benchmark of :data:`VERBS` with its default options (not ``bench gpu``, which
+    needs TensorRT and a GPU: ``make gpu-check``)."""
     code = 0
     for verb in VERBS:
-        if verb.area != "bench" or verb.verb == "all":
+        if verb.area != "bench" or verb.verb in ("all", "gpu"):
             continue
         print(f"== cvlab {verb.command}", flush=True)
         add_arguments, run = verb.load()

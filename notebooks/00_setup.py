@@ -14,18 +14,32 @@
 # ---
 
 # %% [markdown]
-# # 00 · Setup: what this machine offers the lab
+# # 00 · Setup: the lab in six steps, and what this machine can run
 #
-# **What it does.** Checks the environment the lab needs (library versions, GPU or not, the
-# Triton server binary, TensorRT, TAO, the NGC CLI, gcloud/kubectl), downloads the RGB PeopleNet
-# model from NGC when the NGC CLI is present and online, and prints the GKE cluster commands of
-# the lab for your project.
+# **What it does.** Gives the overview of the lab, checks what this machine offers (a short
+# verdict first, the details folded away), downloads the RGB PeopleNet model from NGC when the
+# NGC CLI is present and online, and writes the lab's GKE cluster commands for your project.
 #
-# **How long.** About 20 seconds (the NGC download, when it happens, depends on your network).
+# **How long.** The line under the imports gives the time the last `make demo` measured.
 #
-# **Embedded default.** No GPU, no cloud: the later notebooks use a synthetic FLIR dataset, a
-# local Triton server on 127.0.0.1, a tiny DetectNet_v2 trained on CPU and a local GCS emulator.
-# Change the parameters in the next cell to use the real setup.
+# ## The story: a people detector trained on daylight, taken to thermal cameras
+# NVIDIA's **PeopleNet** finds people, bags and faces in ordinary (RGB) camera images. Night,
+# smoke and glare call for **thermal** cameras, where people are bright, textureless
+# silhouettes: a model trained on colour images misses most of them. The lab fixes that by
+# retraining the detector on FLIR's thermal images and serving both models with Triton on GKE,
+# so the same client can compare them.
+#
+# | notebook | step | offline here (embedded default) | real setup |
+# |---|---|---|---|
+# | 00 | setup | environment check | NGC CLI, gcloud, a GKE A100 cluster |
+# | 01 | RGB inference | a stand-in trained on synthetic street frames, local Triton | PeopleNet (TensorRT) on Triton in GKE |
+# | 02 | FLIR to KITTI and TFRecords | synthetic FLIR-like thermal frames | the FLIR ADAS download |
+# | 03 | retrain on thermal | tiny DetectNet_v2 on the CPU | TAO `detectnet_v2 train`, ResNet-34, GPUs |
+# | 04 | deploy the IR model | ONNX, local GCS emulator, local Triton | TensorRT plan in a GCS bucket, Triton on GKE |
+# | 05 | IR inference, before/after | both stand-ins on held-out thermal frames | both models on your FLIR images |
+#
+# Every notebook runs offline on this machine as it is (no GPU, no cloud, no download) and
+# shows the real setup's commands beside the offline steps; set the parameters to use it.
 
 # %% tags=["parameters"]
 # ruff: noqa: E402  (a notebook: imports follow this parameters cell)
@@ -40,41 +54,41 @@ GCS_MODEL_REPOSITORY = None  # None: local GCS emulator; real: "gs://my-bucket/t
 TRITON_URL = None  # None: local Triton started by the notebooks; real GKE: "34.x.x.x:80"
 
 # %%
-from IPython.display import Markdown, display
+from IPython.display import display
 
 from cvlab import lab
 
 ws = lab.Workspace(WORKSPACE)
-print("workspace:", ws.root)
+print(lab.how_long("00_setup"))
 
 # %% [markdown]
-# ## Environment check
-# `status` tells what the later notebooks will do: with no GPU / TensorRT they serve ONNX models
-# on the CPU Triton bundled with `nvidia-pytriton` and print the TensorRT build commands instead
-# of running them.
+# ## Can this machine run the lab?
 
 # %%
 env = lab.environment_table()
 _ = lab.record_table(ws, "00_environment", env, "Environment (00_setup)")
-display(env)
+display(lab.table(lab.verdict_table(env)))
+display(lab.folded(env, f"Environment details ({len(env)} components)"))
 
 # %% [markdown]
 # ## RGB PeopleNet from NGC
-# The lab downloads `tlt_peoplenet:unpruned_v2.1` with the NGC CLI. Offline (or without the CLI)
-# this cell says so and the lab uses its offline stand-in (see notebook 01).
+# The lab downloads `tlt_peoplenet:unpruned_v2.1` with the NGC CLI (notebook 01 shows the
+# whole real-setup chain: download, TensorRT plan, bucket, Triton on GKE). Offline, or without
+# the CLI, this cell says so and notebook 01 trains its offline stand-in.
 
 # %%
 ngc = lab.download_ngc_model(NGC_MODEL, ws.root / "ngc_models", enabled=DOWNLOAD_NGC_MODEL)
 print(ngc.message)
 
 # %% [markdown]
-# ## Google Cloud: GKE cluster and model repository
-# The lab's cluster commands, for your project (printed as a script, not run). The model
-# repository bucket is used by notebook 04.
+# ## Google Cloud: the GKE cluster
+# The lab's cluster commands for your project (A100 node pool, GPU drivers, custom-metrics
+# adapter), written to `gke_setup.sh` in the workspace and never run here. Notebook 04 deploys
+# Triton on that cluster.
 
 # %%
 script = lab.gke_setup_script(ws, GCP_PROJECT_ID, GKE_CLUSTER, GKE_ZONE, GKE_REGION)
-print(script)
+display(lab.folded(script, f"gke_setup.sh ({len(script.splitlines())} lines)"))
 print("model repository:", GCS_MODEL_REPOSITORY or "local GCS emulator (started in notebook 04)")
 print("Triton:", TRITON_URL or "local tritonserver on 127.0.0.1 (started by the notebooks)")
 
@@ -83,7 +97,9 @@ print("Triton:", TRITON_URL or "local tritonserver on 127.0.0.1 (started by the 
 
 # %%
 ws.update_state(setup_done=True)
-display(Markdown(f"Workspace `{ws.root}`"))
+print("workspace:", ws.root)
 display(
-    lab.produced_table([ws.report / "tables", ws.root / "gke_setup.sh", ws.state_file], ws.root)
+    lab.table(
+        lab.produced_table([ws.report / "tables", ws.root / "gke_setup.sh", ws.state_file], ws.root)
+    )
 )

@@ -23,8 +23,8 @@
 # schema, plus the matching dataset_convert spec. Then it plots dataset statistics and shows a
 # few ground-truth boxes.
 #
-# **How long.** About 30 seconds on the embedded default (a synthetic FLIR set of ~130 images);
-# the real FLIR download (~14,000 thermal images) takes a few minutes with 8 workers.
+# **How long.** The line under the imports gives the time the last `make demo` measured on the
+# embedded default; the real FLIR download (~14,000 thermal images) takes a few minutes more.
 #
 # **Embedded default.** With `FLIR_ROOT = None` a synthetic dataset is generated in the real
 # FLIR on-disk layout (warm person-shaped figures on cool cluttered backgrounds, with exact
@@ -51,6 +51,7 @@ source = lab.ensure_flir_source(
     ws, FLIR_ROOT, layout=SYNTHETIC_LAYOUT, num_images=NUM_SYNTHETIC_IMAGES
 )
 print("FLIR dataset:", source)
+print(lab.how_long("02_flir_preprocess"))
 
 # %% [markdown]
 # ## Prepare: KITTI labels, resized images, TFRecords
@@ -61,14 +62,14 @@ print("FLIR dataset:", source)
 prepared = lab.ensure_prepared_dataset(
     ws, source, classes=CLASSES, output_size=OUTPUT_SIZE, val_split=VAL_SPLIT, force=True
 )
-display(lab.prepare_summary(prepared))
+display(lab.table(lab.prepare_summary(prepared)))
 
 # %% [markdown]
 # ## Dataset statistics (read back from the TFRecords)
 
 # %%
 stats, fig = lab.dataset_statistics(prepared)
-display(stats)
+display(lab.table(stats, digits=1))
 _ = lab.record_figure(ws, "02_dataset_stats", fig, "Dataset statistics (02, from the TFRecords)")
 
 # %% [markdown]
@@ -77,8 +78,14 @@ _ = lab.record_figure(ws, "02_dataset_stats", fig, "Dataset statistics (02, from
 # %%
 sample = lab.training_images(prepared)[:NUM_GT_OVERLAYS]
 truth = lab.read_ground_truth(prepared.labels, sample, prepared.class_names)
-fig = lab.show_overlays(sample, truth, None, title="ground truth")
+fig = lab.show_overlays(sample, truth, None, title="Ground truth (KITTI labels)")
 _ = lab.record_figure(ws, "02_ground_truth", fig, "Ground truth on prepared images (02)")
+
+# %% [markdown]
+# ## The real setup: the FLIR ADAS download
+
+# %%
+display(lab.show_steps("FLIR ADAS thermal dataset", lab.flir_steps()))
 
 # %% [markdown]
 # ## What was produced, and where
@@ -87,7 +94,9 @@ _ = lab.record_figure(ws, "02_ground_truth", fig, "Ground truth on prepared imag
 
 # %%
 display(
-    lab.produced_table(
-        [source, prepared.images, prepared.labels, lab.tfrecords_dir(prepared)], ws.root
+    lab.table(
+        lab.produced_table(
+            [source, prepared.images, prepared.labels, lab.tfrecords_dir(prepared)], ws.root
+        )
     )
 )

@@ -22,8 +22,8 @@
 # cvlab's TensorFlow trainer, which runs anywhere: TAO-style targets, loss and learning-rate
 # schedule, checkpoints, a loss/mAP curve.
 #
-# **How long.** About 3 minutes on the embedded default (a tiny ResNet-10 at 320x256 on CPU).
-# The real setup (`MODEL_CONFIG = "peoplenet"`, ResNet-34 at 960x544, 60 epochs) needs GPUs.
+# **How long.** The line under the imports gives the time the last `make demo` measured on
+# the embedded default (a tiny ResNet-10 on the CPU). The real setup (`MODEL_CONFIG = "peoplenet"`, ResNet-34 at 960x544, 60 epochs) needs GPUs.
 #
 # **Embedded default.** Trains on the synthetic thermal TFRecords of notebook 02 (made here if
 # missing). The tiny model is for learning the workflow, not for deployment.
@@ -38,6 +38,9 @@ TAO_EPOCHS = 60  # written into the TAO spec, as in the lab
 TAO_GPUS = 8
 TAO_KEY = "tlt_encode"  # the lab's model key (public; not a credential)
 FORCE_RETRAIN = True  # False: reuse a finished model in the workspace
+# Where training starts: a plain Keras .hdf5 (e.g. NGC's unencrypted trainable PeopleNet for
+# "peoplenet"); None: random initialisation. Encrypted .tlt files are refused with the way out.
+PRETRAINED_WEIGHTS = None
 
 # %%
 from IPython.display import display
@@ -48,6 +51,7 @@ ws = lab.Workspace(WORKSPACE)
 prepared = lab.ensure_prepared_dataset(ws)
 print("TFRecords:", prepared.tfrecords_pattern)
 print("images:   ", prepared.images)
+print(lab.how_long("03_retrain"))
 
 # %% [markdown]
 # ## The TAO path: training spec and commands
@@ -61,10 +65,13 @@ print("TAO found" if tao.available else "TAO not found here: the commands are pr
 for command in tao.commands:
     print(command)
 
+# %%
+display(lab.show_steps("TAO on a GPU machine", lab.tao_steps()))
+
 # %% [markdown]
 # ## Train with cvlab's TensorFlow trainer
-# One progress bar per epoch and a loss/mAP curve redrawn after every epoch (validation mAP
-# four times per run); checkpoints each epoch (resumed when the notebook is re-run with
+# One progress bar for the run (epoch, loss and the last validation mAP in its text) and a
+# loss/AP curve redrawn after every epoch (validation four times per run); checkpoints (resumed when the notebook is re-run with
 # `FORCE_RETRAIN = False`), TensorBoard logs and a metrics CSV in the training folder.
 
 # %%
@@ -76,14 +83,24 @@ trained = lab.ensure_trained_model(
     batch_size=BATCH_SIZE,
     force=FORCE_RETRAIN,
     live_plot=True,
+    pretrained_weights=PRETRAINED_WEIGHTS,
 )
 
 # %%
 _ = lab.record_training_curve(ws, trained.history)
-display(trained.history.tail())
+display(lab.table(lab.history_table(trained.history)))
+display(lab.training_takeaway(trained.history))
+
+# %% [markdown]
+# **Reading the curve.** The loss falling on the log scale means the network is fitting the
+# thermal frames; the validation AP (right) is what matters: it is measured on held-out frames
+# the network never trained on. Notebook 05 scores the finished model the same way against the
+# RGB model, on the same held-out frames.
 
 # %% [markdown]
 # ## What was produced, and where
 
 # %%
-display(lab.produced_table([trained.model_path, trained.output_dir, tao.spec_path], ws.root))
+display(
+    lab.table(lab.produced_table([trained.model_path, trained.output_dir, tao.spec_path], ws.root))
+)

@@ -18,17 +18,18 @@
 #
 # **What it does.** Exports the retrained model to ONNX (Triton's names `input_1`,
 # `output_cov/Sigmoid`, `output_bbox/BiasAdd`, checked numerically against Keras); builds the
-# TensorRT engine when TensorRT is present, or prints the `trtexec` / `tao-converter` commands
-# the lab runs; writes the Triton model repository (the lab's `peoplenet_ir_tlt` config.pbtxt for
-# a TensorRT plan on GKE, plus a CPU-servable variant for here); uploads the repository to a
-# GCS bucket and (re)loads Triton from `gs://`, then checks the model is ready.
+# TensorRT engine when TensorRT is present, or prints the command that builds it from that ONNX
+# file; writes the Triton model repository (the lab's `peoplenet_ir_tlt` config.pbtxt for a
+# TensorRT plan on GKE, plus a CPU-servable variant for here); uploads the repository to a GCS
+# bucket, (re)loads Triton from `gs://` and checks the model answers.
 #
-# **How long.** About 40 seconds on the embedded default.
+# **How long.** The line under the imports gives the time the last `make demo` measured.
 #
 # **Embedded default.** No GPU and no cloud: the GCS bucket is a local GCS API emulator
 # (`gcp-storage-emulator`, started inside this notebook) and Triton is the CPU `tritonserver`
 # bundled with `nvidia-pytriton`, reading the same `gs://` URL from the emulator. Set
-# `GCS_MODEL_REPOSITORY` to your bucket (with application default credentials) for the real one.
+# `GCS_MODEL_REPOSITORY` to your bucket (with application default credentials) for the real
+# one; the lab's GKE steps are at the end.
 
 # %% tags=["parameters"]
 # ruff: noqa: E402  (a notebook: imports follow this parameters cell)
@@ -48,20 +49,23 @@ from cvlab import lab
 
 ws = lab.Workspace(WORKSPACE)
 trained = lab.ensure_trained_model(ws)
-print("trained model:", trained.model_path)
+print("trained model:", trained.model_path.relative_to(ws.root))
+print(lab.how_long("04_ir_deploy"))
 
 # %% [markdown]
 # ## Export to ONNX (numerically checked)
 
 # %%
 onnx = lab.ensure_onnx(ws, trained, atol=ONNX_ATOL, force=True)
-print(f"{onnx.path}  max |ONNX - Keras| = {onnx.max_abs_diff:.2e} (tolerance {ONNX_ATOL})")
+print(f"{onnx.path.relative_to(ws.root)}: max |ONNX - Keras| = {onnx.max_abs_diff:.1e}")
+print(f"check passed: the ONNX model matches Keras within {ONNX_ATOL:g}")
 
 # %% [markdown]
 # ## TensorRT engine
-# With TensorRT (a GPU machine) the engine is built with the TensorRT API: explicit batch,
-# optimisation profile 1 / 8 / 16 on `input_1`, the chosen precision. Here it is absent, so the
-# equivalent commands are printed.
+# With TensorRT (a GPU machine) the engine is built here with the TensorRT API: explicit
+# batch, optimisation profile 1 / 8 / 16 on `input_1`, the chosen precision. Without it the
+# command is printed; it reads the ONNX file written above. The lab's own route (TAO's `.etlt`
+# and `tlt-converter`) is in the real-setup steps at the end.
 
 # %%
 engine = lab.tensorrt_step(
@@ -73,11 +77,11 @@ for command in engine.commands:
 
 # %% [markdown]
 # ## Model repository
-# `model_repository_gke/peoplenet_ir_tlt/config.pbtxt` is the lab's config (tensorrt_plan,
-# input_1 FP32 NCHW, output_bbox/BiasAdd [4,H/16,W/16], output_cov/Sigmoid [1,...],
-# `dynamic_batching { }`), written with Triton's own protobuf schema; the engine goes to
-# `1/model.plan` when one was built. `model_repository/peoplenet_ir` is the variant this CPU
-# Triton can serve.
+# Triton serves what it finds in a model repository: one folder per model with its
+# `config.pbtxt` and numbered version folders. `model_repository_gke/peoplenet_ir_tlt` is the
+# lab's (tensorrt_plan; the engine goes to `1/model.plan` when one was built);
+# `model_repository/peoplenet_ir` is the variant this CPU Triton can serve, beside the RGB
+# stand-in of notebook 01. Both configs are written with Triton's own protobuf schema.
 
 # %%
 repos = lab.ensure_ir_repository(
@@ -89,18 +93,49 @@ repos = lab.ensure_ir_repository(
     engine=engine.engine_path,
     max_batch_size=MAX_BATCH_SIZE,
 )
+print(lab.repository_tree(ws.model_repository))
+print()
+print(lab.repository_tree(ws.gke_model_repository))
+print()
+print(f"{repos.lab_config_path.relative_to(ws.root)}:")
 print(repos.lab_config_text)
-display(repos.problems_table)
 
 # %% [markdown]
 # ## Upload to GCS and (re)load Triton from `gs://`
+# Offline, Triton loads the repository from the emulator's `gs://` URL, must report the model
+# ready and answers a smoke inference on two training frames (pictured below).
 
 # %%
 deployment = lab.deploy_from_gcs(
     ws, GCS_MODEL_REPOSITORY, project=GCP_PROJECT_ID, model_name=MODEL_NAME
 )
-display(deployment.upload_table)
 print(deployment.message)
+display(lab.folded(deployment.upload_table, f"Uploaded files ({len(deployment.upload_table)})"))
+
+# %%
+checks = lab.deploy_checks(onnx, engine, repos, deployment, atol=ONNX_ATOL)
+display(lab.table(checks))
+_ = lab.record_table(ws, "04_deploy_checks", checks, "Deployment checks (04)")
+_ = lab.record_text(
+    ws, "04_repository", lab.repository_tree(ws.model_repository), "Model repository (04)"
+)
+_ = lab.record_text(
+    ws, "04_lab_config", repos.lab_config_text, f"{LAB_MODEL_NAME}/config.pbtxt for GKE (04)"
+)
+if deployment.smoke_images:
+    fig = lab.show_overlays(
+        deployment.smoke_images,
+        deployment.smoke_detections,
+        deployment.smoke_config,
+        title=f"Smoke inference: Triton serving {MODEL_NAME} from {deployment.gcs_url}",
+    )
+    _ = lab.record_figure(ws, "04_smoke_inference", fig, "Smoke inference from gs:// (04)")
+
+# %% [markdown]
+# ## The real setup: the IR model on Triton in GKE
+
+# %%
+display(lab.show_steps("IR model on Triton in GKE", lab.ir_model_steps(ws)))
 
 # %% [markdown]
 # ## What was produced, and where
@@ -108,7 +143,9 @@ print(deployment.message)
 # %%
 ws.update_state(deployed_gcs=deployment.gcs_url)
 display(
-    lab.produced_table(
-        [onnx.path, ws.export, ws.model_repository, ws.gke_model_repository], ws.root
+    lab.table(
+        lab.produced_table(
+            [onnx.path, ws.export, ws.model_repository, ws.gke_model_repository], ws.root
+        )
     )
 )

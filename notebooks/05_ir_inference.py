@@ -18,22 +18,21 @@
 #
 # **What it does.** Sends held-out thermal images (the validation fold) to Triton with the
 # inference client (the lab's `tao_client.py ... --class_list person --postprocessing_config
-# clustering_config_peoplenet_ir.prototxt`), shows the boxes inline, evaluates them against
-# the ground truth as TAO does (person AP at IoU 0.5, PR curve), and compares the RGB model with
-# the retrained IR model on the same thermal images.
+# clustering_config_peoplenet_ir.prototxt`), once to the RGB model (before) and once to the
+# retrained IR model (after), scores both against the ground truth as TAO does, and shows the
+# before/after side by side.
 #
-# **How long.** About 40 seconds on the embedded default.
+# **How long.** The line under the imports gives the time the last `make demo` measured.
 #
 # **Embedded default.** Both models are served by a local Triton from the workspace's model
-# repository. The "RGB model" is notebook 01's offline stand-in for PeopleNet: a tiny
-# DetectNet_v2 trained on synthetic *daylight* frames (colour people with skin-tone faces and
-# bags). The IR model is the same tiny architecture retrained in notebook 03 on synthetic
-# *thermal* frames. So the comparison below is the lab's story in miniature: a detector trained
-# on visible-light images meets thermal images (bright, textureless, grey people on dark
-# backgrounds) and does worse than the model retrained on thermal data. Both are trained on
-# synthetic data only, so the numbers say nothing about PeopleNet itself; with the real setup
-# (`TRITON_URL` of your GKE Triton, `RGB_MODEL_NAME = "peoplenet_tlt"`,
-# `IR_MODEL_NAME = "peoplenet_ir_tlt"`) the comparison is the lab's.
+# repository. The "RGB model" is notebook 01's offline stand-in for PeopleNet (a tiny
+# DetectNet_v2 trained on synthetic *daylight* frames); the IR model is the same tiny
+# architecture retrained in notebook 03 on synthetic *thermal* frames. That is the lab's story
+# in miniature: a detector trained on visible-light images meets thermal images (bright,
+# textureless people on dark backgrounds) and does worse than the model retrained on thermal
+# data. Both are trained on synthetic data only, so the numbers say nothing about PeopleNet
+# itself; with the real setup (`TRITON_URL` of your GKE Triton, `RGB_MODEL_NAME =
+# "peoplenet_tlt"`, `IR_MODEL_NAME = "peoplenet_ir_tlt"`) the comparison is the lab's.
 
 # %% tags=["parameters"]
 # ruff: noqa: E402  (a notebook: imports follow this parameters cell)
@@ -58,6 +57,7 @@ from cvlab import lab
 ws = lab.Workspace(WORKSPACE)
 images, truth = lab.evaluation_set(ws, IMAGES_DIR, LABELS_DIR)
 print(f"{len(images)} held-out thermal images, {sum(len(t) for t in truth)} ground-truth people")
+print(lab.how_long("05_ir_inference"))
 
 # %% [markdown]
 # ## Serve both models
@@ -72,48 +72,10 @@ url = TRITON_URL or (server.http_url if PROTOCOL == "http" else server.grpc_url)
 print("Triton:", url)
 
 # %% [markdown]
-# ## IR inference with the retrained model
-
-# %%
-ir_config = lab.ir_postprocessing_config(ws, IR_POSTPROCESSING_CONFIG, IR_CONFIDENCE_THRESHOLD)
-ir_dets = lab.run_inference(
-    url,
-    IR_MODEL_NAME,
-    images,
-    ir_config,
-    ws.outputs / "05_ir",
-    batch_size=BATCH_SIZE,
-    protocol=PROTOCOL,
-).detections
-fig = lab.show_overlays(
-    images[:NUM_OVERLAYS],
-    ir_dets[:NUM_OVERLAYS],
-    ir_config,
-    title="IR model",
-    truth=truth[:NUM_OVERLAYS],
-)
-_ = lab.record_figure(
-    ws, "05_ir_overlays", fig, "Retrained IR model on held-out thermal images (05)"
-)
-
-# %% [markdown]
-# ## Evaluation against the ground truth (TAO's AP)
-# Only boxes that pass the clustering config's confidence threshold (the lab's 0.9) are
-# scored, so the PR curve stops at that operating point; lower `IR_CONFIDENCE_THRESHOLD` to
-# trade precision for recall (the trainer's validation mAP in notebook 03 scores every
-# candidate box and is therefore higher).
-
-# %%
-ir_eval = lab.evaluate(ir_dets, truth, ("person",), mode=AP_MODE)
-display(ir_eval.per_class)
-fig = ir_eval.plot_pr_curves()
-_ = lab.record_figure(ws, "05_pr_curve", fig, "Precision-recall, retrained IR model (05)")
-
-# %% [markdown]
-# ## Before / after: the RGB model on the same thermal images
-# The RGB stand-in learned people as coloured clothes under skin-tone heads; on thermal
-# frames it sees grey silhouettes (the domain gap). Its person AP below is scored exactly like
-# the IR model's (person class only, same images, same ground truth).
+# ## Before: the RGB model on thermal frames
+# The RGB model learned people as coloured clothes under skin-tone heads; on thermal frames it
+# sees grey silhouettes (the domain gap). It has three output classes; only `person` is
+# scored, exactly like the IR model (same images, same ground truth).
 
 # %%
 rgb_config = lab.rgb_postprocessing_config(IR_CONFIDENCE_THRESHOLD)
@@ -126,21 +88,81 @@ rgb_dets = lab.run_inference(
     batch_size=BATCH_SIZE,
     protocol=PROTOCOL,
 ).detections
+
+# %% [markdown]
+# ## After: the retrained IR model
+
+# %%
+ir_config = lab.ir_postprocessing_config(ws, IR_POSTPROCESSING_CONFIG, IR_CONFIDENCE_THRESHOLD)
+ir_dets = lab.run_inference(
+    url,
+    IR_MODEL_NAME,
+    images,
+    ir_config,
+    ws.outputs / "05_ir",
+    batch_size=BATCH_SIZE,
+    protocol=PROTOCOL,
+).detections
+
+# %% [markdown]
+# ## One figure for both: person AP on the held-out thermal frames
+# **AP** (average precision, TAO's evaluation) is the area under the precision-recall curve,
+# where a box is correct when it overlaps a ground-truth person by IoU >= 0.5: 1.0 means every
+# person found and no false box. Only boxes above the clustering config's confidence threshold
+# are scored (a box's score is the summed coverage of its cluster, so above 1 is normal), so
+# each curve stops at that operating point; lower `IR_CONFIDENCE_THRESHOLD` to trade precision
+# for recall.
+
+# %%
 rgb_eval = lab.evaluate(rgb_dets, truth, ("person",), mode=AP_MODE)
-comparison = lab.compare_evaluations({"RGB model": rgb_eval, "retrained IR model": ir_eval})
+ir_eval = lab.evaluate(ir_dets, truth, ("person",), mode=AP_MODE)
+evaluations = {"RGB model": rgb_eval, "IR model": ir_eval}
+comparison = lab.compare_evaluations(evaluations)
 _ = lab.record_table(
     ws, "05_ap_comparison", comparison, "Person AP on thermal images: RGB vs IR (05)"
 )
-display(comparison)
+display(lab.table(comparison))
+fig = lab.show_pr_curves(evaluations, "person")
+_ = lab.record_figure(ws, "05_pr_curves", fig, "Precision-recall, RGB model vs IR model (05)")
+
+# %% [markdown]
+# ## Before / after on the same frames
+# Ground truth in thin white, each model's person boxes in green.
 
 # %%
-fig = lab.show_before_after(images[:NUM_OVERLAYS], rgb_dets, ir_dets, truth, rgb_config, ir_config)
-_ = lab.record_figure(ws, "05_before_after", fig, "Before (RGB model) / after (IR model) (05)")
+fig = lab.show_before_after(
+    images[:NUM_OVERLAYS],
+    rgb_dets,
+    ir_dets,
+    truth,
+    rgb_config,
+    ir_config,
+    before_ap=rgb_eval.ap["person"],
+    after_ap=ir_eval.ap["person"],
+)
+_ = lab.record_figure(
+    ws,
+    "05_before_after",
+    fig,
+    f"Before: RGB model, AP {rgb_eval.ap['person']:.2f} | "
+    f"After: IR model, AP {ir_eval.ap['person']:.2f} (held-out thermal frames, 05)",
+)
 _ = lab.record_overlay_images(ws, "05_ir", images[:NUM_OVERLAYS], ir_dets, ir_config)
+
+# %%
+display(lab.conclusion(rgb_eval, ir_eval, offline=TRITON_URL is None))
 
 # %%
 if server is not None:
     server.stop()
+
+# %% [markdown]
+# ## The real setup: both models on Triton in GKE
+# Notebooks 01 and 04 put `peoplenet_tlt` and `peoplenet_ir_tlt` into the bucket Triton on GKE
+# reads; the lab's client then scores thermal frames against either of them.
+
+# %%
+display(lab.show_steps("IR inference against the GKE Triton", lab.ir_client_steps()))
 
 # %% [markdown]
 # ## What was produced, and where
@@ -148,12 +170,14 @@ if server is not None:
 # %%
 ws.update_state(ir_ap=float(ir_eval.mean_ap), rgb_ap=float(rgb_eval.mean_ap))
 display(
-    lab.produced_table(
-        [
-            ws.outputs / "05_ir",
-            ws.outputs / "05_rgb",
-            ws.report / "tables" / "05_ap_comparison.csv",
-        ],
-        ws.root,
+    lab.table(
+        lab.produced_table(
+            [
+                ws.outputs / "05_ir",
+                ws.outputs / "05_rgb",
+                ws.report / "tables" / "05_ap_comparison.csv",
+            ],
+            ws.root,
+        )
     )
 )

@@ -9,6 +9,13 @@ for a local server), perf_analyzer runs with ``--shared-memory=system`` too, so 
 same server-side work. The other transport's ceiling is printed for context.
 Target: the client reaches at least 80 % of perf_analyzer's throughput.
 
+``--end-to-end`` times the user's real job instead: ``cvlab infer`` on a folder, writing labels
+and overlays, run as a child process (its own summary gives the time from the first image read
+to the last file written; its ``VmHWM`` the peak RSS), interleaved with perf_analyzer on the same
+model, batch, concurrency and transport. Targets: at least 60 % of perf_analyzer and 5x the
+lab's client (7.6 img/s, measured earlier on this machine and quoted, not re-run), with peak
+memory flat in the number of images (a last run on twice the images).
+
 The frames are the project's synthetic daylight street scenes (about 180 KB per 1280x720
 JPEG, like camera frames), not noise: a noise JPEG is five times larger and decodes three
 times slower than any photo. Client and perf_analyzer runs are interleaved and the medians
@@ -16,6 +23,7 @@ compared, because this machine's speed drifts from minute to minute.
 
 Example:
     cvlab bench triton --images 192 --batch 8 --input-size 960x544 --protocol http
+    cvlab bench triton --end-to-end --images 200 --repeats 3
 """
 
 from __future__ import annotations
@@ -30,13 +38,23 @@ import sys
 import tempfile
 import time
 import zipfile
+from dataclasses import dataclass
 from pathlib import Path
 
 from cvlab.cli import parse_size
 from cvlab.detectnet import PEOPLENET_INPUT_SIZE
 from cvlab.fileio import atomic_path
+from cvlab.triton.outputs import OVERLAY_QUALITY
 
 TARGET_RATIO = 0.8
+#: ``--end-to-end``: `cvlab infer` reaches this fraction of perf_analyzer (same transport) ...
+E2E_TARGET_RATIO = 0.6
+#: ... and this multiple of the lab's client, tao_client.py, which was measured on this machine
+#: (issue 15: 200 1280x720 JPEGs, the same demo model on one local Triton, medians of 3) at
+#: LAB_CLIENT_IMAGES_PER_S with 2.5 GB RSS growing with the image count. The bench does not run
+#: the lab client (it is not installed here): the figure is quoted.
+E2E_TARGET_VS_LAB = 5.0
+LAB_CLIENT_IMAGES_PER_S = 7.6
 PERF_ANALYZER_VERSION = "2.51.0"
 CACHE_DIR = Path(os.environ.get("CVLAB_CACHE", Path.home() / ".cache" / "cvlab")) / "perf_analyzer"
 
@@ -171,18 +189,30 @@ def bench_arguments(parser: argparse.ArgumentParser) -> None:
         "--model-width", type=int, default=8, help="demo trunk width (larger = heavier server)"
     )
     parser.add_argument("--no-perf-analyzer", action="store_true")
+    e2e = parser.add_argument_group(
+        "end to end",
+        "--end-to-end times `cvlab infer` itself (a child process: folder -> labels + "
+        "overlays) instead of the client pipeline, and its peak memory on --images and twice "
+        "as many images.",
+    )
+    e2e.add_argument("--end-to-end", action="store_true", help="time `cvlab infer` end to end")
+    e2e.add_argument("--no-images", action="store_true", help="`cvlab infer --no-images`")
+    e2e.add_argument(
+        "--overlay-size", type=parse_size, metavar="WxH", help="`cvlab infer --overlay-size`"
+    )
+    e2e.add_argument("--overlay-quality", type=int, help="`cvlab infer --overlay-quality`")
 
 
 def bench(args: argparse.Namespace) -> int:
     """Print client images/s, perf_analyzer images/s and the ratio vs the 80 % target."""
+    if args.end_to_end:
+        return bench_end_to_end(args)
 
     import numpy as np
     import pandas as pd
 
-    from cvlab.export.demo_model import write_demo_repository
     from cvlab.triton.client import TritonDetectNetClient
     from cvlab.triton.pipeline import default_postprocessor, detect_images
-    from cvlab.triton.server import TritonServer
 
     input_size, image_size = args.input_size, args.image_size
     model = "bench_demo"
@@ -194,12 +224,8 @@ def bench(args: argparse.Namespace) -> int:
                   f"tritonclient {PERF_ANALYZER_VERSION} wheel failed)")  # fmt: skip
     with tempfile.TemporaryDirectory(prefix="cvlab-bench-triton-") as tmp:
         tmp = Path(tmp)
-        print(f"building the demo model ({input_size[0]}x{input_size[1]}) ...", flush=True)
-        write_demo_repository(
-            tmp / "repo", model, 3, input_size, max(args.batch, 1), width=args.model_width
-        )
         paths = write_bench_images(tmp / "images", args.images, image_size)
-        with TritonServer(tmp / "repo", startup_timeout=120) as server:
+        with _demo_server(args, tmp, model) as server:
             url = server.http_url if args.protocol == "http" else server.grpc_url
             with TritonDetectNetClient(
                 url,
@@ -276,4 +302,161 @@ def bench(args: argparse.Namespace) -> int:
                 f"note: this machine has {os.cpu_count()} CPU core(s) shared by the server, the "
                 "client's JPEG decoding/resizing and postprocessing"
             )
+    return 0
+
+
+def _demo_server(args: argparse.Namespace, tmp: Path, model: str):
+    """The demo model's repository under ``tmp`` and a TritonServer for it (not started)."""
+    from cvlab.export.demo_model import write_demo_repository
+    from cvlab.triton.server import TritonServer
+
+    input_size = args.input_size
+    print(f"building the demo model ({input_size[0]}x{input_size[1]}) ...", flush=True)
+    write_demo_repository(
+        tmp / "repo", model, 3, input_size, max(args.batch, 1), width=args.model_width
+    )
+    return TritonServer(tmp / "repo", startup_timeout=120)
+
+
+#: ``cvlab infer`` (``python -m cvlab infer ...``), then its own peak RSS: VmHWM belongs to the
+#: process image (a parent's size does not leak into it as into ``wait4``'s ``ru_maxrss``)
+_INFER_THEN_PEAK = (
+    "import sys; from cvlab.cli import main; status = main(sys.argv[1:]); "
+    "print(next(l for l in open('/proc/self/status') if l.startswith('VmHWM')).strip()); "
+    "sys.exit(status)"
+)
+
+
+@dataclass
+class InferRun:
+    """One ``cvlab infer`` child process: its own timing, peak RSS and transport."""
+
+    images: int
+    images_per_s: float
+    peak_rss_mb: float
+    transport: str
+
+
+def run_cvlab_infer(
+    images_dir: Path, out: Path, url: str, model: str, args: argparse.Namespace
+) -> InferRun:
+    """``cvlab infer`` on ``images_dir`` in a child process, as a user runs it: its images/s
+    (its summary's timing: first read to last file written, imports excluded) and peak RSS
+    (its ``VmHWM``)."""
+    import re
+    import shutil
+
+    cmd = [
+        sys.executable, "-c", _INFER_THEN_PEAK, "infer", str(images_dir), "-m", model,
+        "-b", str(args.batch), "-i", args.protocol, "-u", url, "--async",
+        "--concurrency", str(args.concurrency), "--output_path", str(out), "--no-progress",
+        "--shared-memory", args.shared_memory,
+    ]  # fmt: skip
+    if args.no_images:
+        cmd.append("--no-images")
+    if args.overlay_size:
+        cmd += ["--overlay-size", "x".join(map(str, args.overlay_size))]
+    if args.overlay_quality:
+        cmd += ["--overlay-quality", str(args.overlay_quality)]
+    child = subprocess.run(cmd, capture_output=True, text=True, timeout=1800)
+    shutil.rmtree(out, ignore_errors=True)
+    text = child.stdout + child.stderr
+    found = re.search(r"^(\d+) image\(s\), .* \(([\d.]+) img/s\)", text, re.MULTILINE)
+    peak = re.search(r"^VmHWM:\s+(\d+) kB", text, re.MULTILINE)
+    if child.returncode != 0 or not found or not peak:
+        tail = "\n".join(text.splitlines()[-15:])
+        raise RuntimeError(f"cvlab infer failed (exit {child.returncode}):\n{tail}")
+    body = "request body" in text or args.shared_memory == "none"
+    return InferRun(
+        int(found.group(1)),
+        float(found.group(2)),
+        int(peak.group(1)) / 1024,
+        "request body" if body else "shared memory",
+    )
+
+
+def bench_end_to_end(args: argparse.Namespace) -> int:
+    """``--end-to-end``: `cvlab infer` images/s beside perf_analyzer's ceiling (same model,
+    batch, concurrency and transport), interleaved, medians; then peak RSS on twice the
+    images."""
+    import pandas as pd
+
+    model = "bench_demo"
+    binary = None if args.no_perf_analyzer else get_perf_analyzer()
+    if binary is None and not args.no_perf_analyzer:
+        print("perf_analyzer: could not be obtained (pip download of the "
+              f"tritonclient {PERF_ANALYZER_VERSION} wheel failed)")  # fmt: skip
+    count = args.images
+    with tempfile.TemporaryDirectory(prefix="cvlab-bench-e2e-") as tmp:
+        tmp = Path(tmp)
+        write_bench_images(tmp / "images", count, args.image_size)
+        write_bench_images(tmp / "images_x2", 2 * count, args.image_size)
+        with _demo_server(args, tmp, model) as server:
+            url = server.http_url if args.protocol == "http" else server.grpc_url
+            runs: list[InferRun] = []
+            ceilings: list[float] = []
+            pa_memory = "none" if args.shared_memory == "none" else "system"
+            for repeat in range(max(1, args.repeats)):
+                runs.append(run_cvlab_infer(tmp / "images", tmp / "out", url, model, args))
+                pa_memory = "system" if runs[-1].transport == "shared memory" else "none"
+                rate = None
+                if binary is not None:
+                    try:
+                        rate = run_perf_analyzer(
+                            binary, model, url, args.protocol, args.batch, args.concurrency,
+                            shared_memory=pa_memory,
+                        )  # fmt: skip
+                        ceilings.append(rate)
+                    except (RuntimeError, subprocess.TimeoutExpired) as exc:
+                        print(f"perf_analyzer: {exc}")
+                shown = f", perf_analyzer {rate:.1f}" if rate else ""
+                print(
+                    f"run {repeat + 1}: cvlab infer {runs[-1].images_per_s:.1f} img/s "
+                    f"(peak RSS {runs[-1].peak_rss_mb:.0f} MB){shown}",
+                    flush=True,
+                )
+            double = run_cvlab_infer(tmp / "images_x2", tmp / "out", url, model, args)
+    e2e = statistics.median(r.images_per_s for r in runs)
+    rss = statistics.median(r.peak_rss_mb for r in runs)
+    outputs = "labels only" if args.no_images else "labels + overlays"
+    if not args.no_images and (args.overlay_size or args.overlay_quality):
+        size = "x".join(map(str, args.overlay_size)) if args.overlay_size else "full size"
+        outputs += f" ({size}, quality {args.overlay_quality or OVERLAY_QUALITY})"
+    rows = [
+        {"measure": f"cvlab infer end to end (folder -> {outputs}), {runs[0].transport}",
+         "images_per_s": e2e, "runs": " ".join(f"{r.images_per_s:.0f}" for r in runs)},
+        {"measure": f"cvlab infer on {2 * count} images (memory check)",
+         "images_per_s": double.images_per_s, "runs": ""},
+        {"measure": "lab client tao_client.py (measured earlier here, quoted, not re-run)",
+         "images_per_s": LAB_CLIENT_IMAGES_PER_S, "runs": ""},
+    ]  # fmt: skip
+    ceiling = statistics.median(ceilings) if ceilings else None
+    if ceiling:
+        rows.insert(1, {"measure": f"perf_analyzer --shared-memory={pa_memory} (server ceiling)",
+                        "images_per_s": ceiling,
+                        "runs": " ".join(f"{v:.0f}" for v in ceilings)})  # fmt: skip
+    input_size, image_size = args.input_size, args.image_size
+    print(
+        f"model {model} {input_size[0]}x{input_size[1]} (width {args.model_width}), batch "
+        f"{args.batch}, concurrency {args.concurrency}, {args.protocol}, {count} images of "
+        f"{image_size[0]}x{image_size[1]}, {os.cpu_count()} CPU core(s)"
+    )
+    print(pd.DataFrame(rows).to_string(index=False, float_format=lambda v: f"{v:.1f}"))
+    if ceiling:
+        ratio = e2e / ceiling
+        verdict = "meets" if ratio >= E2E_TARGET_RATIO else "below"
+        print(
+            f"end to end / perf_analyzer (same transport, medians) = {ratio:.0%} "
+            f"({verdict} the {E2E_TARGET_RATIO:.0%} target)"
+        )
+    vs_lab = e2e / LAB_CLIENT_IMAGES_PER_S
+    verdict = "meets" if vs_lab >= E2E_TARGET_VS_LAB else "below"
+    print(
+        f"end to end / lab client ({LAB_CLIENT_IMAGES_PER_S} img/s, quoted) = {vs_lab:.1f}x "
+        f"({verdict} the {E2E_TARGET_VS_LAB:.0f}x target)"
+    )
+    print(
+        f"peak RSS: {count} images {rss:.0f} MB, {2 * count} images {double.peak_rss_mb:.0f} MB "
+        f"({double.peak_rss_mb - rss:+.0f} MB for {count} more images)"
+    )
     return 0

@@ -287,12 +287,17 @@ def _same_content(path: Path, remote: BlobInfo | None) -> bool:
 
 
 def _local_files(local_dir: Path) -> dict[str, Path]:
+    """Files to upload: all but unfinished atomic writes and Python caches (``__pycache__``,
+    which Triton's python backend leaves beside a model.py)."""
     if not local_dir.is_dir():
         raise FileNotFoundError(f"local directory not found: {local_dir}")
     return {
         p.relative_to(local_dir).as_posix(): p
         for p in sorted(local_dir.rglob("*"))
-        if p.is_file() and not (p.name.startswith(".") and p.name.endswith(".tmp"))
+        if p.is_file()
+        and not (p.name.startswith(".") and p.name.endswith(".tmp"))
+        and "__pycache__" not in p.relative_to(local_dir).parts
+        and p.suffix != ".pyc"
     }
 
 

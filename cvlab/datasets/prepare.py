@@ -226,8 +226,9 @@ def _convert_one(
             atomic_write_text(label_out, text)
             return _ImageResult(image, "relabelled", counts)
         grey = load_thermal(src, image_type)
-    except (UnreadableImageError, FileNotFoundError) as exc:
-        return _ImageResult(image, "unreadable", BoxCounts(), str(exc))
+    except (UnreadableImageError, FileNotFoundError) as exc:  # the report names the path
+        why = exc.reason if isinstance(exc, UnreadableImageError) else str(exc)
+        return _ImageResult(image, "unreadable", BoxCounts(), why)
     size = (grey.shape[1], grey.shape[0])  # the decoded frame is the truth for scaling
     lines, counts = kitti_lines(image.annotations, mapping, size, output_size)
     marker.write()
@@ -371,7 +372,7 @@ def _no_usable_image(dataset: FlirDataset, unreadable: Sequence[str]) -> FlirFor
         return FlirFormatError("lists no images, nothing to prepare", path=files, field="images")
     reasons = Counter(reason.split(" (")[0] for _, reason in dataset.skipped)
     if unreadable:
-        reasons[f"unreadable (first: {unreadable[0]})"] = len(unreadable)
+        reasons[f"unreadable, e.g. {unreadable[0]}"] = len(unreadable)
     why = ", ".join(f"{n} {reason}" for reason, n in reasons.items())
     return FlirFormatError(
         f"none of its {listed} images can be used ({why}), nothing to prepare",

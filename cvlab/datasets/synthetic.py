@@ -8,10 +8,14 @@ traffic light). Ground-truth boxes are the exact extent of each drawn object's v
 Everything is numpy/OpenCV drawing and deterministic by ``seed``.
 
 ``SyntheticThermalGenerator(style="rgb")`` draws the same kind of scenes in daylight colours
-(sky, coloured buildings, trees, asphalt; people in coloured clothes with skin-tone heads, some
-carrying bags; coloured cars) and also labels ``face`` and ``bag``, PeopleNet's classes;
-:func:`write_synthetic_rgb_set` writes such frames with KITTI labels and TAO TFRecords (the
-training set of the lab's offline RGB stand-in, :func:`cvlab.lab.standin.ensure_rgb_standin`).
+(sky, coloured buildings, trees, asphalt; people in coloured clothes with skin-tone heads, most
+carrying a bag with a darker flap; coloured cars) and also labels ``face`` and ``bag``,
+PeopleNet's classes. Its geometry suits a small model input: people are 0.4-0.95 of the frame
+height (heads inside the frame), no two people, cars or dogs overlap much, and each person,
+face and bag is labelled with the box of its pixels that stay visible (mostly hidden parts are
+not labelled). :func:`write_synthetic_rgb_set` writes such frames with KITTI labels and TAO
+TFRecords (the training set of the lab's offline RGB stand-in,
+:func:`cvlab.lab.standin.ensure_rgb_standin`).
 
 Layouts written by :func:`generate_synthetic_flir` (same as the real downloads):
 
@@ -218,9 +222,13 @@ _DOGS = ((120, 80, 40), (30, 28, 25), (210, 170, 100), (240, 235, 225))
 #: Up to this many people in an ``rgb`` frame.
 RGB_MAX_PEOPLE = 4
 #: Person height as a fraction of the frame height: (at the horizon, nearest).
-RGB_PERSON_HEIGHT = (0.34, 0.95)
+RGB_PERSON_HEIGHT = (0.4, 0.95)
+#: Free rows above the tallest head, as a fraction of the frame height (no cut-off faces).
+RGB_HEAD_MARGIN = 0.03
 #: Head radius as a fraction of the person's height (thermal people: 0.065).
-RGB_HEAD_RATIO = 0.075
+RGB_HEAD_RATIO = 0.085
+#: Bag (width, height) as a fraction of its carrier's height, before a random scale.
+RGB_BAG_SIZE = (0.26, 0.2)
 #: Largest overlap of two objects' footprints, as a fraction of the smaller one.
 RGB_MAX_OVERLAP = 0.3
 #: Footprint (half width, height) of a person, car and dog per unit of its drawn size.
@@ -250,12 +258,14 @@ class SyntheticThermalGenerator:
     """Renders FLIR-like frames with exact boxes; frame ``i`` depends only on seed and i.
 
     ``style="thermal"`` (default) draws 8-bit grey thermal frames (person, car, dog, light).
-    ``style="rgb"`` draws the same scene geometry in daylight colours: blue sky, coloured
+    ``style="rgb"`` draws the same kind of scene in daylight colours: blue sky, coloured
     buildings, trees, asphalt; people with clothing colours and skin-tone heads with hair,
-    some carrying bags; cars in colours. Its frames also label ``face`` (the head) and ``bag``,
-    PeopleNet's classes. Both styles share the geometry code; colours and the ``rgb``-only
-    details (hair, bags, trees) come from a second random stream, so adding them leaves the
-    thermal frames byte-identical.
+    most carrying bags; cars in colours. Its frames also label ``face`` (the head) and ``bag``,
+    PeopleNet's classes, and its people are sized relative to the frame and kept apart
+    (``RGB_*`` constants), labelled by their visible pixels. Both styles share the drawing
+    code; colours and the ``rgb``-only details (hair, bags, trees) come from a second random
+    stream and the ``rgb``-only geometry branches off the thermal one, so the thermal frames
+    stay byte-identical.
 
     Args:
         image_size: ``(width, height)``, FLIR's 640x512 by default.
@@ -278,7 +288,7 @@ class SyntheticThermalGenerator:
         max_people: int | None = None,
         empty_fraction: float = 0.05,
         style: Style = "thermal",
-        bag_probability: float = 0.5,
+        bag_probability: float = 0.8,
     ) -> None:
         if style not in ("thermal", "rgb"):
             raise ValueError(f"style must be 'thermal' or 'rgb', got {style!r}")
@@ -432,7 +442,8 @@ class SyntheticThermalGenerator:
         if crng.random() < self.bag_probability:
             bag_mask = np.zeros(layer.shape[:2], np.uint8)
             hx, hy = hands[int(crng.integers(2))]
-            bw, bh = 0.2 * ht * crng.uniform(0.7, 1.3), 0.16 * ht * crng.uniform(0.8, 1.3)
+            bw = RGB_BAG_SIZE[0] * ht * crng.uniform(0.8, 1.2)
+            bh = RGB_BAG_SIZE[1] * ht * crng.uniform(0.85, 1.2)
             top = hy + 0.03 * ht
             colour = _pick(crng, _BAGS)
             for target, value in ((layer, colour), (bag_mask, 1)):
@@ -445,6 +456,10 @@ class SyntheticThermalGenerator:
                     value,
                     -1,
                 )
+            flap = tuple(0.6 * c for c in colour)  # a darker flap with a clasp: a bag, not a shirt
+            x1, x2, flap_y = int(hx - bw / 2), int(hx + bw / 2), int(top + 0.35 * bh)
+            cv2.rectangle(layer, (x1, int(top)), (x2, flap_y), flap, -1)
+            cv2.circle(layer, (int(hx), flap_y), max(1, int(bw / 12)), (225, 205, 120), -1)
             parts.append(("bag", bag_mask > 0))
         return parts
 
@@ -579,6 +594,7 @@ class SyntheticThermalGenerator:
                 if kind == "person" and self.rgb:
                     size = h * float(np.clip(RGB_PERSON_HEIGHT[0] + near * rng.uniform(0.5, 0.7),
                                              *RGB_PERSON_HEIGHT))  # fmt: skip
+                    size = min(size, foot - RGB_HEAD_MARGIN * h)  # the whole head in the frame
                 elif kind == "person":
                     size = float(np.clip(30 + near * 230 * rng.uniform(0.7, 1.1), 30, 250))
                 elif kind == "car":

@@ -6,6 +6,9 @@ called ``output_cov`` and ``output_bbox``; the exported graph outputs are rename
 input is ``input_1`` with a dynamic batch ``[N, 3, H, W]``. :func:`export_onnx` writes the file
 atomically, checks names, the dynamic batch and the numbers against Keras (onnxruntime), and
 returns an :class:`ExportReport`; :func:`export_keras_to_onnx` is the bare conversion.
+cvlab's models pad as TAO trains (explicit symmetric ``ZeroPadding2D`` + "valid",
+:mod:`cvlab.train.model`); tf2onnx folds each padding into its ``Conv`` as
+``pads = [p, p, p, p]``, the form TAO's ``_fix_onnx_paddings`` writes (docs/tao_fidelity.md).
 
 Example:
     >>> report = export_onnx(model, "model.onnx")  # doctest: +SKIP

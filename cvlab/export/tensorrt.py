@@ -166,6 +166,8 @@ def trtexec_command(plan: EngineBuildPlan, trtexec: str = "trtexec") -> Command:
         f"--optShapes={_shape_flag(plan.input_name, opt)}",
         f"--maxShapes={_shape_flag(plan.input_name, hi)}",
     ]
+    if plan.precision == "fp32":
+        argv.append("--noTF32")  # as build_engine: FP32 math, not TF32
     if plan.precision == "fp16":
         argv.append("--fp16")
     elif plan.precision == "int8":
@@ -261,6 +263,8 @@ def build_engine(plan: EngineBuildPlan, verbose: bool = False) -> Path:
     for name, (lo, opt, hi) in plan.profile.items():
         profile.set_shape(name, lo, opt, hi)
     config.add_optimization_profile(profile)
+    if plan.precision == "fp32" and hasattr(trt.BuilderFlag, "TF32"):
+        config.clear_flag(trt.BuilderFlag.TF32)  # fp32 means FP32 math (TF32 is on by default)
     if plan.precision in ("fp16", "int8"):
         config.set_flag(trt.BuilderFlag.FP16)
     if plan.precision == "int8":

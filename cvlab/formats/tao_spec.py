@@ -186,14 +186,8 @@ def validate_training_spec(exp: Experiment, source: str = "<spec>") -> None:
             raise SpecError(
                 f"{field_path} has no entry for class(es) {missing}", path=source, field=field_path
             )
-    mapped = set(exp.dataset_config.target_class_mapping.values())
-    if mapped and not set(classes) <= mapped:
-        raise SpecError(
-            f"dataset_config.target_class_mapping maps to {sorted(mapped)} but "
-            f"cost_function_config trains {classes}",
-            path=source,
-            field="dataset_config.target_class_mapping",
-        )
+    _check_class_mapping(exp, classes, source)
+    _check_optimizer_and_regularizer(exp, source)
     tc = exp.training_config
     if tc.num_epochs <= 0 or tc.batch_size_per_gpu <= 0:
         raise SpecError(
@@ -223,6 +217,61 @@ def validate_training_spec(exp: Experiment, source: str = "<spec>") -> None:
             "training_config.learning_rate is not set",
             path=source,
             field="training_config.learning_rate",
+        )
+
+
+def _check_class_mapping(exp: Experiment, classes: list[str], source: str) -> None:
+    """TAO's converters lower-case record classes and TAO applies the mapping twice (loader,
+    then rasterizer), so keys must be lower case and every target class must map to itself;
+    otherwise TAO silently trains on no boxes of that class."""
+    where = "dataset_config.target_class_mapping"
+    mapping = exp.dataset_config.target_class_mapping
+    if not mapping:
+        return
+    upper = sorted(k for k in mapping if k != k.lower())
+    if upper:
+        raise SpecError(
+            f"{where}: keys {upper} are not lower case; TAO's dataset_convert lower-cases "
+            "class names, so they never match a record",
+            path=source,
+            field=where,
+        )
+    unmapped = [c for c in classes if mapping.get(c) != c]
+    if unmapped:
+        raise SpecError(
+            f"{where}: target class(es) {unmapped} of cost_function_config must map to "
+            f'themselves (add e.g. key: "{unmapped[0]}" value: "{unmapped[0]}"): TAO applies '
+            "the mapping twice and drops their boxes otherwise",
+            path=source,
+            field=where,
+        )
+
+
+def _check_optimizer_and_regularizer(exp: Experiment, source: str) -> None:
+    """TAO's ``build_optimizer`` / ``build_regularizer`` checks (Adam has no defaults: an
+    omitted epsilon is 0 and refused)."""
+    tc = exp.training_config
+    adam = tc.optimizer.adam
+    where = "training_config.optimizer.adam"
+    if not adam.epsilon > 0:
+        raise SpecError(
+            f"{where}.epsilon must be > 0 (got {adam.epsilon:g})",
+            path=source,
+            field=f"{where}.epsilon",
+        )
+    for name in ("beta1", "beta2"):
+        value = getattr(adam, name)
+        if not 0 <= value < 1:
+            raise SpecError(
+                f"{where}.{name} must be in [0, 1) (got {value:g})",
+                path=source,
+                field=f"{where}.{name}",
+            )
+    if tc.regularizer.weight < 0:
+        raise SpecError(
+            f"training_config.regularizer.weight must be >= 0 (got {tc.regularizer.weight:g})",
+            path=source,
+            field="training_config.regularizer.weight",
         )
 
 

@@ -73,14 +73,17 @@ class ClassClusteringConfig:
         coverage_threshold: cells with coverage strictly above this take part.
         minimum_bounding_box_height: clustered boxes must be taller than this (pixels).
         algorithm: ``dbscan`` (1-IoU distances, ``metric='precomputed'``), ``nms``, ``hybrid``
-            (DBSCAN then NMS) or ``dbscan_legacy`` (tao-toolkit-triton-apps: Euclidean distance
-            between rows of the 1-IoU matrix); see docs/clustering.md.
+            (TAO: DBSCAN, then NMS over the kept clusters' cells) or ``dbscan_legacy``
+            (tao-toolkit-triton-apps: Euclidean distance between rows of the 1-IoU matrix);
+            see docs/clustering.md.
         dbscan_eps: DBSCAN neighbourhood radius, in ``[0, 1]`` for the 1-IoU distance of
             ``dbscan``/``hybrid`` (TAO's limit); any positive value for ``dbscan_legacy``, whose
             distance is Euclidean.
         dbscan_min_samples: DBSCAN ``min_samples`` (an integer; 0, a proto's unset value,
             means 1 as TAO's ``max(int(x), 1)``; a legacy float such as 0.05 is mapped the same
-            way with a warning and kept in ``legacy_min_samples``).
+            way with a warning and kept in ``legacy_min_samples``). Files warn once per file,
+            and not at all for the shipped PeopleNet configs, whose 0.05 is explained in
+            docs/clustering.md.
         neighborhood_size: kept for completeness (unused by the clustering, as in TAO).
         dbscan_confidence_threshold: clusters need a confidence of at least this.
         nms_iou_threshold: NMS suppresses cells overlapping a kept one by more than this (IoU
@@ -331,21 +334,41 @@ def _build(
     extra_checks: Callable[[ClassClusteringConfig], list[tuple[str, str]]] | None = None,
 ) -> PostprocessingConfig:
     built: dict[str, ClassClusteringConfig] = {}
+    legacy: dict[tuple[float, int], list[str]] = {}  # (float, mapped) -> classes
     for name in _file_order(text, list(classes)):
         values = {k: _f32(v) if isinstance(v, float) else v for k, v in classes[name].items()}
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always")
+        with warnings.catch_warnings():  # said once per file below, not once per class
+            warnings.filterwarnings("ignore", message=".*legacy float", category=UserWarning)
             cfg = ClassClusteringConfig(**values)
-        for w in caught:
-            warnings.warn(f"{path}: class {name!r}: {w.message}", UserWarning, stacklevel=3)
+        if cfg.legacy_min_samples is not None:
+            legacy.setdefault((cfg.legacy_min_samples, cfg.dbscan_min_samples), []).append(name)
         for fname, reason in cfg.problems() + (extra_checks(cfg) if extra_checks else []):
             file_field = _FILE_FIELDS.get(fname, fname)
             line = _line_of(text, name, file_field) if text is not None else None
             where = f"{path}:{line}" if line else path
             raise ConfigError(f"{where}: class {name!r}: field '{file_field}' {reason}")
         built[name] = cfg
+    if not _is_shipped(path):  # the shipped PeopleNet configs' 0.05 is documented, not news
+        for (raw, mapped), names in legacy.items():
+            line = _line_of(text, names[0], "dbscan_min_samples") if text is not None else None
+            where = f"{path}:{line}" if line else path
+            warnings.warn(
+                f"{where}: class {', '.join(map(repr, names))}: dbscan_min_samples={raw} is a legacy "
+                f"float; using min_samples={mapped} (algorithm 'dbscan_legacy' keeps the float "
+                "meaning)",
+                UserWarning,
+                stacklevel=3,
+            )
     config = PostprocessingConfig(built, linewidth=linewidth, stride=stride, source=path)
     return config.for_classes(class_names) if class_names is not None else config
+
+
+def _is_shipped(path: str | os.PathLike) -> bool:
+    """True for the clustering configs cvlab ships (:data:`CONFIG_DIR`)."""
+    try:
+        return Path(path).resolve().parent == CONFIG_DIR.resolve()
+    except (OSError, ValueError):
+        return False
 
 
 def load_clustering_config(

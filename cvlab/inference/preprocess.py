@@ -83,12 +83,13 @@ def preprocess_image(
         out = np.empty((3, height, width), np.float32)
     elif out.shape != (3, height, width) or out.dtype != np.float32:
         raise ValueError(f"out must be float32 [3, {height}, {width}], got {out.dtype} {out.shape}")
-    # contiguous planes, then one uint8->float32 cast per plane and one in-place scale: about
-    # twice as fast as a strided multiply of the interleaved image
+    # contiguous planes, each cast and scaled in one pass straight into ``out`` (the same float32
+    # values as a cast then a multiply, in one pass fewer; much faster than a strided multiply
+    # of the interleaved image)
     planes = cv2.split(rgb)
+    scale = np.float32(1.0 / 255.0)
     for c, source in enumerate((2, 1, 0) if bgr else (0, 1, 2)):
-        out[c] = planes[source]
-    np.multiply(out, np.float32(1.0 / 255.0), out=out)
+        np.multiply(planes[source], scale, out=out[c])
     return out
 
 

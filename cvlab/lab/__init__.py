@@ -9,8 +9,10 @@ the previous ones produced.
 
 The helpers live in small modules, one job each:
 
+- :mod:`cvlab.lab.quiet`: TensorFlow's log levels and harmless warnings, set before it loads;
+- :mod:`cvlab.lab.progress`: progress bars that notebooks save finished;
 - :mod:`cvlab.lab.workspace`: the workspace layout, its state file, records for the report;
-- :mod:`cvlab.lab.environment`: the environment check and the NGC download;
+- :mod:`cvlab.lab.environment`: the environment check and verdict, the NGC download, timings;
 - :mod:`cvlab.lab.data`: FLIR source, preparation, ground truth, sample images, statistics;
 - :mod:`cvlab.lab.standin`: the offline RGB stand-in and notebook 01's sample frames;
 - :mod:`cvlab.lab.inference`: local Triton, the lab's client (one pipeline), clustering configs;
@@ -18,7 +20,8 @@ The helpers live in small modules, one job each:
 - :mod:`cvlab.lab.training`: training, the training curve, the TAO spec and commands;
 - :mod:`cvlab.lab.live`: the training curve redrawn after every epoch while training runs;
 - :mod:`cvlab.lab.deploy`: ONNX, TensorRT, model repositories, GCS upload, Triton reload;
-- :mod:`cvlab.lab.views`: overlays, tables and comparisons shown in the notebooks.
+- :mod:`cvlab.lab.views`: overlays, tables and comparisons shown in the notebooks;
+- :mod:`cvlab.lab.real_setup`: the real lab's steps (NGC, TensorRT, gsutil, GKE, FLIR, TAO).
 
 Example:
     >>> from cvlab import lab
@@ -53,13 +56,16 @@ from cvlab.lab.data import (
     validation_images,
 )
 from cvlab.lab.deploy import (
+    EMULATOR_MODEL_REPOSITORY,
     Deployment,
     EngineStep,
     IrRepositories,
     OnnxExport,
+    deploy_checks,
     deploy_from_gcs,
     ensure_ir_repository,
     ensure_onnx,
+    repository_tree,
     tensorrt_step,
 )
 from cvlab.lab.environment import (
@@ -67,9 +73,11 @@ from cvlab.lab.environment import (
     download_ngc_model,
     environment_table,
     gke_setup_script,
+    how_long,
     internet_reachable,
     ngc_cli,
     ngc_download_command,
+    verdict_table,
 )
 from cvlab.lab.inference import (
     clustering_config,
@@ -79,6 +87,14 @@ from cvlab.lab.inference import (
     run_inference,
     start_triton,
     threshold_tuner,
+)
+from cvlab.lab.real_setup import (
+    flir_steps,
+    ir_client_steps,
+    ir_model_steps,
+    rgb_model_steps,
+    show_steps,
+    tao_steps,
 )
 from cvlab.lab.standin import RgbSamples, ensure_rgb_standin, rgb_sample_frames
 from cvlab.lab.training import (
@@ -91,13 +107,24 @@ from cvlab.lab.training import (
     write_tao_spec,
 )
 from cvlab.lab.views import (
+    AP_NOTE,
+    SCORE_NOTE,
+    ThresholdEffect,
+    ap_table,
     compare_evaluations,
+    conclusion,
     detections_table,
     evaluate,
+    folded,
+    history_table,
     record_overlay_images,
     show_before_after,
     show_image,
     show_overlays,
+    show_pr_curves,
+    show_threshold_effect,
+    table,
+    training_takeaway,
 )
 from cvlab.lab.workspace import (
     DEFAULT_WORKSPACE,
@@ -112,10 +139,34 @@ from cvlab.lab.workspace import (
     record_figure,
     record_image,
     record_table,
+    record_text,
     resolve_workspace_path,
 )
 
 __all__ = [
+    "AP_NOTE",
+    "EMULATOR_MODEL_REPOSITORY",
+    "SCORE_NOTE",
+    "ThresholdEffect",
+    "ap_table",
+    "conclusion",
+    "deploy_checks",
+    "record_text",
+    "flir_steps",
+    "folded",
+    "history_table",
+    "how_long",
+    "ir_client_steps",
+    "ir_model_steps",
+    "repository_tree",
+    "rgb_model_steps",
+    "show_pr_curves",
+    "show_steps",
+    "show_threshold_effect",
+    "table",
+    "tao_steps",
+    "training_takeaway",
+    "verdict_table",
     "PEOPLENET_IR_CONFIG",
     "PEOPLENET_RGB_CONFIG",
     "DEFAULT_WORKSPACE",

@@ -166,9 +166,18 @@ def input_images(directory: str | os.PathLike[str]) -> list[Path]:
 
 
 def prepare_summary(prepared: PreparedDataset) -> pd.DataFrame:
-    """The preparation report as a table (or, when reused, counts read from the folders)."""
+    """The preparation report as a two-column table with readable names ("objects: person",
+    "clipped boxes"), or, when the dataset was reused, counts read from the folders."""
     if prepared.report is not None:
-        return prepared.report.to_pandas().reset_index()
+        table = prepared.report.to_pandas()
+        if "metric" not in table.columns:
+            table = table.reset_index()
+        table = table[["metric", "value"]].copy()
+        table["metric"] = [
+            str(m).replace("/", ": ").replace("tfrecord_", "TFRecord ").replace("_", " ")
+            for m in table["metric"]
+        ]
+        return table
     images = list_images(prepared.images, (".jpg",))
     labels = list(prepared.labels.glob("*.txt"))
     return pd.DataFrame(
@@ -197,7 +206,14 @@ def dataset_statistics(prepared: PreparedDataset) -> tuple[pd.DataFrame, Any]:
         median_height=("y2", lambda s: float((s - objects.loc[s.index, "y1"]).median())),
     )
     per_class["frames_total"] = df["frame_id"].nunique()
-    return per_class.reset_index(), fig
+    names = {
+        "object_class": "class",
+        "boxes": "boxes",
+        "images": "frames with boxes",
+        "median_height": "median box height (px)",
+        "frames_total": "frames",
+    }
+    return per_class.reset_index().rename(columns=names), fig
 
 
 def training_images(prepared: PreparedDataset) -> list[Path]:

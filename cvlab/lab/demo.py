@@ -2,9 +2,14 @@
 
 Each notebook is executed with nbclient on the ``python3`` kernel of this Python (the venv's),
 with a papermill-style "injected-parameters" cell added after its ``parameters`` cell (so the
-whole run shares one workspace). Executed notebooks go to ``OUTPUT/notebooks/``, the report to
-``OUTPUT/report.html``. A failing cell stops the run with a message naming the notebook and
-the cell; the partly executed notebook is still written so the traceback can be read.
+whole run shares one workspace). The kernel talks to nbclient over local IPC sockets (no TCP
+port, no plain-text network traffic), starts with TensorFlow's log levels set
+(:data:`cvlab.lab.quiet.LOG_ENVIRONMENT`), and the executed notebooks keep their widget state,
+so they show the rendered tuner when opened. Executed notebooks go to ``OUTPUT/notebooks/``
+(``.ipynb`` and an HTML copy made by nbconvert), the report to ``OUTPUT/report.html``, and the
+measured time of each notebook to :data:`TIMINGS_FILE` (the notebooks print it: "How long").
+A failing cell stops the run with a message naming the notebook and the cell; the partly
+executed notebook is still written so the traceback can be read.
 
 Example:
     $ python -m cvlab lab demo --output runs/demo
@@ -14,10 +19,14 @@ from __future__ import annotations
 
 import argparse
 import ast
+import datetime as dt
+import json
 import os
+import platform
 import shutil
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -25,6 +34,8 @@ from pathlib import Path
 from typing import Any
 
 from cvlab.errors import CvlabError
+from cvlab.fileio import atomic_write_text
+from cvlab.lab.quiet import LOG_ENVIRONMENT
 from cvlab.lab.workspace import REPO_ROOT, resolve_workspace_path
 
 #: The lab's notebooks, in order.
@@ -38,6 +49,9 @@ NOTEBOOKS = (
 )
 DEFAULT_NOTEBOOK_DIR = REPO_ROOT / "notebooks"
 KERNEL_NAME = "python3"
+#: Seconds per notebook measured by the last ``cvlab lab demo`` (``make demo``), beside the
+#: notebooks; each notebook prints its own figure (:func:`cvlab.lab.environment.how_long`).
+TIMINGS_FILE = DEFAULT_NOTEBOOK_DIR / "timings.json"
 
 
 class NotebookFailed(CvlabError, RuntimeError):
@@ -55,11 +69,12 @@ class NotebookFailed(CvlabError, RuntimeError):
 
 @dataclass
 class NotebookRun:
-    """One executed notebook."""
+    """One executed notebook (``html``: its nbconvert HTML copy, when written)."""
 
     name: str
     output: Path
     seconds: float
+    html: Path | None = None
 
 
 @dataclass
@@ -88,11 +103,23 @@ def ensure_kernelspec(name: str = KERNEL_NAME) -> None:
 
 def kernel_environment() -> dict[str, str]:
     """Environment of the notebook kernels: this process's, with figures shown inline (an
-    inherited ``MPLBACKEND=Agg`` would hide them) and TensorFlow's INFO lines off."""
+    inherited ``MPLBACKEND=Agg`` would hide them) and TensorFlow's and gRPC's log levels set
+    before anything loads them (:data:`cvlab.lab.quiet.LOG_ENVIRONMENT`, unless already set)."""
     env = dict(os.environ)
     env["MPLBACKEND"] = "module://matplotlib_inline.backend_inline"
-    env.setdefault("TF_CPP_MIN_LOG_LEVEL", "1")
+    for key, value in LOG_ENVIRONMENT.items():
+        env.setdefault(key, value)
     return env
+
+
+def _ipc_kernel_config(socket_dir: Path) -> Any:
+    """nbclient configuration for a kernel on IPC sockets in ``socket_dir`` (no TCP ports)."""
+    from traitlets.config import Config
+
+    config = Config()
+    config.KernelManager.transport = "ipc"
+    config.KernelManager.ip = str(socket_dir / "kernel")
+    return config
 
 
 def parameters_cell_index(nb: Any) -> int | None:
@@ -161,11 +188,14 @@ def execute_notebook(
     source, output = Path(source), Path(output)
     nb = nbformat.read(str(source), as_version=4)
     inject_parameters(nb, parameters or {})
+    sockets = Path(tempfile.mkdtemp(prefix="cvlab-kernel-"))
     client = NotebookClient(
         nb,
         timeout=timeout,
         kernel_name=kernel_name,
         resources={"metadata": {"path": str(cwd or source.parent)}},
+        store_widget_state=True,
+        config=_ipc_kernel_config(sockets),
     )
     try:
         client.execute(env=kernel_environment())
@@ -177,8 +207,61 @@ def execute_notebook(
         if isinstance(value, list):
             value = value[0]
         raise NotebookFailed(source, index, cell_source, f"{error}: {value}") from exc
+    finally:
+        shutil.rmtree(sockets, ignore_errors=True)
     _write_notebook(nb, output)
     return output
+
+
+#: MIME types an exported notebook page shows first: the static ones before the live widget
+#: view, so the page is complete offline (the tuner as its snapshot, progress bars as HTML).
+HTML_EXPORT_PRIORITY = [
+    "text/html",
+    "text/markdown",
+    "image/svg+xml",
+    "image/png",
+    "image/jpeg",
+    "application/vnd.jupyter.widget-view+json",
+    "application/javascript",
+    "text/latex",
+    "text/plain",
+]
+
+
+def export_html(
+    notebook: str | os.PathLike[str], output: str | os.PathLike[str] | None = None
+) -> Path:
+    """An executed notebook as one self-contained HTML page (nbconvert's ``lab`` template,
+    images embedded, static outputs preferred: :data:`HTML_EXPORT_PRIORITY`), written beside
+    it (``NAME.html``) unless ``output`` is given."""
+    import nbformat
+    from nbconvert import HTMLExporter
+    from traitlets.config import Config
+
+    notebook = Path(notebook)
+    output = Path(output) if output else notebook.with_suffix(".html")
+    config = Config({"NbConvertBase": {"display_data_priority": HTML_EXPORT_PRIORITY}})
+    exporter = HTMLExporter(template_name="lab", config=config)
+    body, _ = exporter.from_notebook_node(nbformat.read(str(notebook), as_version=4))
+    return atomic_write_text(output, body)
+
+
+def write_timings(path: str | os.PathLike[str], runs: Sequence[NotebookRun]) -> Path:
+    """Merge the measured seconds of ``runs`` into the JSON file ``path`` (other notebooks'
+    figures are kept) with the date and a short machine description."""
+    path = Path(path)
+    try:
+        data = json.loads(path.read_text()) if path.exists() else {}
+    except json.JSONDecodeError:
+        data = {}
+    seconds = dict(data.get("seconds", {}))
+    seconds.update({r.name: round(r.seconds, 1) for r in runs})
+    data = {
+        "measured": dt.date.today().isoformat(),
+        "machine": f"{os.cpu_count()} CPU cores, {platform.system()} {platform.machine()}",
+        "seconds": seconds,
+    }
+    return atomic_write_text(path, json.dumps(data, indent=2, sort_keys=True) + "\n")
 
 
 def run_demo(
@@ -197,7 +280,7 @@ def run_demo(
     notebook together with ``parameters``. Raises :class:`NotebookFailed` on the first
     failing notebook (the report is still written for what ran).
     """
-    from tqdm.auto import tqdm
+    from tqdm import tqdm
 
     from cvlab.lab.report import build_report
 
@@ -213,20 +296,37 @@ def run_demo(
     ensure_kernelspec()
     params = {"WORKSPACE": str(ws), **dict(parameters or {})}
     result = DemoResult(output_dir=output_dir, workspace=ws)
+    bar = tqdm(list(names), desc="lab notebooks", unit="nb")
     try:
-        for name in tqdm(list(names), desc="lab notebooks", unit="nb"):
+        for name in bar:
+            bar.set_description(f"lab notebooks: {name}")
             start = time.perf_counter()
-            out = execute_notebook(
-                notebooks_dir / f"{name}.ipynb",
-                output_dir / "notebooks" / f"{name}.ipynb",
-                params,
-                cwd=notebooks_dir,
-                timeout=timeout,
-            )
-            result.runs.append(NotebookRun(name, out, time.perf_counter() - start))
+            try:
+                out = execute_notebook(
+                    notebooks_dir / f"{name}.ipynb",
+                    output_dir / "notebooks" / f"{name}.ipynb",
+                    params,
+                    cwd=notebooks_dir,
+                    timeout=timeout,
+                )
+            except NotebookFailed:
+                failed = output_dir / "notebooks" / f"{name}.ipynb"
+                if failed.exists():
+                    export_html(failed)
+                raise
+            run = NotebookRun(name, out, time.perf_counter() - start)
+            run.html = export_html(out)
+            result.runs.append(run)
+        bar.set_description("lab notebooks")
     finally:
+        bar.close()
+        if result.runs:
+            write_timings(notebooks_dir / TIMINGS_FILE.name, result.runs)
         result.report = build_report(
-            ws, output_dir / "report.html", [r.output for r in result.runs]
+            ws,
+            output_dir / "report.html",
+            [r.html or r.output for r in result.runs],
+            seconds={r.name: r.seconds for r in result.runs},
         )
     return result
 
@@ -265,7 +365,7 @@ def demo(args: argparse.Namespace) -> int:
         return 1
     print("cvlab lab demo finished:")
     for run in result.runs:
-        print(f"  {run.name:<20} {run.seconds:7.1f} s  {run.output}")
+        print(f"  {run.name:<20} {run.seconds:7.1f} s  {run.html or run.output}")
     print(f"report:    {result.report}")
     print(f"workspace: {result.workspace}")
     return 0

@@ -4,8 +4,10 @@ repositories, and the GCS upload with a Triton (re)load from ``gs://``.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import os
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
@@ -49,9 +51,14 @@ def ensure_onnx(
     return OnnxExport(path, diff)
 
 
+#: The bucket of the offline demo: a local GCS emulator, never Google Cloud.
+EMULATOR_MODEL_REPOSITORY = "gs://cvlab-lab/triton-model"
+
+
 @dataclass
 class EngineStep:
-    """TensorRT: the engine when built here, else the commands that build it."""
+    """TensorRT: the engine when built here, else the command that builds it (from the ONNX
+    file written here; the lab's ``.etlt`` route is in :func:`cvlab.lab.real_setup.ir_model_steps`)."""
 
     message: str
     commands: list[str]
@@ -86,27 +93,16 @@ def tensorrt_step(
         calibration_images=calibration,
         timing_cache=ws.export / "timing.cache",
     )
-    commands = [
-        shell_line(trt.trtexec_command(plan)),
-        shell_line(
-            trt.tao_converter_command(
-                ws.export / "model.etlt",
-                "tlt_encode",
-                dims=(3, h, w),
-                engine=engine,
-                data_type=precision,
-                max_batch=max_batch_size,
-            )
-        ),
-    ]
+    commands = [shell_line(trt.trtexec_command(plan))]
     if trt.tensorrt_available():
         trt.build_engine(plan)
         return EngineStep(
             f"TensorRT engine built with the TensorRT API: {engine}", commands, engine
         )
     return EngineStep(
-        "TensorRT is not installed here (no GPU): build the engine where it is with the "
-        "trtexec command (ONNX) or, for a TAO .etlt, the tao-converter command",
+        f"TensorRT is not installed here (no GPU). On a GPU machine this command builds the "
+        f"engine from the ONNX file exported above ({w}x{h} input, batch 1-{max_batch_size}, "
+        f"{precision}):",
         commands,
     )
 
@@ -171,14 +167,92 @@ def ensure_ir_repository(
     )
 
 
+def deploy_checks(
+    onnx: OnnxExport,
+    engine: EngineStep,
+    repos: IrRepositories,
+    deployment: Deployment,
+    atol: float,
+) -> pd.DataFrame:
+    """The deployment's checks in one table (step, result): ONNX against Keras, TensorRT, the
+    repository, the upload, Triton's status and the smoke inference."""
+    rows = pd.DataFrame(
+        [
+            ("ONNX export", f"max |ONNX - Keras| {onnx.max_abs_diff:.1e} <= {atol:g}"),
+            ("TensorRT", "engine built" if engine.engine_path else "command printed (no GPU)"),
+            ("model repository", "; ".join(repos.problems_table["problem"])),
+        ],
+        columns=["step", "result"],
+    )
+    return pd.concat([rows, deployment.checks_table()], ignore_index=True)
+
+
+def repository_tree(root: str | os.PathLike[str]) -> str:
+    """A model repository as an indented tree with file sizes (``tree``-like, Python caches
+    left out).
+
+    >>> import tempfile, pathlib
+    >>> root = pathlib.Path(tempfile.mkdtemp())
+    >>> (root / "m" / "1").mkdir(parents=True)
+    >>> _ = (root / "m" / "config.pbtxt").write_text("name: 'm'")
+    >>> print(repository_tree(root).split(chr(10), 1)[1])
+    └── m/
+        ├── 1/
+        └── config.pbtxt  (9 B)
+    """
+    root = Path(root)
+    lines = [f"{root.name}/"]
+
+    def walk(folder: Path, prefix: str) -> None:
+        entries = sorted(
+            (p for p in folder.iterdir() if p.name != "__pycache__" and p.suffix != ".pyc"),
+            key=lambda p: (p.is_file(), p.name),
+        )
+        for i, path in enumerate(entries):
+            last = i == len(entries) - 1
+            branch = "└── " if last else "├── "
+            if path.is_dir():
+                lines.append(f"{prefix}{branch}{path.name}/")
+                walk(path, prefix + ("    " if last else "│   "))
+            else:
+                lines.append(f"{prefix}{branch}{path.name}  ({_size(path.stat().st_size)})")
+
+    if root.is_dir():
+        walk(root, "")
+    return "\n".join(lines)
+
+
+def _size(n: int) -> str:
+    for unit in ("B", "KB", "MB", "GB"):
+        if n < 1000 or unit == "GB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1000
+    return f"{n} B"
+
+
 @dataclass
 class Deployment:
-    """Outcome of :func:`deploy_from_gcs`."""
+    """Outcome of :func:`deploy_from_gcs`: the upload, Triton's status and (offline) the smoke
+    inference's images and detections, to show."""
 
     gcs_url: str
     upload_table: pd.DataFrame
     message: str
     ready: bool
+    smoke_images: list[Path] = field(default_factory=list)
+    smoke_detections: list[Any] = field(default_factory=list)
+    smoke_config: Any = None
+
+    def checks_table(self) -> pd.DataFrame:
+        """The deployment's checks as a small table (step, result)."""
+        rows = [
+            ("upload", f"{len(self.upload_table)} files to {self.gcs_url}"),
+            ("Triton", "model READY" if self.ready else "uploaded (Triton on GKE loads it)"),
+        ]
+        if self.smoke_images:
+            boxes = ", ".join(str(len(d)) for d in self.smoke_detections)
+            rows.append(("smoke inference", f"{len(self.smoke_images)} images: {boxes} boxes"))
+        return pd.DataFrame(rows, columns=["step", "result"])
 
 
 def deploy_from_gcs(
@@ -195,7 +269,7 @@ def deploy_from_gcs(
     URL, must report the model ready and answer a smoke inference, then both are stopped.
     A real bucket is only uploaded to (default credentials, never printed); the GKE Triton
     then loads it (``cvlab deploy``)."""
-    from cvlab.cloud.gcs import make_client, upload_directory
+    from cvlab.cloud.gcs import GcsLocation, make_client, upload_directory
     from cvlab.cloud.gcs_emulator import GcsEmulator
 
     if not (ws.model_repository / model_name / "config.pbtxt").exists():
@@ -209,13 +283,16 @@ def deploy_from_gcs(
             report.summary() + f"\nnext: point the GKE Triton at {gcs_url} (cvlab deploy)",
             False,
         )
-    gcs_url = "gs://cvlab-lab/triton-model"
-    with GcsEmulator("cvlab-lab") as emulator:
+    gcs_url = EMULATOR_MODEL_REPOSITORY
+    with GcsEmulator(GcsLocation.parse(gcs_url).bucket) as emulator:
         client = emulator.client()
         report = upload_directory(ws.model_repository, gcs_url, client=client, progress=True)
         mount = ws.root / "triton_gcs_mount"
         mount.mkdir(parents=True, exist_ok=True)
         server = start_triton(gcs_url, env=emulator.triton_env(mount))
+        images: list[Path] = []
+        dets: list[Any] = []
+        config = ir_postprocessing_config(ws)
         try:
             ready = bool(server.model_ready(model_name))
             smoke = ""
@@ -224,7 +301,7 @@ def deploy_from_gcs(
                 images = sorted(Path(state["images"]).glob("*.jpg"))[:smoke_images] if state else []
                 if images:
                     dets = run_inference(
-                        server.http_url, model_name, images, ir_postprocessing_config(ws)
+                        server.http_url, model_name, images, config, progress=False
                     ).detections
                     smoke = f"; smoke inference on {len(images)} images: " + ", ".join(
                         f"{len(d)} boxes" for d in dets
@@ -237,4 +314,4 @@ def deploy_from_gcs(
     )
     if not ready:
         raise RuntimeError(message)
-    return Deployment(gcs_url, report.to_dataframe(), message, ready)
+    return Deployment(gcs_url, report.to_dataframe(), message, ready, images, dets, config)

@@ -167,3 +167,95 @@ def gke_setup_script(ws: Workspace, project_id: str, cluster: str, zone: str, re
     script = as_shell_script(gcloud_commands(config))
     atomic_write_text(ws.root / "gke_setup.sh", script)
     return script
+
+
+#: What the real lab setup needs, by the environment table's component names: label -> the
+#: components of which at least one must be present.
+REAL_SETUP_NEEDS: dict[str, tuple[str, ...]] = {
+    "GPU": ("GPU (TensorFlow)",),
+    "TensorRT": ("TensorRT (python)", "trtexec"),
+    "TAO": ("TAO launcher / detectnet_v2",),
+    "NGC CLI": ("NGC CLI (ngc)",),
+    "gcloud": ("gcloud",),
+    "kubectl": ("kubectl",),
+    "gsutil": ("gsutil",),
+}
+_PRESENT = ("found", "importable")
+
+
+def _present(env: pd.DataFrame, component: str) -> bool:
+    rows = env[env["component"] == component]
+    if rows.empty:
+        return False
+    status = str(rows["status"].iloc[0])
+    if component == "GPU (TensorFlow)":
+        return status.split()[0].isdigit() and int(status.split()[0]) > 0
+    return status in _PRESENT
+
+
+def verdict_table(env: pd.DataFrame) -> pd.DataFrame:
+    """Two rows from :func:`environment_table`: can the offline demo run here (TensorFlow and
+    the bundled tritonserver), and what the real setup still misses (GPU, TensorRT, TAO, NGC
+    CLI, gcloud, kubectl, gsutil).
+
+    >>> env = pd.DataFrame({"component": ["tensorflow-cpu", "tritonserver binary", "gcloud"],
+    ...                     "status": ["2.21.0", "found", "found"], "detail": ["", "", ""]})
+    >>> verdict_table(env)["verdict"].tolist()
+    ['ready', 'missing: GPU, TensorRT, TAO, NGC CLI, kubectl, gsutil']
+    """
+    tensorflow = any(
+        str(s) != "not installed"
+        for s in env.loc[env["component"].isin(["tensorflow", "tensorflow-cpu"]), "status"]
+    )
+    offline_missing = [
+        name
+        for name, ok in (
+            ("TensorFlow", tensorflow),
+            ("tritonserver binary", _present(env, "tritonserver binary")),
+        )
+        if not ok
+    ]
+    real_missing = [
+        label
+        for label, components in REAL_SETUP_NEEDS.items()
+        if not any(_present(env, c) for c in components)
+    ]
+    return pd.DataFrame(
+        [
+            (
+                "offline demo",
+                "ready" if not offline_missing else "missing: " + ", ".join(offline_missing),
+                "synthetic data, stand-in models, local Triton and GCS emulator on this CPU",
+            ),
+            (
+                "real setup",
+                "ready" if not real_missing else "missing: " + ", ".join(real_missing),
+                "PeopleNet from NGC, TensorRT engines, TAO training, Triton on GKE",
+            ),
+        ],
+        columns=["setup", "verdict", "what it runs"],
+    )
+
+
+def how_long(notebook: str, timings: str | os.PathLike[str] | None = None) -> str:
+    """One line: how long ``notebook`` took in the last ``make demo`` (``cvlab lab demo``
+    writes the figures to :data:`cvlab.lab.demo.TIMINGS_FILE`), or that it was not measured.
+
+    >>> how_long("00_setup", "/nonexistent.json")
+    'How long: not measured yet (make demo measures every notebook).'
+    """
+    import json
+
+    from cvlab.lab.demo import TIMINGS_FILE
+
+    path = Path(timings) if timings else TIMINGS_FILE
+    try:
+        data = json.loads(path.read_text())
+        seconds = float(data["seconds"][notebook])
+    except (OSError, ValueError, KeyError, TypeError):
+        return "How long: not measured yet (make demo measures every notebook)."
+    shown = f"{seconds:.0f} s" if seconds < 120 else f"{seconds / 60:.1f} min"
+    return (
+        f"How long: {shown} in the last `make demo` "
+        f"({data.get('measured', 'date unknown')}, {data.get('machine', 'this machine')})."
+    )

@@ -62,12 +62,14 @@ class LiveTrainingPlot:
             return  # caught between writes: the next check sees the finished file
         if history.empty:
             return
-        from IPython.display import Image
+        import base64
 
         epoch = int(history["epoch"].iloc[-1])
         total = f"/{self.total_epochs}" if self.total_epochs else ""
-        png = render_history_png(history, f"training: epoch {epoch}{total}")
-        self._handle.update(Image(data=png, format="png"))
+        title = f"training: epoch {epoch}{total}"
+        png = render_history_png(history, title)
+        bundle = {"image/png": base64.b64encode(png).decode("ascii"), "text/plain": title}
+        self._handle.update(bundle, raw=True)
         self.updates += 1
 
     def _run(self) -> None:
@@ -75,11 +77,12 @@ class LiveTrainingPlot:
             self._refresh()
 
     def __enter__(self) -> LiveTrainingPlot:
-        from IPython.display import HTML, DisplayHandle
+        from IPython.display import DisplayHandle
 
         self._seen = self.metrics_csv.stat().st_mtime if self.metrics_csv.exists() else None
         self._handle = DisplayHandle()
-        self._handle.display(HTML("<i>training curve appears after the first epoch</i>"))
+        note = "training curve appears after the first epoch"
+        self._handle.display({"text/html": f"<i>{note}</i>", "text/plain": note}, raw=True)
         self._thread = threading.Thread(target=self._run, name="live-training-plot", daemon=True)
         self._thread.start()
         return self

@@ -12,17 +12,57 @@ from typing import Any
 
 from cvlab.lab.workspace import RGB_MODEL_NAME, Workspace
 
-#: How the offline RGB stand-in is trained: about 100 s of training on 2 CPU cores (the notebook
-#: tests run it). Person AP on held-out synthetic frames is about 0.5-0.7; bags and faces are a
-#: few pixels at 256x160 and stay near 0 in so short a run.
+#: How the offline RGB stand-in is trained (``cvlab bench standin`` measures it: per-class AP on
+#: held-out synthetic frames, duplicate boxes, training time on 2 CPU cores). The cost differs
+#: from TAO's default spec on purpose: bags and faces cover a few grid cells each, and with
+#: TAO's coverage foreground weight (0.05) so short a run never lifts their coverage above the
+#: clustering thresholds; a higher foreground weight, a double class weight for the rarest
+#: class (bag) and equal cov/bbox weight targets make them learnable in this budget. Measured
+#: (40 held-out frames, the shipped PeopleNet RGB clustering config): person AP 1.00, bag 0.78,
+#: face 0.80, no duplicate person boxes; training loop ~95 s, ~105 s CPU in all (2 shared cores).
 RGB_STANDIN_TRAINING: dict[str, Any] = {
     "num_images": 160,  # synthetic frames, 20 % of them for validation
-    "epochs": 18,
+    "epochs": 22,
     "seed": 0,
     "image_size": (480, 288),  # rendered frame size (width, height)
     "batch_size": 4,
     "input_size": (256, 160),  # the model's input (width, height); None: the tiny config's
+    # cost_function_config per class (TAO's default spec: 0.05 and 1.0 for every class)
+    "coverage_foreground_weight": {"person": 0.3, "bag": 0.5, "face": 0.5},
+    "class_weight": {"person": 1.0, "bag": 2.0, "face": 1.0},
+    "objective_targets": {"cov": 1.0, "bbox": 1.0},  # autoweighting targets (initial: 1, 10)
 }
+
+
+def standin_cost(settings: dict[str, Any] | None = None) -> Any:
+    """The stand-in's :class:`cvlab.train.losses.CostConfig` from ``settings`` (default
+    :data:`RGB_STANDIN_TRAINING`): per-class foreground and class weights, autoweighting with
+    the given cov/bbox weight targets.
+
+    Example:
+        >>> cost = standin_cost()
+        >>> [(t.name, t.coverage_foreground_weight) for t in cost.target_classes]
+        [('person', 0.3), ('bag', 0.5), ('face', 0.5)]
+    """
+    from cvlab.detectnet import PEOPLENET_CLASSES
+    from cvlab.train.losses import CostConfig, Objective, TargetClassCost
+
+    settings = settings or RGB_STANDIN_TRAINING
+    targets = settings["objective_targets"]
+    return CostConfig(
+        [
+            TargetClassCost(
+                name,
+                class_weight=settings["class_weight"][name],
+                coverage_foreground_weight=settings["coverage_foreground_weight"][name],
+                objectives=[
+                    Objective("cov", 1.0, targets["cov"]),
+                    Objective("bbox", 10.0, targets["bbox"]),
+                ],
+            )
+            for name in PEOPLENET_CLASSES
+        ]
+    )
 
 
 def ensure_rgb_standin(
@@ -39,9 +79,10 @@ def ensure_rgb_standin(
     """The offline stand-in for RGB PeopleNet in the workspace's model repository; returns its
     model folder.
 
-    Trained once and cached (``ws.root/rgb_standin``, ``lab_state.json`` key ``rgb_standin``):
-    a tiny DetectNet_v2 (``TrainConfig.tiny``, classes person/bag/face like PeopleNet, input
-    ``input_size`` or the default's) on synthetic daylight frames
+    Trained once and cached (``ws.root/rgb_standin``, ``lab_state.json`` key ``rgb_standin``
+    with the settings, validation AP and the training time): a tiny DetectNet_v2
+    (``TrainConfig.tiny`` with :func:`standin_cost`, classes person/bag/face like PeopleNet,
+    input ``input_size`` or the settings') on synthetic daylight frames
     (:func:`cvlab.datasets.synthetic.write_synthetic_rgb_set`), exported to ONNX (checked against
     Keras with onnxruntime) and written as a python-backend Triton model. It has seen synthetic
     frames only: meaningful boxes there, not on real photos. Defaults: ``RGB_STANDIN_TRAINING``.
@@ -63,6 +104,7 @@ def ensure_rgb_standin(
         if value is not None:
             settings[key] = value
     work = ws.root / "rgb_standin"
+    built = time.perf_counter()
     data = write_synthetic_rgb_set(
         work / "data",
         settings["num_images"],
@@ -76,6 +118,7 @@ def ensure_rgb_standin(
         validate_every=settings["epochs"],
         seed=settings["seed"],
         batch_size=settings["batch_size"],
+        cost=standin_cost(settings),
         threads=2,
     )
     input_size = input_size or settings["input_size"]
@@ -97,13 +140,14 @@ def ensure_rgb_standin(
     }
     ws.update_state(
         rgb_standin={
+            **settings,
             "model_dir": model_dir,
             "onnx": export.path,
-            "input_size": config.model.input_size,
+            "input_size": config.model.input_size,  # the settings' unless given
             "class_names": PEOPLENET_CLASSES,
-            **settings,
             "validation_ap": ap,
-            "train_seconds": round(train_seconds, 1),
+            "train_seconds": round(train_seconds, 1),  # the training loop
+            "build_seconds": round(time.perf_counter() - built, 1),  # frames, training, export
         }
     )
     return Path(model_dir)
@@ -158,7 +202,10 @@ def write_heldout_frames(
 
 
 def rgb_sample_frames(
-    ws: Workspace, count: int = 4, seed: int = HELDOUT_SEED, image_size: tuple[int, int] | None = None
+    ws: Workspace,
+    count: int = 4,
+    seed: int = HELDOUT_SEED,
+    image_size: tuple[int, int] | None = None,
 ) -> RgbSamples:
     """matplotlib's grace_hopper.jpg (a real photo) plus ``count - 1`` held-out synthetic
     daylight frames (:func:`write_heldout_frames` in ``ws.rgb_images``) with their exact

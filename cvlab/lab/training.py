@@ -40,15 +40,33 @@ class TrainedModel:
         return keras.models.load_model(self.model_path, compile=False)
 
 
-def _train_config(name: str, class_names: Sequence[str]) -> Any:
+def _train_config(
+    name: str, class_names: Sequence[str], pretrained_weights: str | Path | None = None
+) -> Any:
+    """The trainer's settings: ``"tiny"`` (CPU) or ``"peoplenet"``, the lab's TAO training spec
+    (:func:`cvlab.formats.tao_spec.build_lab_spec`: ResNet-34, 960x544, its cost, regularizer,
+    optimizer and schedule) read as TAO reads it, starting from ``pretrained_weights`` (a plain
+    Keras HDF5 such as NGC's unencrypted trainable PeopleNet; ``.tlt`` is refused with the way
+    to get one)."""
     from cvlab.train.config import TrainConfig
 
+    weights = str(pretrained_weights) if pretrained_weights else None
     if name == "tiny":
-        return TrainConfig.tiny(class_names=tuple(class_names), epochs=TINY_EPOCHS, threads=2)
+        return TrainConfig.tiny(
+            class_names=tuple(class_names),
+            epochs=TINY_EPOCHS,
+            threads=2,
+            pretrained_weights=weights,
+        )
     if name == "peoplenet":
-        from cvlab.train.model import PEOPLENET_CONFIG
+        import warnings
 
-        return TrainConfig(class_names=tuple(class_names), model=PEOPLENET_CONFIG, epochs=60)
+        from cvlab.formats.tao_spec import build_lab_spec
+
+        spec = build_lab_spec("<prepared>", "<prepared>", class_names=tuple(class_names))
+        with warnings.catch_warnings():  # the lab spec's min_bbox_* (no effect in TAO either)
+            warnings.simplefilter("ignore", UserWarning)
+            return TrainConfig.from_spec(spec, pretrained_weights=weights)
     raise ValueError(f"MODEL_CONFIG must be 'tiny' or 'peoplenet', got {name!r}")
 
 
@@ -61,10 +79,13 @@ def ensure_trained_model(
     batch_size: int | None = None,
     force: bool = False,
     live_plot: bool = False,
+    pretrained_weights: str | Path | None = None,
 ) -> TrainedModel:
     """Train DetectNet_v2 on the prepared TFRecords with cvlab's trainer (once; ``force``
     retrains from scratch). ``live_plot`` redraws the loss/mAP curve after every epoch in
-    the notebook. Returns the model path and the history DataFrame."""
+    the notebook. ``pretrained_weights`` (Keras HDF5, loaded by layer name: the backbone, as
+    TAO does) is where training starts; the number of layers loaded is printed.
+    Returns the model path and the history DataFrame."""
     state = ws.state().get("trained")
     if state and not force and Path(state["model_path"]).exists():
         return TrainedModel(
@@ -77,7 +98,7 @@ def ensure_trained_model(
     from cvlab.train.trainer import train
 
     prepared = prepared or ensure_prepared_dataset(ws)
-    train_config = _train_config(config, prepared.class_names)
+    train_config = _train_config(config, prepared.class_names, pretrained_weights)
     if force and ws.training.exists():
         shutil.rmtree(ws.training)
     run = functools.partial(

@@ -1,11 +1,12 @@
-"""What the notebooks show: overlays, before/after comparisons, per-image tables and the AP
-comparison of several models.
+"""What the notebooks show: overlays with a legend, before/after comparisons, tables named for
+people, the AP comparison and precision-recall curves of several models, folded details.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -14,20 +15,69 @@ import pandas as pd
 
 from cvlab.lab.workspace import Workspace, record_image
 
+#: What a detection's score is, said once for every notebook that shows one.
+SCORE_NOTE = (
+    "A box's score is the summed coverage of the grid cells clustered into it (DetectNet_v2), "
+    "so scores above 1 are normal; the clustering config's confidence thresholds are in the "
+    "same unit."
+)
+#: What AP is, said once.
+AP_NOTE = (
+    "AP (average precision, TAO's evaluation): the area under the precision-recall curve of a "
+    "class, where a box counts as correct when it overlaps a ground-truth box of that class by "
+    "IoU >= 0.5; 1.0 means every object found and no false box."
+)
+#: Ground truth is drawn in white, one pixel wide, under the detections.
+TRUTH_COLOR = (255, 255, 255)
+
+#: Column names for people: evaluation tables (cvlab.train.evaluate) and detection tables.
+_EVAL_COLUMNS = {
+    "class": "class",
+    "ap": "AP",
+    "precision": "precision",
+    "recall": "recall",
+    "num_gt": "objects (ground truth)",
+    "num_pred": "boxes found",
+    "tp": "correct",
+    "fp": "false",
+}
+
+
+def short_name(path: str | os.PathLike[str] | None, limit: int = 22) -> str:
+    """A file name short enough for a figure title (the stem, shortened in the middle).
+
+    >>> short_name("/data/FLIR_ADAS_v2/images_thermal_val/video-abcdefgh-frame-000123.jpg")
+    'video…fgh-frame-000123'
+    """
+    stem = Path(path or "?").stem
+    if len(stem) <= limit:
+        return stem
+    head = min(5, limit // 4)
+    return f"{stem[:head]}…{stem[-(limit - 1 - head) :]}"
+
 
 def detections_table(detections: Sequence[Any]) -> pd.DataFrame:
-    """One row per image: boxes per class and the best confidence."""
+    """One row per image: boxes per class and the best score (rounded)."""
     rows = []
     for d in detections:
         row: dict[str, Any] = {"image": Path(d.image_path or "?").name, "boxes": len(d)}
         for name in d.class_names:
             row[name] = int(sum(1 for n in d.names if n == name))
-        row["max_confidence"] = float(d.confidence.max()) if len(d) else float("nan")
+        row["best score"] = round(float(d.confidence.max()), 2) if len(d) else None
         rows.append(row)
     return pd.DataFrame(rows)
 
 
-def _overlay(rgb: np.ndarray, dets: Any, config: Any, truth: Any = None) -> np.ndarray:
+def ap_table(result: Any) -> pd.DataFrame:
+    """A :class:`~cvlab.train.evaluate.EvaluationResult` per class, named for people and
+    rounded to three decimals."""
+    table = result.per_class.rename(columns=_EVAL_COLUMNS)
+    return table.round(3)
+
+
+def _overlay(
+    rgb: np.ndarray, dets: Any, config: Any, truth: Any = None, labels: bool = False
+) -> np.ndarray:
     from cvlab.viz.overlay import colors_from_config, draw_detections
 
     out = rgb
@@ -35,15 +85,50 @@ def _overlay(rgb: np.ndarray, dets: Any, config: Any, truth: Any = None) -> np.n
         out = draw_detections(
             out,
             truth,
-            colors=dict.fromkeys(truth.class_names, (255, 255, 255)),
+            colors=dict.fromkeys(truth.class_names, TRUTH_COLOR),
             linewidth=1,
             show_labels=False,
         )
     if dets is not None:
         colors = colors_from_config(config) if config is not None else None
         linewidth = config.linewidth if config is not None else 2
-        out = draw_detections(out, dets, colors=colors, linewidth=linewidth)
+        linewidth = max(1, min(linewidth, max(1, min(rgb.shape[:2]) // 100)))
+        out = draw_detections(out, dets, colors=colors, linewidth=linewidth, show_labels=labels)
     return out
+
+
+def _legend(fig: Any, config: Any, truth: bool, classes: Sequence[str] | None = None) -> None:
+    """Colour legend under the figure: ground truth (white) and the colour of each class of
+    ``config`` (only ``classes``, when given)."""
+    from matplotlib.patches import Patch
+
+    from cvlab.viz.overlay import colors_from_config
+
+    handles = []
+    if truth:
+        handles.append(Patch(facecolor="white", edgecolor="black", label="ground truth"))
+    colors = colors_from_config(config) if config is not None else {}
+    for name, rgb in colors.items():
+        if classes is None or name in classes:
+            handles.append(
+                Patch(facecolor=np.asarray(rgb) / 255, edgecolor="black", label=f"{name} (model)")
+            )
+    if handles:
+        fig.legend(
+            handles=handles,
+            loc="lower center",
+            ncol=len(handles),
+            frameon=False,
+            fontsize=10,
+            bbox_to_anchor=(0.5, 0.0),
+        )
+
+
+def _count_text(dets: Any) -> str:
+    if not len(dets):
+        return "no boxes"
+    counts = {n: dets.names.count(n) for n in dets.class_names if n in dets.names}
+    return ", ".join(f"{c} {n}" for n, c in counts.items())
 
 
 def show_overlays(
@@ -54,9 +139,11 @@ def show_overlays(
     title: str = "",
     truth: Sequence[Any] | None = None,
     ncols: int = 2,
+    labels: bool = False,
 ) -> Any:
-    """Overlays of ``detections`` (and ground truth in thin white, when given) in a grid;
-    returns the matplotlib Figure (shown inline in notebooks)."""
+    """Overlays of ``detections`` (ground truth in thin white, when given) in a grid, each
+    titled with its image and box counts, a colour legend underneath; returns the Figure
+    (shown inline in notebooks). ``detections`` may be ``None`` entries (truth only)."""
     import matplotlib.pyplot as plt
 
     from cvlab.images import load_image
@@ -64,15 +151,19 @@ def show_overlays(
     n = len(images)
     ncols = max(1, min(ncols, n))
     nrows = max(1, -(-n // ncols))
-    fig, axes = plt.subplots(nrows, ncols, figsize=(6 * ncols, 3.6 * nrows), squeeze=False)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(6.4 * ncols, 4.0 * nrows + 0.5), squeeze=False)
     for ax in axes.ravel():
         ax.axis("off")
     for i, (path, dets) in enumerate(zip(images, detections, strict=False)):
         ax = axes.ravel()[i]
         gt = truth[i] if truth is not None else None
-        ax.imshow(_overlay(load_image(path), dets, config, gt))
-        ax.set_title(f"{title}: {Path(path).name} ({len(dets)} boxes)", fontsize=9)
-    fig.tight_layout()
+        ax.imshow(_overlay(load_image(path), dets, config, gt, labels))
+        ax.set_title(f"{short_name(path)}: {_count_text(dets)}", fontsize=10)
+    if title:
+        fig.suptitle(title, fontsize=12)
+    has_truth = truth is not None and any(t is not None and len(t) for t in truth)
+    _legend(fig, config, has_truth)
+    fig.tight_layout(rect=(0, 0.05, 1, 1))
     plt.show()
     return fig
 
@@ -83,10 +174,82 @@ def show_image(rgb: np.ndarray, title: str = "") -> Any:
 
     fig, ax = plt.subplots(figsize=(8, 4.6))
     ax.imshow(rgb)
-    ax.set_title(title, fontsize=9)
+    ax.set_title(title, fontsize=10)
     ax.axis("off")
     plt.show()
     return fig
+
+
+@dataclass
+class ThresholdEffect:
+    """What :func:`show_threshold_effect` showed: image ``index``, the config's threshold
+    ``old`` and the moved one ``new``, the box counts at each, and the Figure (None when no
+    image had a cluster of the class to show)."""
+
+    figure: Any
+    index: int
+    class_name: str
+    old: float
+    new: float
+    boxes_before: int
+    boxes_after: int
+
+    def sentence(self) -> str:
+        """One line for the notebook."""
+        if self.figure is None:
+            return (
+                f"The model found no {self.class_name} clusters in these images, so its "
+                f"threshold has nothing to change here."
+            )
+        direction = "Lowering" if self.new < self.old else "Raising"
+        return (
+            f"{direction} the {self.class_name} threshold from {self.old:.2f} to {self.new:.2f} "
+            f"changes the {self.class_name} boxes from {self.boxes_before} to {self.boxes_after}."
+        )
+
+
+def show_threshold_effect(
+    tuner: Any,
+    class_name: str = "person",
+    indices: Sequence[int] | None = None,
+    truth: Sequence[Any] | None = None,
+) -> ThresholdEffect:
+    """What the tuner's threshold slider does, as two overlays of one image: at the config's
+    threshold and at one that changes the number of ``class_name`` boxes (chosen by
+    :meth:`~cvlab.lab.widgets.ThresholdTuner.threshold_example` among ``indices``); ``truth``
+    (per tuner image) is drawn in thin white."""
+    import matplotlib.pyplot as plt
+
+    old = float(tuner.config.classes[class_name].dbscan_confidence_threshold)
+    example = tuner.threshold_example(class_name, indices)
+    if example is None:
+        return ThresholdEffect(None, -1, class_name, old, old, 0, 0)
+    index, new = example
+    panels = []
+    for threshold in (old, new):
+        with tuner.threshold(class_name, threshold):
+            dets = tuner.detections(index)
+            panels.append(
+                (
+                    threshold,
+                    tuner.render(index, [class_name], truth[index] if truth else None),
+                    dets.names.count(class_name),
+                )
+            )
+    fig, axes = plt.subplots(1, 2, figsize=(13, 4.6), squeeze=False)
+    for ax, (threshold, rgb, count), label in zip(
+        axes[0], panels, ("clustering config", "slider moved"), strict=True
+    ):
+        ax.imshow(rgb)
+        boxes = "1 box" if count == 1 else f"{count} boxes"
+        ax.set_title(f"{label}: {class_name} threshold {threshold:.2f}, {boxes}", fontsize=10)
+        ax.axis("off")
+    fig.suptitle(f"{tuner.names[index]}: what the {class_name} threshold slider does", fontsize=12)
+    if truth:
+        _legend(fig, tuner.config, truth=True, classes=(class_name,))
+    fig.tight_layout(rect=(0, 0.06 if truth else 0, 1, 1))
+    plt.show()
+    return ThresholdEffect(fig, index, class_name, old, new, panels[0][2], panels[1][2])
 
 
 def record_overlay_images(
@@ -97,7 +260,10 @@ def record_overlay_images(
 
     return [
         record_image(
-            ws, f"{prefix}_{Path(p).stem}", _overlay(load_image(p), d, config), Path(p).name
+            ws,
+            f"{prefix}_{Path(p).stem}",
+            _overlay(load_image(p), d, config),
+            f"{short_name(p)}: {_count_text(d)}",
         )
         for p, d in zip(images, detections, strict=False)
     ]
@@ -115,14 +281,26 @@ def evaluate(
     return evaluate_detections(list(predictions), list(truth), tuple(class_names), mode=mode)
 
 
-def compare_evaluations(results: dict[str, Any]) -> pd.DataFrame:
-    """AP (and precision/recall where given) of several models side by side, one row each."""
+def compare_evaluations(results: Mapping[str, Any]) -> pd.DataFrame:
+    """AP, precision and recall of several models side by side, one row per model and class,
+    named for people and rounded."""
     rows = []
     for label, result in results.items():
-        table = result.per_class
-        for _, r in table.iterrows():
-            rows.append({"model": label, **{k: r[k] for k in table.columns}})
+        for _, r in ap_table(result).iterrows():
+            rows.append({"model": label, **r.to_dict()})
     return pd.DataFrame(rows)
+
+
+def show_pr_curves(results: Mapping[str, Any], class_name: str = "person") -> Any:
+    """Precision-recall curves of several models for one class on one plot
+    (:func:`cvlab.viz.plots.plot_pr_comparison`), inline; returns the Figure."""
+    import matplotlib.pyplot as plt
+
+    from cvlab.viz.plots import plot_pr_comparison
+
+    fig = plot_pr_comparison(results, class_name)
+    plt.show()
+    return fig
 
 
 def show_before_after(
@@ -132,22 +310,198 @@ def show_before_after(
     truth: Sequence[Any],
     before_config: Any,
     after_config: Any,
+    *,
+    before_label: str = "RGB model",
+    after_label: str = "IR model",
+    before_ap: float | None = None,
+    after_ap: float | None = None,
 ) -> Any:
-    """Side-by-side overlays: RGB model (left) and IR model (right), ground truth in white."""
+    """Side-by-side overlays, before (left) and after (right), ground truth in white, under
+    the header "Before: RGB model, AP x | After: IR model, AP y"; returns the Figure."""
     import matplotlib.pyplot as plt
 
     from cvlab.images import load_image
 
+    def header(word: str, label: str, ap: float | None) -> str:
+        return f"{word}: {label}" + (f", AP {ap:.2f}" if ap is not None else "")
+
     n = len(images)
-    fig, axes = plt.subplots(n, 2, figsize=(12, 3.4 * n), squeeze=False)
+    fig, axes = plt.subplots(n, 2, figsize=(13, 3.9 * n + 1.0), squeeze=False)
+    columns = (
+        (before, before_config, header("Before", before_label, before_ap)),
+        (after, after_config, header("After", after_label, after_ap)),
+    )
     for i, path in enumerate(images):
         rgb = load_image(path)
-        for j, (dets, cfg, label) in enumerate(
-            ((before[i], before_config, "RGB model"), (after[i], after_config, "IR model"))
-        ):
-            axes[i, j].imshow(_overlay(rgb, dets, cfg, truth[i]))
-            axes[i, j].set_title(f"{label}: {Path(path).name} ({len(dets)} boxes)", fontsize=9)
+        for j, (dets, cfg, _) in enumerate(columns):
+            axes[i, j].imshow(_overlay(rgb, dets[i], cfg, truth[i]))
+            axes[i, j].set_title(f"{short_name(path)}: {_count_text(dets[i])}", fontsize=10)
             axes[i, j].axis("off")
-    fig.tight_layout()
+    for j, (_, _, text) in enumerate(columns):
+        axes[0, j].annotate(
+            text,
+            xy=(0.5, 1.0),
+            xycoords="axes fraction",
+            xytext=(0, 24),
+            textcoords="offset points",
+            ha="center",
+            va="bottom",
+            fontsize=14,
+            fontweight="bold",
+        )
+    _legend(fig, after_config, truth=True, classes=("person",))
+    fig.tight_layout(rect=(0, 0.03, 1, 0.97))
     plt.show()
     return fig
+
+
+def history_table(history: pd.DataFrame) -> pd.DataFrame:
+    """The validated epochs of a training history (and the last one), the columns a person
+    reads (epoch, loss, learning rate, mAP and per-class AP) with readable names, rounded."""
+    if history.empty:
+        return history
+    validated = history["mAP"].notna() if "mAP" in history.columns else history["epoch"] < 0
+    rows = history[validated | (history.index == history.index[-1])]
+    keep = ["epoch", "loss", "lr"] + [
+        c for c in history.columns if str(c).startswith(("mAP", "ap_"))
+    ]
+    table = rows[[c for c in keep if c in rows.columns]].copy()
+    table.columns = [_history_name(str(c)) for c in table.columns]
+    return table.round(4).reset_index(drop=True)
+
+
+def _history_name(column: str) -> str:
+    """``lr`` -> "learning rate", ``ap_person`` -> "AP person", ``mAP_tao`` -> "mAP (as TAO
+    reports it)", ``ap_tao_person`` -> "AP person (as TAO reports it)"."""
+    fixed = {"lr": "learning rate", "mAP": "validation mAP"}
+    if column in fixed:
+        return fixed[column]
+    tao = "_tao" in column or column.startswith("ap_tao")
+    name = column.replace("ap_tao_", "AP ").replace("_tao", "").replace("ap_", "AP ")
+    name = name.replace("_", " ")
+    return f"{name} (as TAO reports it)" if tao else name
+
+
+def training_takeaway(history: pd.DataFrame) -> MarkdownText:
+    """One line on a training run: how far the loss fell and where the validation mAP went."""
+    if history.empty:
+        return MarkdownText("No epoch finished.")
+    first, last = history.iloc[0], history.iloc[-1]
+    text = (
+        f"**Takeaway.** Over {len(history)} epochs the loss fell from {first['loss']:.3g} to "
+        f"{last['loss']:.3g}"
+    )
+    if "mAP" in history.columns and history["mAP"].notna().any():
+        valid = history[history["mAP"].notna()]
+        a, b = valid.iloc[0], valid.iloc[-1]
+        text += (
+            f"; the validation mAP went from {a['mAP']:.2f} (epoch {int(a['epoch'])}) to "
+            f"{b['mAP']:.2f} (epoch {int(b['epoch'])})"
+        )
+    return MarkdownText(text + ".")
+
+
+def conclusion(
+    before: Any, after: Any, *, offline: bool = True, class_name: str = "person"
+) -> MarkdownText:
+    """Three lines on the before/after result (recall and AP of ``class_name`` from two
+    :class:`~cvlab.train.evaluate.EvaluationResult`) and the next steps, as Markdown."""
+
+    def stats(result: Any) -> tuple[float, int, int]:
+        row = result.per_class.set_index("class").loc[class_name]
+        return float(row["ap"]), int(row["tp"]), int(row["num_gt"])
+
+    ap_b, tp_b, gt = stats(before)
+    ap_a, tp_a, _ = stats(after)
+    third = (
+        "Both models are tiny stand-ins trained here on synthetic data: the numbers show the "
+        "method (retraining on the target domain), not PeopleNet's accuracy."
+        if offline
+        else "With the real models these are the lab's numbers on your held-out FLIR images."
+    )
+    return MarkdownText(
+        "\n".join(
+            [
+                "**Conclusion**",
+                "",
+                f"1. Before: the RGB model finds {tp_b} of {gt} people on the thermal frames "
+                f"(AP {ap_b:.2f}); trained on daylight colour images, it does not recognise "
+                "thermal silhouettes.",
+                f"2. After: retrained on thermal frames, the same architecture finds {tp_a} of "
+                f"{gt} (AP {ap_a:.2f}).",
+                f"3. {third}",
+                "",
+                "**Next steps**: the real setup below (FLIR download in notebook 02, TAO "
+                "training in 03, TensorRT and Triton on GKE in 04), more training epochs, and "
+                "the IR threshold (`IR_CONFIDENCE_THRESHOLD`) tuned for your precision/recall.",
+            ]
+        )
+    )
+
+
+class MarkdownText:
+    """Markdown for notebooks that reads the same as plain text (no ``<...Markdown object>``
+    repr in plain-text viewers)."""
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+
+    def _repr_markdown_(self) -> str:
+        return self.text
+
+    def __repr__(self) -> str:
+        return self.text
+
+
+class Table:
+    """A DataFrame shown for people: no index column, numbers rounded to ``digits`` decimals,
+    as HTML in notebooks and as aligned text elsewhere."""
+
+    def __init__(self, df: pd.DataFrame, digits: int = 3) -> None:
+        self.df = df.round(digits)
+        self.digits = digits
+
+    def _format(self, value: float) -> str:
+        if value != value:  # NaN
+            return ""
+        return f"{value:.{self.digits}f}".rstrip("0").rstrip(".") or "0"
+
+    def _repr_html_(self) -> str:
+        return self.df.to_html(index=False, border=0, float_format=self._format, na_rep="")
+
+    def __repr__(self) -> str:
+        return self.df.to_string(index=False, float_format=self._format, na_rep="")
+
+
+def table(df: pd.DataFrame, digits: int = 3) -> Table:
+    """``df`` for display: no index, numbers rounded (see :class:`Table`).
+
+    >>> print(table(pd.DataFrame({"class": ["person"], "AP": [0.81249]})))
+     class    AP
+    person 0.812
+    """
+    return Table(df, digits)
+
+
+class Folded:
+    """HTML content inside a closed ``<details>`` block: details a reader opens when needed."""
+
+    def __init__(self, summary: str, html: str, text: str) -> None:
+        self.summary, self.html, self.text = summary, html, text
+
+    def _repr_html_(self) -> str:
+        return f"<details><summary><b>{self.summary}</b></summary>{self.html}</details>"
+
+    def __repr__(self) -> str:
+        return f"{self.summary}\n{self.text}"
+
+
+def folded(content: Any, summary: str) -> Folded:
+    """``content`` (a DataFrame, or text shown preformatted) folded under ``summary``."""
+    import html as html_lib
+
+    if isinstance(content, pd.DataFrame):
+        shown = Table(content)
+        return Folded(summary, shown._repr_html_(), repr(shown))
+    text = str(content)
+    return Folded(summary, f"<pre>{html_lib.escape(text)}</pre>", text)

@@ -3,7 +3,9 @@
 The raw model outputs (coverage and bbox grids) are fetched once from Triton; moving a slider
 only re-runs the clustering (:class:`cvlab.inference.postprocess.DetectNetPostprocessor`) and redraws
 the overlay, so tuning is instant. Headless runs (nbclient, CI) can build the widget and read
-:meth:`ThresholdTuner.render` as a plain image: nothing needs a browser.
+:meth:`ThresholdTuner.render` as a plain image: nothing needs a browser. Where no widget can be
+drawn (an HTML export without JavaScript, a plain-text viewer), the widget's output shows a
+snapshot of its image and a one-line description instead of a raw ``VBox(...)`` repr.
 
 Example:
     >>> tuner = ThresholdTuner(images, outputs, config, model_size=(960, 544))  # doctest: +SKIP
@@ -12,10 +14,13 @@ Example:
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import base64
+import contextlib
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import replace
 from typing import Any
 
+import ipywidgets as W
 import numpy as np
 
 from cvlab.detections import Detections
@@ -74,47 +79,129 @@ class ThresholdTuner:
         post = DetectNetPostprocessor(self.config, self.class_names, model_size=self.model_size)
         return post(self.outputs[i], image_size=(w, h), image_path=self.names[i])
 
-    def render(self, index: int | None = None) -> np.ndarray:
-        """The overlay of image ``index`` with the current config (RGB uint8)."""
+    def render(
+        self,
+        index: int | None = None,
+        labels: bool | Sequence[str] = True,
+        truth: Detections | None = None,
+    ) -> np.ndarray:
+        """The overlay of image ``index`` with the current config (RGB uint8). ``labels``
+        writes class and score on the boxes (of the named classes only, when a list);
+        ``truth`` is drawn first in thin white. Frames narrower than 640 pixels are drawn at
+        twice their size, so the labels stay legible."""
+        import cv2
+
         from cvlab.viz.overlay import colors_from_config, draw_detections
 
         i = self.index if index is None else index
-        return draw_detections(
-            self.images[i],
-            self.detections(i),
-            colors=colors_from_config(self.config),
-            linewidth=self.config.linewidth,
-        )
+        rgb = self.images[i]
+        dets = self.detections(i)
+        h, w = rgb.shape[:2]
+        if w < 640:
+            rgb = cv2.resize(rgb, (2 * w, 2 * h), interpolation=cv2.INTER_LINEAR)
+            dets = dets.scaled(2.0, 2.0, (2 * w, 2 * h))
+            truth = truth.scaled(2.0, 2.0, (2 * w, 2 * h)) if truth is not None else None
+        if truth is not None and len(truth):
+            white = dict.fromkeys(truth.class_names, (255, 255, 255))
+            rgb = draw_detections(rgb, truth, white, linewidth=1, show_labels=False)
+        linewidth = max(1, min(self.config.linewidth, min(rgb.shape[:2]) // 100))
+        colors = colors_from_config(self.config)
+        if isinstance(labels, bool):
+            return draw_detections(rgb, dets, colors, linewidth, show_labels=labels)
+        named = np.isin(np.asarray(dets.names, dtype=object), list(labels))
+        out = draw_detections(rgb, dets[~named], colors, linewidth, show_labels=False)
+        return draw_detections(out, dets[named], colors, linewidth, show_labels=True)
+
+    @contextlib.contextmanager
+    def threshold(self, class_name: str, value: float) -> Iterator[None]:
+        """Temporarily use confidence threshold ``value`` for ``class_name``."""
+        saved = self.config
+        self.set_class(class_name, dbscan_confidence_threshold=float(value))
+        try:
+            yield
+        finally:
+            self.config = saved
+
+    def cluster_scores(self, class_name: str, index: int) -> np.ndarray:
+        """Scores of every cluster of ``class_name`` in image ``index`` (threshold 0)."""
+        with self.threshold(class_name, 0.0):
+            dets = self.detections(index)
+        return np.sort(dets.confidence[dets.class_id == self.class_names.index(class_name)])
+
+    def threshold_example(
+        self, class_name: str = "person", indices: Sequence[int] | None = None
+    ) -> tuple[int, float] | None:
+        """An image and a ``class_name`` threshold that visibly change its box count: lowered
+        below the config's when weaker clusters exist (they appear), else raised just above
+        the weakest box (it disappears; images with two boxes or more first). Tries
+        ``indices`` (default: all) in order; None when no image has a cluster of the class."""
+        current = float(self.config.classes[class_name].dbscan_confidence_threshold)
+        raise_one: tuple[int, float] | None = None
+        raise_any: tuple[int, float] | None = None
+        for i in indices if indices is not None else range(len(self.images)):
+            scores = self.cluster_scores(class_name, i)
+            weaker = scores[scores <= current]
+            if len(weaker):
+                return i, float(np.floor(max(0.0, float(weaker.min()) * 0.9) * 100) / 100)
+            if len(scores):
+                above = float(np.floor(float(scores.min()) * 100 + 1) / 100)  # > the weakest
+                if len(scores) >= 2 and raise_one is None:
+                    raise_one = (i, above)
+                raise_any = raise_any or (i, above)
+        return raise_one or raise_any
 
     def confidence_range(self, class_index: int) -> float:
-        """Upper end of the confidence slider: the largest summed coverage of the class in any
-        image (a cluster cannot score more), at least 1."""
-        sums = []
-        for out in self.outputs:
-            cov = next(v for k, v in out.items() if k.startswith("output_cov"))
-            cov = np.asarray(cov).reshape(-1, *np.asarray(cov).shape[-2:])
-            sums.append(float(cov[class_index].sum()))
-        return float(np.ceil(max(1.0, *sums)))
+        """Upper end of a class's threshold slider: a little above the best cluster score of
+        the class in any image (a higher threshold hides every box), at least 1."""
+        name = self.class_names[class_index]
+        best = max(
+            (float(self.cluster_scores(name, i).max(initial=0.0)) for i in range(len(self.images))),
+            default=0.0,
+        )
+        return float(max(1.0, np.ceil(best * 1.1 * 2) / 2))
 
-    def widget(self) -> Any:
-        """The interactive browser: image slider, per-class threshold and eps sliders."""
+    def jpeg(self, index: int | None = None) -> bytes:
+        """:meth:`render` as JPEG bytes (the widget's image)."""
         import cv2
-        import ipywidgets as W
 
+        ok, buf = cv2.imencode(".jpg", cv2.cvtColor(self.render(index), cv2.COLOR_RGB2BGR))
+        if not ok:
+            raise ValueError("JPEG encoding of the overlay failed")
+        return buf.tobytes()
+
+    def caption(self, index: int | None = None) -> str:
+        """``NAME: N boxes (person 2, face 1)`` for image ``index``."""
+        i = self.index if index is None else index
+        dets = self.detections(i)
+        counts = ", ".join(f"{n} {dets.names.count(n)}" for n in self.class_names)
+        boxes = "1 box" if len(dets) == 1 else f"{len(dets)} boxes"
+        return f"{self.names[i]}: {boxes} ({counts})"
+
+    def widget(self, start: int = 0) -> Any:
+        """The interactive browser, showing image ``start`` first: an image slider, and per
+        class a confidence-threshold slider (in score units: summed coverage) and a DBSCAN eps
+        slider; the caption counts the boxes drawn."""
         image = W.Image(format="jpeg", layout=W.Layout(max_width="720px"))
         caption = W.HTML()
-        index = W.IntSlider(0, 0, len(self.images) - 1, description="image")
+        caption.add_class("cvlab-tuner-caption")
+        index = W.IntSlider(
+            start,
+            0,
+            len(self.images) - 1,
+            description="image",
+            style={"description_width": "120px"},
+            layout=W.Layout(width="360px"),
+        )
+        index.add_class("cvlab-image-index")
         controls: list[Any] = [index]
 
         def redraw(*_: Any) -> None:
             self.index = index.value
-            rgb = self.render()
-            ok, buf = cv2.imencode(".jpg", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
-            if ok:
-                image.value = buf.tobytes()
-            dets = self.detections()
-            caption.value = f"<b>{self.names[self.index]}</b>: {len(dets)} boxes"
+            image.value = self.jpeg()
+            caption.value = f"<b>{self.caption()}</b>"
 
+        style = {"description_width": "120px"}
+        width = W.Layout(width="360px")
         for c, name in enumerate(self.class_names):
             cfg = self.config.classes[name]
             thr = W.FloatSlider(
@@ -122,10 +209,19 @@ class ThresholdTuner:
                 min=0.0,
                 max=max(self.confidence_range(c), float(cfg.dbscan_confidence_threshold)),
                 step=0.01,
-                description=f"{name} conf",
+                description=f"{name} threshold",
+                style=style,
+                layout=width,
             )
+            thr.add_class(f"cvlab-threshold-{name}")
             eps = W.FloatSlider(
-                value=float(cfg.dbscan_eps), min=0.01, max=1.0, step=0.01, description=f"{name} eps"
+                value=float(cfg.dbscan_eps),
+                min=0.01,
+                max=1.0,
+                step=0.01,
+                description=f"{name} eps",
+                style=style,
+                layout=width,
             )
 
             def on_change(_: Any, name: str = name, thr: Any = thr, eps: Any = eps) -> None:
@@ -137,6 +233,32 @@ class ThresholdTuner:
             controls += [thr, eps]
         index.observe(redraw, names="value")
         redraw()
-        box = W.VBox([W.HBox([W.VBox(controls), W.VBox([caption, image])])])
-        box.tuner = self  # type: ignore[attr-defined]  # for tests and power users
+        box = TunerBox([W.HBox([W.VBox(controls), W.VBox([caption, image])])])
+        box.tuner = self
+        box.add_class("cvlab-tuner")
         return box
+
+
+class TunerBox(W.VBox):
+    """The tuner's outer box, with a static fallback (a snapshot and one line) for viewers that
+    cannot draw widgets instead of the raw ``VBox(children=...)`` repr."""
+
+    tuner: ThresholdTuner | None = None
+
+    def __repr__(self) -> str:
+        if self.tuner is None:
+            return "threshold tuner"
+        return f"threshold tuner ({len(self.tuner.images)} images): {self.tuner.caption()}"
+
+    def _repr_mimebundle_(self, **kwargs: Any) -> dict[str, Any] | None:
+        bundle = super()._repr_mimebundle_(**kwargs)
+        if bundle is None or self.tuner is None:
+            return bundle
+        data = base64.b64encode(self.tuner.jpeg()).decode("ascii")
+        bundle["text/plain"] = repr(self)
+        bundle["text/html"] = (
+            f'<div class="cvlab-tuner-snapshot"><p><b>{self.tuner.caption()}</b> '
+            "(interactive with a running kernel)</p>"
+            f'<img src="data:image/jpeg;base64,{data}" style="max-width:720px"></div>'
+        )
+        return bundle

@@ -162,7 +162,7 @@ def record_table(ws: Workspace, name: str, df: pd.DataFrame, title: str | None =
 def record_figure(ws: Workspace, name: str, fig: Any, title: str | None = None) -> Path:
     """Save a matplotlib figure for the HTML report (PNG under report/figures, atomic)."""
     path = ws.report / "figures" / f"{_slug(name)}.png"
-    atomic_save_figure(path, fig, dpi=80, bbox_inches="tight")
+    atomic_save_figure(path, fig, dpi=100, bbox_inches="tight")
     _record_title(ws, path, title or name)
     return path
 
@@ -171,6 +171,15 @@ def record_image(ws: Workspace, name: str, rgb: np.ndarray, title: str | None = 
     """Save an RGB image (e.g. an overlay) for the HTML report (JPEG under report/images)."""
     path = ws.report / "images" / f"{_slug(name)}.jpg"
     atomic_write_image(path, np.asarray(rgb, dtype=np.uint8))
+    _record_title(ws, path, title or name)
+    return path
+
+
+def record_text(ws: Workspace, name: str, text: str, title: str | None = None) -> Path:
+    """Save preformatted text (a repository tree, a config file) for the HTML report
+    (report/texts/<name>.txt, shown as-is)."""
+    path = ws.report / "texts" / f"{_slug(name)}.txt"
+    atomic_write_text(path, text)
     _record_title(ws, path, title or name)
     return path
 
@@ -186,7 +195,7 @@ def _record_title(ws: Workspace, path: Path, title: str) -> None:
 def produced_table(
     paths: Iterable[str | os.PathLike[str]], root: Path | None = None
 ) -> pd.DataFrame:
-    """A table of produced files/folders: path, kind, files, size (MB).
+    """A table of produced files/folders: path, kind, files, size (MB) (column "size (MB)").
 
     Used by the last cell of every notebook ("what was produced and where").
     """
@@ -203,7 +212,7 @@ def produced_table(
             kind, count, size = "file", 1, p.stat().st_size
         shown = str(p.relative_to(root)) if root and p.is_relative_to(root) else str(p)
         rows.append((shown, kind, count, round(size / 1e6, 3)))
-    return pd.DataFrame(rows, columns=["path", "kind", "files", "size_mb"])
+    return pd.DataFrame(rows, columns=["path", "kind", "files", "size (MB)"])
 
 
 def dataclass_table(obj: Any) -> pd.DataFrame:

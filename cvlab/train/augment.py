@@ -97,7 +97,9 @@ class AugmentConfig:
 
     def __post_init__(self) -> None:
         def bad(name: str, rule: str) -> ValueError:
-            return ValueError(f"augmentation_config: {name} must be {rule}, got {getattr(self, name)}")
+            return ValueError(
+                f"augmentation_config: {name} must be {rule}, got {getattr(self, name)}"
+            )
 
         if not 0.0 <= self.hflip_probability <= 1.0:
             raise bad("hflip_probability", "in [0, 1]")

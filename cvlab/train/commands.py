@@ -42,6 +42,7 @@ def run(args: argparse.Namespace) -> int:
         config,
         model=model,
         pretrained_weights=args.pretrained,
+        load_graph=args.load_graph,
         threads=args.threads,
         validation_fold=None if args.validation_fold < 0 else args.validation_fold,
     )
@@ -57,7 +58,8 @@ def run(args: argparse.Namespace) -> int:
         validate_every=args.validate_every,
         max_steps_per_epoch=args.max_steps,
     )
-    cols = [c for c in ("epoch", "loss", "lr", "images_per_s", "mAP") if c in result.history]
+    cols = ("epoch", "loss", "lr", "images_per_s", "mAP", "mAP_tao")
+    cols = [c for c in cols if c in result.history]
     print(result.history[cols].to_string(index=False))
     print(
         f"model: {result.model_path}\nweights: {result.weights_path}\nmetrics: {result.metrics_csv}"
@@ -78,7 +80,16 @@ def run_arguments(p: argparse.ArgumentParser) -> None:
         "--input-size", type=parse_size, default=None, help="WxH, multiples of 16 (e.g. 480x272)"
     )
     p.add_argument("--width-multiplier", type=float, default=None)
-    p.add_argument("--pretrained", default=None, help="legacy .h5 weights loaded by layer name")
+    p.add_argument(
+        "--pretrained",
+        default=None,
+        help="Keras .hdf5/.h5 weights (TAO layer names) loaded by name: the backbone, as TAO",
+    )
+    p.add_argument(
+        "--load-graph",
+        action="store_true",
+        help="also load the heads from --pretrained (TAO model_config.load_graph)",
+    )
     p.add_argument("--validate-every", type=int, default=None)
     p.add_argument("--validation-fold", type=int, default=0, help="-1: no validation")
     p.add_argument("--max-steps", type=int, default=None, help="cap on steps per epoch")

@@ -12,9 +12,9 @@ Example:
     >>> params = training_config_from_spec(exp)
     >>> params.input_size, params.class_names, params.num_epochs
     ((960, 544), ('person',), 60)
-    >>> cfg = TrainConfig.from_spec(exp)
-    >>> cfg.model.input_size, cfg.epochs, cfg.batch_size
-    ((960, 544), 60, 4)
+    >>> cfg = TrainConfig.from_spec(exp, pretrained_weights="peoplenet.hdf5")  # not the .tlt
+    >>> cfg.model.input_size, cfg.epochs, cfg.batch_size, cfg.pretrained_weights
+    ((960, 544), 60, 4, 'peoplenet.hdf5')
 """
 
 from __future__ import annotations
@@ -31,6 +31,7 @@ from cvlab.train.augment import AugmentConfig
 from cvlab.train.losses import CostConfig
 from cvlab.train.model import TINY_CONFIG, ModelConfig
 from cvlab.train.targets import RasterizerConfig
+from cvlab.train.validation import TaoValidation
 
 
 # --- a TAO spec as plain numbers ------------------------------------------------------------
@@ -106,6 +107,12 @@ class TrainingParams:
 #: AugmentConfig fields a TAO spec has no field for, and their value for a spec's run (TAO shifts
 #: brightness only through ``color_shift_stddev``).
 _CVLAB_ONLY_AUGMENT = {"brightness_shift_max": 0.0}
+#: augmentation fields TAO's default (multi-source) loader does not use.
+_TAO_IGNORED_AUGMENT = {
+    "min_bbox_width": "TAO's default loader filters no boxes by size",
+    "min_bbox_height": "TAO's default loader filters no boxes by size",
+    "vflip_probability": "TAO's default loader never flips vertically",
+}
 
 
 def _augmentation_fields(exp: Experiment) -> dict[str, tuple[str, float]]:
@@ -161,7 +168,7 @@ def unsupported_spec_fields(exp: Experiment) -> Iterator[tuple[str, str]]:
             )
     if pre.output_image_channel not in (0, 3):
         yield ("augmentation_config.preprocessing.output_image_channel", "cvlab trains RGB (3)")
-    known = {f.name for f in dataclasses.fields(AugmentConfig)}
+    known = {f.name for f in dataclasses.fields(AugmentConfig)} | set(_TAO_IGNORED_AUGMENT)
     for name, (where, value) in _augmentation_fields(exp).items():
         if value and name not in known:
             yield (where, "cvlab's augmentation does not implement it (set it to 0)")
@@ -241,6 +248,10 @@ def spec_fields_without_effect(exp: Experiment) -> Iterator[tuple[str, str]]:
         )
     if exp.dataset_export_config:
         yield ("dataset_export_config", "not read by TAO's train")
+    known = {f.name for f in dataclasses.fields(AugmentConfig)}
+    for name, (where, value) in _augmentation_fields(exp).items():
+        if value and name in _TAO_IGNORED_AUGMENT and name not in known:
+            yield (where, _TAO_IGNORED_AUGMENT[name])
     if len(exp.dataset_config.data_sources) < 2 and exp.dataset_config.sampling_mode:
         yield ("dataset_config.sampling_mode", "matters with several data_sources only")
 
@@ -409,6 +420,8 @@ class TrainConfig:
     adam_epsilon: float = 1e-8
     adam_beta1: float = 0.9
     adam_beta2: float = 0.999
+    #: The spec's clustering + evaluation configs for the TAO-mode AP (None: the lab spec's).
+    tao_validation: TaoValidation | None = None
 
     def __post_init__(self) -> None:
         from cvlab.train.model import check_weights_file
@@ -461,9 +474,23 @@ class TrainConfig:
 
         Batch size 4 (twice the updates of 8 per epoch) converges much faster on the small
         synthetic thermal set; 32 epochs of 192 frames reach person AP >= 0.85. Checkpoints
-        every epoch (quick resume of short runs).
+        every epoch (quick resume of short runs). Its cost keeps bbox ``weight_target`` 1.0
+        (TAO's default spec: 10.0): a deliberate CPU-config choice, listed in
+        docs/tao_fidelity.md; specs and the other configs use TAO's values.
         """
+        from cvlab.train.losses import Objective, TargetClassCost
+
+        names = overrides.get("class_names", cls.class_names)
+        tiny_cost = CostConfig(
+            [
+                TargetClassCost(
+                    n.lower(), objectives=[Objective("cov", 1.0, 1.0), Objective("bbox", 10.0, 1.0)]
+                )
+                for n in names
+            ]
+        )
         base = dict(
+            cost=tiny_cost,
             model=TINY_CONFIG,
             epochs=32,
             batch_size=4,
@@ -568,13 +595,19 @@ class TrainConfig:
             load_graph=params.load_graph,
             target_class_mapping=params.target_class_mapping or None,
             seed=params.random_seed,
+            tao_validation=(
+                TaoValidation.from_spec(spec, names, source=source)
+                if isinstance(spec, Experiment)
+                else None
+            ),
         )
 
 
 def augment_config_from_params(params: TrainingParams) -> AugmentConfig:
     """:class:`AugmentConfig` from a spec's augmentation fields, by proto field name.
 
-    Unset zoom (0) means 1.0 and unset contrast_center 0.5; cvlab-only settings
+    Unset zoom (0) means 1.0, unset contrast_center 0.5 and unset rotate_probability 1.0 (as
+    TAO reads them); cvlab-only settings
     (``brightness_shift_max``) are 0 so that only the spec's fields act. A spec field that
     AugmentConfig lacks must be 0 (:func:`unsupported_spec_fields` refuses it otherwise).
     """
@@ -591,6 +624,7 @@ def augment_config_from_params(params: TrainingParams) -> AugmentConfig:
     values["zoom_min"] = values.get("zoom_min") or 1.0
     values["zoom_max"] = values.get("zoom_max") or 1.0
     values["contrast_center"] = values.get("contrast_center") or 0.5
+    values["rotate_probability"] = values.get("rotate_probability") or 1.0  # TAO: unset = 1
     known = {f.name for f in dataclasses.fields(AugmentConfig)}
     kwargs = {k: v for k, v in _CVLAB_ONLY_AUGMENT.items() if k in known}
     kwargs.update({k: float(v) for k, v in values.items() if k in known})

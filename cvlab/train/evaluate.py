@@ -11,12 +11,19 @@ Steps (nvidia_tao_tf1/cv/detectnet_v2/evaluation/compute_metrics.py):
 4. AP per class: ``SAMPLE`` = Pascal VOC 2007 11-point (mean of the best precision at recall
    >= 0, 0.1, ..., 1) or ``INTEGRATE`` = area under the max-precision envelope (VOC 2010+).
 
-Two details of TAO's code are options here rather than defaults: TAO rounds box corners to
-integers and counts border pixels (IoU with ``+1`` widths: ``border_pixels="include"``), and its
-INTEGRATE loop sums rectangles between unique recall values from the left, which leaves out the
-first and the last recall step (for a handful of boxes it reads lower than the envelope area;
-with hundreds of boxes the two agree closely). The default here is the exact envelope area,
-which is also what COCO samples at 101 points (see the faster-coco-eval cross-check test).
+Two conventions (``convention=``):
+
+* ``"exact"`` (default): continuous IoU on the float boxes, stable sort, SAMPLE at recall
+  ``>= t`` for ``t = 0, 0.1, ..., 1`` with a 1e-12 tolerance, INTEGRATE as the exact area under
+  the max-precision envelope (what COCO samples at 101 points; see the faster-coco-eval
+  cross-check test).
+* ``"tao"``: TAO's ``ComputeMetrics`` to the letter (:func:`tao_average_precision`): box corners
+  rounded half-to-even to integers after the box filter, IoU with ``+1`` widths
+  (``border_pixels="include"``), float32 confidences sorted with numpy's quicksort, SAMPLE at
+  exactly ``np.linspace(0, 1, 11)`` (recall 0.3 misses ``t = 0.30000000000000004``), INTEGRATE
+  summing rectangles between unique recall values from the left (the first and last recall
+  steps are never counted: one perfect box reads 0). Validation reports both
+  (``mAP``/``ap_<class>`` and ``mAP_tao``/``ap_tao_<class>``).
 
 Example:
     >>> import numpy as np
@@ -29,6 +36,7 @@ Example:
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
@@ -40,6 +48,7 @@ from cvlab.detections import Detections
 
 APMode = Literal["SAMPLE", "INTEGRATE"]
 AP_MODES: tuple[str, ...] = ("SAMPLE", "INTEGRATE")
+CONVENTIONS: tuple[str, ...] = ("exact", "tao")
 #: TAO's default when ``maximum_height``/``maximum_width`` is 0 or unset: no upper limit.
 NO_LIMIT = float("inf")
 
@@ -148,18 +157,70 @@ def average_precision(precision: np.ndarray, recall: np.ndarray, mode: str = "IN
     return float(np.sum((mrec[steps + 1] - mrec[steps]) * mpre[steps + 1]))
 
 
+def tao_average_precision(
+    precision: np.ndarray, recall: np.ndarray, mode: str = "INTEGRATE"
+) -> float:
+    """AP exactly as TAO's ``ComputeMetrics.compute_average_precisions`` computes it.
+
+    ``SAMPLE``: mean over ``t in np.linspace(0, 1, 11)`` of ``max(precision[recall >= t])``
+    (0 when empty), with no tolerance. ``INTEGRATE``: over the unique recall values
+    ``u_0 < ... < u_{K-1}``, ``sum_i (u_{i+1} - u_i) * max(precision[first(u_i):])`` for
+    ``i < K-1``; the step from 0 to ``u_0`` and the precision at ``u_{K-1}`` never count. NaN
+    (no ground truth: recall 0/0) gives 0.
+
+    >>> tao_average_precision(np.array([1.0]), np.array([1.0]), "INTEGRATE")  # one perfect box
+    0.0
+    >>> round(tao_average_precision(np.array([1.0] * 3), np.array([.1, .2, .3]), "SAMPLE"), 4)
+    0.2727
+    """
+    mode = mode.upper()
+    if mode not in AP_MODES:
+        raise ValueError(f"AP mode must be one of {AP_MODES}, got {mode!r}")
+    precision = np.asarray(precision, np.float64)
+    recall = np.asarray(recall, np.float64)
+    ap = 0.0
+    if mode == "SAMPLE":
+        for t in np.linspace(0, 1, 11):
+            above = precision[recall >= t]
+            ap += float(np.amax(above)) if above.size else 0.0
+        ap /= 11
+    else:
+        unique, first = np.unique(recall, return_index=True)
+        highest = np.zeros(unique.shape)
+        width = np.zeros(unique.shape)
+        for i in range(len(unique) - 2, -1, -1):
+            highest[i] = max(np.amax(precision[first[i] : first[i + 1]]), highest[i + 1])
+            width[i] = unique[i + 1] - unique[i]
+        ap = float(np.sum(highest * width))
+    return 0.0 if math.isnan(ap) else ap
+
+
 def _match_class(
     preds: list[Detections],
     gts: list[Detections],
     iou_threshold: float,
     border_pixels: str,
     progress: str | None = None,
+    tao: bool = False,
 ) -> tuple[np.ndarray, np.ndarray, int]:
-    """Greedy TAO/VOC matching of one class: (tp flags, confidences) sorted, number of GT."""
+    """Greedy TAO/VOC matching of one class: (tp flags, confidences) sorted, number of GT.
+
+    ``tao``: TAO's order of predictions (float32 confidences, numpy quicksort: ties are not
+    stable) and corners rounded half-to-even, for predictions and ground truth alike.
+    """
     image_idx = np.concatenate([np.full(len(p), i) for i, p in enumerate(preds)] or [[]])
-    conf = np.concatenate([p.confidence for p in preds] or [[]]).astype(np.float64)
+    conf = np.concatenate([p.confidence for p in preds] or [[]])
     boxes = np.concatenate([p.xyxy for p in preds] or [np.zeros((0, 4))]).reshape(-1, 4)
-    order = np.argsort(-conf, kind="stable")
+    if tao:
+        conf = conf.astype(np.float32)
+        order = np.argsort(-conf, kind="quicksort")
+        boxes = np.round(boxes)
+        gts = [g[np.ones(len(g), bool)] for g in gts]
+        for g in gts:
+            g.xyxy = np.round(g.xyxy)
+    else:
+        conf = conf.astype(np.float64)
+        order = np.argsort(-conf, kind="stable")
     taken = [np.zeros(len(g), bool) for g in gts]
     tp = np.zeros(len(order), bool)
     ranked = enumerate(order)
@@ -192,6 +253,7 @@ def evaluate_detections(
     box_limits: Mapping[str, BoxLimits] | None = None,
     border_pixels: str = "half",
     progress: bool = False,
+    convention: str = "exact",
 ) -> EvaluationResult:
     """TAO DetectNet_v2 evaluation of clustered predictions against ground truth, per image.
 
@@ -205,6 +267,8 @@ def evaluate_detections(
             ``box_limits`` overrides it per class.
         border_pixels: ``"half"`` (continuous IoU) or ``"include"`` (TAO's +1 pixel convention).
         progress: show a tqdm bar per class while matching (large validation sets).
+        convention: ``"exact"`` or ``"tao"`` (module docstring; ``"tao"`` implies
+            ``border_pixels="include"``).
     """
     if len(predictions) != len(ground_truth):
         raise ValueError(
@@ -214,6 +278,11 @@ def evaluate_detections(
     mode = mode.upper()
     if mode not in AP_MODES:
         raise ValueError(f"AP mode must be one of {AP_MODES}, got {mode!r}")
+    if convention not in CONVENTIONS:
+        raise ValueError(f"convention must be one of {CONVENTIONS}, got {convention!r}")
+    tao = convention == "tao"
+    if tao:
+        border_pixels = "include"
     default_limits = BoxLimits(min_height, min_width, max_height, max_width)
     rows, curves = [], {}
     for k, name in enumerate(class_names):
@@ -228,18 +297,22 @@ def evaluate_detections(
         gts = [_select(g, name, limits) for g in ground_truth]
         label = f"Matching predictions to ground truth, class {k + 1}/{len(class_names)}"
         tp, conf, num_gt = _match_class(
-            preds, gts, float(thr), border_pixels, label if progress else None
+            preds, gts, float(thr), border_pixels, label if progress else None, tao
         )
         ctp = np.cumsum(tp)
         cfp = np.cumsum(~tp)
         precision = ctp / np.maximum(ctp + cfp, 1)
         recall = ctp / num_gt if num_gt else np.zeros_like(ctp, dtype=np.float64)
         curves[name] = PRCurve(precision.astype(np.float64), recall.astype(np.float64), conf)
+        if tao:  # TAO's float64 tp / num_gt: its recall levels (0.3 is not 3 * 0.1)
+            ap = tao_average_precision(precision, recall, mode) if num_gt else 0.0
+        else:
+            ap = average_precision(precision, recall, mode) if num_gt else 0.0
         n_tp = int(tp.sum())
         rows.append(
             {
                 "class": name,
-                "ap": average_precision(precision, recall, mode) if num_gt else 0.0,
+                "ap": ap,
                 "precision": n_tp / len(tp) if len(tp) else 0.0,
                 "recall": n_tp / num_gt if num_gt else 0.0,
                 "num_gt": num_gt,
@@ -251,7 +324,13 @@ def evaluate_detections(
     table = pd.DataFrame(
         rows, columns=["class", "ap", "precision", "recall", "num_gt", "num_pred", "tp", "fp"]
     )
-    return EvaluationResult(table, curves, mode, float(np.mean(_thresholds(iou_threshold))))
+    return EvaluationResult(
+        table,
+        curves,
+        mode,
+        float(np.mean(_thresholds(iou_threshold))),
+        extra={"convention": convention},
+    )
 
 
 def _thresholds(iou_threshold: float | Mapping[str, float]) -> list[float]:

@@ -39,7 +39,7 @@ class TargetClassCost:
     class_weight: float = 1.0
     coverage_foreground_weight: float = 0.05
     objectives: list[Objective] = field(
-        default_factory=lambda: [Objective("cov", 1.0, 1.0), Objective("bbox", 10.0, 1.0)]
+        default_factory=lambda: [Objective("cov", 1.0, 1.0), Objective("bbox", 10.0, 10.0)]
     )
 
 
@@ -54,7 +54,8 @@ class CostConfig:
 
     @classmethod
     def default(cls, class_names: Sequence[str], **kwargs) -> CostConfig:
-        """TAO sample values: foreground weight 0.05; cov 1.0/1.0 and bbox 10.0/1.0 (initial/target)."""
+        """TAO's default spec (and the lab's): foreground weight 0.05; cov 1.0/1.0 and bbox
+        10.0/10.0 (initial weight / weight target)."""
         return cls([TargetClassCost(n) for n in class_names], **kwargs)
 
     def normalised_class_weights(self) -> dict[str, float]:
@@ -163,7 +164,7 @@ def autoweight(
     >>> cfg = CostConfig.default(["person"])
     >>> w = autoweight({"person": {"cov": 0.1, "bbox": 0.5}}, {"person": {"cov": .5, "bbox": .5}}, cfg)
     >>> round(w["person"]["cov"], 4), round(w["person"]["bbox"], 4)
-    (0.8333, 0.1667)
+    (0.3333, 0.6667)
     """
     updated: dict[str, dict[str, float]] = {}
     for tc in config.target_classes:

@@ -326,9 +326,9 @@ class WeightsError(CvlabError, ValueError):
 #: What to do with TAO's encrypted archives (the message of :class:`WeightsError`).
 ENCRYPTED_MODEL_HELP = (
     "is an encrypted TAO archive (.tlt/.etlt) that only TAO can decrypt; cvlab needs plain "
-    "Keras HDF5 weights (.hdf5/.h5): download NGC's unencrypted trainable PeopleNet "
-    "(ngc registry model download-version nvidia/tao/peoplenet:trainable_unencrypted_v2.6), "
-    "or use TAO 5, whose `tao model detectnet_v2 train` writes .hdf5 models and "
+    "Keras HDF5 weights (.hdf5/.h5): download a 'trainable_unencrypted' version of NGC's "
+    "PeopleNet (list them with `ngc registry model list 'nvidia/tao/peoplenet:*'`), or use "
+    "TAO 5, whose `tao model detectnet_v2 train` writes .hdf5 models and "
     "`tao model detectnet_v2 export` writes a plain ONNX for deployment"
 )
 
@@ -482,7 +482,7 @@ def load_weights_by_name(
             )
     needed = max(1, int(np.ceil(min_fraction * len(scope))))
     if len(plan) < needed:
-        example = ", ".join(sorted(stored)[:6]) or "none"
+        example = ", ".join(sorted(n for n, w in stored.items() if w)[:6]) or "none"
         raise WeightsError(
             f"{path}: only {len(plan)} of the model's {len(scope)} weighted layers match the "
             f"file by name and shape (need {needed}); {len(missing)} absent, {len(skipped)} with "

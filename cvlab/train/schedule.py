@@ -67,6 +67,15 @@ class SoftStartAnnealingSchedule(keras.optimizers.schedules.LearningRateSchedule
         }
 
 
-def make_optimizer(schedule: SoftStartAnnealingSchedule, epsilon: float = 1e-8):
-    """Adam with TAO's defaults (beta1 0.9, beta2 0.999) on the given schedule."""
-    return keras.optimizers.Adam(learning_rate=schedule, beta_1=0.9, beta_2=0.999, epsilon=epsilon)
+def make_optimizer(
+    schedule: SoftStartAnnealingSchedule,
+    epsilon: float = 1e-8,
+    beta_1: float = 0.9,
+    beta_2: float = 0.999,
+):
+    """Adam on the given schedule with the spec's ``optimizer.adam`` epsilon and betas (defaults:
+    TAO's default spec). Keras' Adam uses TF1's "epsilon hat" form as TAO's
+    ``tf.train.AdamOptimizer``: ``lr_t = lr*sqrt(1-b2^t)/(1-b1^t)``, ``w -= lr_t*m/(sqrt(v)+eps)``."""
+    return keras.optimizers.Adam(
+        learning_rate=schedule, beta_1=beta_1, beta_2=beta_2, epsilon=epsilon
+    )

@@ -202,9 +202,17 @@ def rasterize_boxes(
 
 # --- DetectNet_v2 labels -> rasteriser inputs (TAO BboxRasterizer + objectives) ----------------
 def ellipse_matrices(
-    xmin, ymin, xmax, ymax, cov_center_x, cov_center_y, cov_radius_x, cov_radius_y,
-    bbox_min_radius, deadzone_radius: float,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:  # fmt: skip
+    xmin,
+    ymin,
+    xmax,
+    ymax,
+    cov_center_x,
+    cov_center_y,
+    cov_radius_x,
+    cov_radius_y,
+    bbox_min_radius,
+    deadzone_radius: float,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """``(matrices (N,3,3), coverage_radii (N,2), inv_bbox_area (N,))`` of boxes in output cells.
 
     The coverage ellipse is centred at ``cov_center`` of the box with semi-axes
@@ -258,9 +266,15 @@ def gradient_from_endpoints(sx, sy, svalue, ex, ey, evalue) -> np.ndarray:
 
 
 def bbox_gradients(
-    xmin, ymin, xmax, ymax, input_size: tuple[int, int], grid: tuple[int, int],
-    scale: float, offset: float,
-) -> np.ndarray:  # fmt: skip
+    xmin,
+    ymin,
+    xmax,
+    ymax,
+    input_size: tuple[int, int],
+    grid: tuple[int, int],
+    scale: float,
+    offset: float,
+) -> np.ndarray:
     """``(N, 4, 3)`` pass-through gradients of the ``L, T, R, B`` bbox targets (output-cell
     coordinates in, ``(x*stride + offset - x1) / scale`` etc. out, at the cell corner)."""
     xmin, ymin, xmax, ymax = (np.asarray(v, _F32).reshape(-1) for v in (xmin, ymin, xmax, ymax))
@@ -318,10 +332,17 @@ def build_targets(
     xmax = boxes[:, 2] * _F32(gw / width)
     ymax = boxes[:, 3] * _F32(gh / height)
     mats, radii, inv_area = ellipse_matrices(
-        xmin, ymin, xmax, ymax, param("cov_center_x"), param("cov_center_y"),
-        param("cov_radius_x"), param("cov_radius_y"), param("bbox_min_radius"),
+        xmin,
+        ymin,
+        xmax,
+        ymax,
+        param("cov_center_x"),
+        param("cov_center_y"),
+        param("cov_radius_x"),
+        param("cov_radius_y"),
+        param("bbox_min_radius"),
         config.deadzone_radius,
-    )  # fmt: skip
+    )
     n = len(boxes)
     constant = np.zeros((n, 2, 3), _F32)
     constant[:, 0, 2], constant[:, 1, 2] = 1.0, inv_area  # cov, cov_norm
@@ -330,9 +351,17 @@ def build_targets(
     )
     cover, passthrough = GRADIENT_MULTIPLY_BY_COVERAGE, GRADIENT_PASSTHROUGH
     out = rasterize_boxes(
-        num_classes, gh, gw, class_ids, mats, np.concatenate([constant, bbox], axis=1), radii,
-        np.full(n, DRAW_ELLIPSE), ymax, [cover, cover] + [passthrough] * 4,
-    )  # fmt: skip
+        num_classes,
+        gh,
+        gw,
+        class_ids,
+        mats,
+        np.concatenate([constant, bbox], axis=1),
+        radii,
+        np.full(n, DRAW_ELLIPSE),
+        ymax,
+        [cover, cover] + [passthrough] * 4,
+    )
     return out[:, 0], out[:, 2:].reshape(4 * num_classes, gh, gw), out[:, 1]
 
 

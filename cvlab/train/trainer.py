@@ -1,11 +1,14 @@
 """Train a Keras DetectNet_v2 on TAO TFRecords: custom loop, checkpoints, resume, metrics.
 
-Each epoch shows a tqdm bar, logs the loss terms and learning rate to TensorBoard
-(``<output>/tensorboard``), saves a checkpoint (``tf.train.CheckpointManager``: model,
-optimizer, epoch, objective weights) and rewrites ``<output>/metrics.csv`` atomically. Every
-``validate_every`` epochs the validation fold is evaluated (AP at IoU 0.5, INTEGRATE, with
-:func:`cvlab.train.evaluate.evaluate_detections`). At the end the model is saved as
-``model.keras`` and as TAO-style legacy HDF5 weights ``model.h5``.
+One tqdm bar covers the run (epoch, loss and mAP in its text). Each epoch logs the loss terms
+and learning rate to TensorBoard (``<output>/tensorboard``), saves a checkpoint
+(``tf.train.CheckpointManager``: model, optimizer, epoch, objective weights) and rewrites
+``<output>/metrics.csv`` atomically. Every ``validate_every`` epochs the validation fold is
+evaluated (:func:`validate`: the exact AP at IoU 0.5, INTEGRATE, as ``mAP``/``ap_<class>``, and
+TAO's validation AP from the spec's clustering and evaluation configs as
+``mAP_tao``/``ap_tao_<class>``).
+At the end the model is saved as ``model.keras`` and as TAO-style legacy HDF5 weights
+``model.h5``.
 
 The run's settings are a :class:`cvlab.train.config.TrainConfig`.
 
@@ -40,6 +43,7 @@ class TrainResult:
     model_path: Path
     weights_path: Path
     metrics_csv: Path
+    weights_report: object | None = None  # cvlab.train.model.WeightsReport when pretrained
 
 
 def _atomic_csv(df, path: Path) -> None:
@@ -67,6 +71,21 @@ def write_scalars(writer, values: dict, step: int) -> None:
     writer.flush()
 
 
+def validation_due(epoch: int, num_epochs: int, period: int, first: int | None = None) -> bool:
+    """TAO's validation hook: validate at ``first + k * period`` and at the last epoch, never
+    when ``period`` is 0 (``first`` None: ``period``).
+
+    >>> [e for e in range(1, 121) if validation_due(e, 120, 10, 110)]
+    [110, 120]
+    >>> [e for e in range(1, 8) if validation_due(e, 7, 3)], validation_due(7, 7, 0)
+    ([3, 6, 7], False)
+    """
+    if not period:
+        return False
+    first = period if first is None else first
+    return epoch == num_epochs or (epoch >= first and (epoch - first) % period == 0)
+
+
 def count_records(files) -> int:
     """Number of examples in TFRecord ``files``."""
     import tensorflow as tf
@@ -83,40 +102,52 @@ def validate(
     batch_size: int = 8,
     progress: bool = False,
 ):
-    """Predict the validation records and evaluate them (AP @ IoU 0.5, INTEGRATE).
+    """Predict the validation records and evaluate them twice: exactly and as TAO reports it.
 
-    The grids are clustered by the inference post-processor
-    (:func:`cvlab.train.validation.validation_postprocessor`: IR clustering config, low confidence
-    threshold so AP integrates over all confidences) and boxes are filtered with the lab spec's
-    ``evaluation_box_config`` (:data:`EVALUATION_MIN_SIZE`). Returns the
-    :class:`cvlab.train.evaluate.EvaluationResult`.
+    Returns a :class:`cvlab.train.validation.ValidationResult`:
+
+    * ``exact``: AP @ IoU 0.5, INTEGRATE (exact area), boxes in image pixels clustered by the
+      inference post-processor (:func:`cvlab.train.validation.validation_postprocessor`: IR
+      clustering config, low confidence threshold so AP integrates over all confidences), boxes
+      filtered with the lab spec's ``evaluation_box_config`` (:data:`EVALUATION_MIN_SIZE`);
+    * ``tao``: TAO's validation AP from ``config.tao_validation`` (the training spec's
+      clustering and evaluation configs; default: the lab spec's), boxes in model-input pixels
+      (:class:`cvlab.train.validation.TaoValidation`).
+
+    Ground truth maps record classes through ``config.target_class_mapping`` as training does.
     """
     from tqdm.auto import tqdm
 
-    from cvlab.detections import Detections
     from cvlab.formats.tfrecords import read_records
     from cvlab.train.dataset import make_dataset
     from cvlab.train.evaluate import evaluate_detections
-    from cvlab.train.validation import detections_from_outputs, validation_postprocessor
+    from cvlab.train.validation import (
+        TaoValidation,
+        ValidationResult,
+        detections_from_outputs,
+        ground_truth_detections,
+        tao_detections_from_outputs,
+        validation_postprocessor,
+    )
 
     names = config.class_names
-    post = validation_postprocessor(
-        names,
-        config.model.input_size,
-        bbox_norm=config.rasterizer.bbox_norm,
-        offset=config.rasterizer.offset,
-    )
+    input_size = config.model.input_size
+    norm, offset = config.rasterizer.bbox_norm, config.rasterizer.offset
+    post = validation_postprocessor(names, input_size, bbox_norm=norm, offset=offset)
+    tao = config.tao_validation or TaoValidation.lab_default(names)
+    ids = config.class_ids()
     records = read_records(files)
     ds = make_dataset(
         files,
         image_root,
         names,
-        config.model.input_size,
+        input_size,
         batch_size,
         training=False,
         rasterizer=config.rasterizer,
+        class_mapping=config.target_class_mapping,
     )
-    predictions, truths = [], []
+    predictions, truths, tao_predictions, tao_truths = [], [], [], []
     i = 0
     for images, _ in tqdm(ds, desc="validate", leave=False, disable=not progress):
         cov, bbox = model(images, training=False)
@@ -125,22 +156,17 @@ def validate(
             i += 1
             size = (rec.width, rec.height)
             predictions.append(
-                detections_from_outputs(
-                    c, b, names, config.model.input_size, size, postprocessor=post
-                )
+                detections_from_outputs(c, b, names, input_size, size, postprocessor=post)
             )
-            keep = [k for k, n in enumerate(rec.classes) if n in names]
-            truths.append(
-                Detections(
-                    rec.boxes[keep],
-                    np.ones(len(keep), np.float32),
-                    [names.index(rec.classes[k]) for k in keep],
-                    names,
-                    size,
-                )
+            truths.append(ground_truth_detections(rec.classes, rec.boxes, size, names, size, ids))
+            tao_predictions.append(
+                tao_detections_from_outputs(c, b, input_size, tao, bbox_norm=norm, offset=offset)
+            )
+            tao_truths.append(
+                ground_truth_detections(rec.classes, rec.boxes, size, names, input_size, ids)
             )
     min_height, min_width = EVALUATION_MIN_SIZE
-    return evaluate_detections(
+    exact = evaluate_detections(
         predictions,
         truths,
         names,
@@ -149,6 +175,7 @@ def validate(
         min_height=min_height,
         min_width=min_width,
     )
+    return ValidationResult(exact, tao.evaluate(tao_predictions, tao_truths))
 
 
 def train(
@@ -184,13 +211,13 @@ def train(
 
     from cvlab.formats.tfrecords import split_folds
     from cvlab.train.dataset import make_dataset
-    from cvlab.train.losses import autoweight, component_costs, total_cost
+    from cvlab.train.losses import autoweight, component_costs, regularization_cost, total_cost
     from cvlab.train.model import build_from_config, load_weights_by_name, save_legacy_h5_weights
     from cvlab.train.schedule import SoftStartAnnealingSchedule, make_optimizer
 
     config = dataclasses.replace(
         config,
-        epochs=epochs or config.epochs,
+        epochs=epochs if epochs is not None else config.epochs,
         batch_size=batch_size or config.batch_size,
         validate_every=validate_every if validate_every is not None else config.validate_every,
     )
@@ -219,16 +246,24 @@ def train(
     names = config.class_names
     with strategy.scope():
         model = build_from_config(len(names), config.model)
+        weights_report = None
         if config.pretrained_weights:
-            load_weights_by_name(model, config.pretrained_weights, skip_mismatch=True)
+            # TAO: backbone only unless load_graph; raises when (almost) nothing matches.
+            weights_report = load_weights_by_name(
+                model, config.pretrained_weights, load_graph=config.load_graph
+            )
+            if progress:
+                print(weights_report.summary())
         schedule = SoftStartAnnealingSchedule(
             config.min_learning_rate,
             config.max_learning_rate,
             config.soft_start,
             config.annealing,
-            total_steps=config.epochs * steps,
+            total_steps=max(1, config.epochs * steps),
         )
-        optimizer = make_optimizer(schedule)
+        optimizer = make_optimizer(
+            schedule, config.adam_epsilon, beta_1=config.adam_beta1, beta_2=config.adam_beta2
+        )
         optimizer.build(model.trainable_variables)
     class_w = config.cost.normalised_class_weights()
     initial = config.cost.normalised_objective_weights()
@@ -269,6 +304,7 @@ def train(
         rasterizer=config.rasterizer,
         seed=config.seed,
         cache=config.cache_images,
+        class_mapping=config.target_class_mapping,
     )
     # tf.data autotuning on this endless pipeline made deleting the iterator take ~25 s per 1000
     # steps (measured on 2 CPU cores); fixed parallelism trains as fast and frees it at once.
@@ -281,7 +317,8 @@ def train(
         with tf.GradientTape() as tape:
             preds = model(images, training=True)
             costs = component_costs(targets, preds, len(names), config.cost)
-            loss = total_cost(costs, class_w, obj_vars)
+            # TAO: task cost + the L1/L2 terms of every convolution (kernel and bias).
+            loss = total_cost(costs, class_w, obj_vars) + regularization_cost(model)
             scaled = loss / strategy.num_replicas_in_sync
         grads = tape.gradient(scaled, model.trainable_variables)
         optimizer.apply_gradients(zip(grads, model.trainable_variables, strict=True))
@@ -296,17 +333,22 @@ def train(
 
     writer = tf.summary.create_file_writer(str(out / "tensorboard"))
     start_epoch = int(epoch_var.numpy())
+    # One bar for the whole run: the epoch in its description, loss and mAP in its postfix.
+    bar = tqdm(total=(config.epochs - start_epoch) * steps, unit="step", disable=not progress)
+    postfix: dict[str, str] = {}
     for epoch in range(start_epoch + 1, config.epochs + 1):
-        bar = tqdm(range(steps), desc=f"epoch {epoch}/{config.epochs}", disable=not progress)
+        bar.set_description(f"epoch {epoch}/{config.epochs}", refresh=False)
         sums = np.zeros(2 * len(names))
         loss_sum = 0.0
         t0 = time.perf_counter()
-        for _ in bar:
+        for _ in range(steps):
             images, targets = next(iterator)
             loss, flat = train_step(images, targets)
             loss_sum += float(loss)
             sums += np.array([float(v) for v in flat])
-            bar.set_postfix(loss=f"{float(loss):.4f}")
+            postfix["loss"] = f"{float(loss):.4f}"
+            bar.set_postfix(postfix, refresh=False)
+            bar.update()
         seconds = time.perf_counter() - t0
         means = sums / steps
         row = {
@@ -330,22 +372,21 @@ def train(
         for c, d in obj_vars.items():
             for o, v in d.items():
                 row[f"w_{c}_{o}"] = float(v.numpy())
-        if (
-            val_files
-            and config.validate_every
-            and (epoch % config.validate_every == 0 or epoch == config.epochs)
+        if val_files and validation_due(
+            epoch, config.epochs, config.validate_every, config.first_validation_epoch
         ):
             result = validate(model, val_files, image_root, config, batch_size=config.batch_size)
-            row["mAP"] = result.mean_ap
-            for c, ap in result.ap.items():
-                row[f"ap_{c}"] = ap
+            row.update(result.history_columns())  # mAP, mAP_tao, ap_<c>, ap_tao_<c>
+            postfix["mAP"] = f"{row['mAP']:.3f}"
+            postfix["mAP_tao"] = f"{row['mAP_tao']:.3f}"
+            bar.set_postfix(postfix)
         write_scalars(writer, row, epoch)
         rows.append(row)
         epoch_var.assign(epoch)
-        manager.save(checkpoint_number=epoch)
+        if epoch % config.checkpoint_interval == 0 or epoch == config.epochs:
+            manager.save(checkpoint_number=epoch)
         _atomic_csv(pd.DataFrame(rows), metrics_csv)
-        if progress and "mAP" in row:
-            print(f"epoch {epoch}: loss {row['loss']:.4f} mAP {row['mAP']:.3f}")
+    bar.close()
 
     history = pd.DataFrame(rows)
     model_path = out / "model.keras"
@@ -359,4 +400,5 @@ def train(
         model_path=model_path,
         weights_path=weights_path,
         metrics_csv=metrics_csv,
+        weights_report=weights_report,
     )

@@ -20,8 +20,12 @@ Turning outputs into Detections, labels and overlays is :mod:`cvlab.triton.pipel
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import queue
+import signal
+import socket
+import threading
 import time
 import warnings
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -55,6 +59,159 @@ class ServerUnavailableError(TritonClientError):
 
 class ModelNotReadyError(TritonClientError):
     """The server is up but the model is missing, loading or failed to load."""
+
+
+class ClassCountError(TritonClientError, ValueError):
+    """The class names given (config, class list) do not match the model's class count."""
+
+
+#: threading's lock methods: an exception raised inside one can leave the lock held
+_LOCK_METHODS = frozenset(
+    {"__enter__", "__exit__", "acquire", "release", "_acquire_restore", "_release_save"}
+)
+
+
+@functools.lru_cache(maxsize=1)
+def _no_interrupt_dirs() -> tuple[str, ...]:
+    """Packages whose Python code must not be interrupted half-way: gRPC's (a
+    KeyboardInterrupt between its lock and its bookkeeping leaves the channel locked, and
+    ``close()`` then hangs)."""
+    import importlib.util
+
+    spec = importlib.util.find_spec("grpc")
+    return tuple(spec.submodule_search_locations or ()) if spec else ()
+
+
+def _interrupt_unsafe(frame) -> bool:
+    """True when raising in ``frame`` (the main thread's, at the signal) could break a lock."""
+    if frame is None:
+        return False
+    if frame.f_code.co_filename == threading.__file__ and frame.f_code.co_name in _LOCK_METHODS:
+        return True
+    dirs = _no_interrupt_dirs()
+    while frame is not None and dirs:
+        if frame.f_code.co_filename.startswith(dirs):
+            return True
+        frame = frame.f_back
+    return False
+
+
+@contextlib.contextmanager
+def sigterm_as_interrupt(
+    signums: Sequence[int] = (signal.SIGTERM, signal.SIGHUP, signal.SIGINT),
+) -> Iterator[None]:
+    """Inside the block, SIGTERM (and SIGHUP) raise KeyboardInterrupt, as Ctrl-C does.
+
+    An interrupted run then cleans up the same way whatever stopped it: requests in flight are
+    waited for (bounded), shared-memory regions unregistered and unlinked, temporary files
+    removed. The interrupt is raised at a safe point: a signal that lands inside gRPC's code
+    or inside a lock operation is delivered again 20 ms later (raised there, the channel
+    stays locked and the run hangs or crashes at exit); Ctrl-C gets the same care. The
+    previous handlers come back after the block (a signal still pending then is raised as
+    KeyboardInterrupt). Signals ignored before (``nohup``, background jobs) stay ignored;
+    SIGINT is taken over only from Python's default handler; outside the main thread this
+    does nothing.
+
+    Example:
+        >>> with sigterm_as_interrupt():
+        ...     signal.getsignal(signal.SIGTERM).__name__
+        'raise_interrupt'
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    state: dict[str, Any] = {"active": True, "pending": None}
+
+    def redeliver(signum: int) -> None:
+        if state["active"] and state["pending"] == signum:
+            os.kill(os.getpid(), signum)
+
+    def raise_interrupt(signum, frame):
+        if _interrupt_unsafe(frame):
+            state["pending"] = signum
+            timer = threading.Timer(0.02, redeliver, (signum,))
+            timer.daemon = True
+            timer.start()
+            return
+        state["pending"] = None
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    previous = {}
+    for signum in signums:
+        old = signal.getsignal(signum)
+        if old is signal.SIG_IGN:
+            continue
+        if signum == signal.SIGINT and old is not signal.default_int_handler:
+            continue
+        previous[signum] = old
+        signal.signal(signum, raise_interrupt)
+    failed = False
+    try:
+        yield
+    except BaseException:
+        failed = True
+        raise
+    finally:
+        state["active"] = False
+        for signum, old in previous.items():
+            if signal.getsignal(signum) is raise_interrupt:  # not replaced inside the block
+                signal.signal(signum, old if old is not None else signal.SIG_DFL)
+        if state["pending"] is not None and not failed:
+            raise KeyboardInterrupt(f"signal {state['pending']}")
+
+
+def _sigterm_interrupts(method: Callable) -> Callable:
+    """Run ``method`` inside :func:`sigterm_as_interrupt`."""
+
+    @functools.wraps(method)
+    def wrapper(*args, **kwargs):
+        with sigterm_as_interrupt():
+            return method(*args, **kwargs)
+
+    return wrapper
+
+
+def _quiet_gevent_hub() -> None:
+    """No traceback on stderr per failed HTTP request.
+
+    tritonclient.http runs each async request in a gevent greenlet; when one dies of a network
+    error (the server went away), gevent's hub prints its traceback although ``get_result()``
+    hands the same error to the caller, who reports it. Network errors are declared "not
+    errors" (``Hub.NOT_ERROR``) to this thread's hub, and so is KeyboardInterrupt (Ctrl-C or
+    SIGTERM while the hub runs: still raised in the caller, only not printed); anything else is
+    still printed.
+    """
+    from http.client import HTTPException
+
+    import gevent
+
+    hub = gevent.get_hub()
+    kinds = (OSError, HTTPException, KeyboardInterrupt)
+    quiet = tuple(t for t in kinds if not issubclass(t, hub.NOT_ERROR))
+    if quiet:
+        hub.NOT_ERROR = (*hub.NOT_ERROR, *quiet)
+
+
+def probe_protocol(url: str, timeout: float = 2.0) -> str | None:
+    """What answers at ``host:port``: ``http`` (HTTP/1.1), ``grpc`` (HTTP/2), ``tls`` or None.
+
+    One plain HTTP/1.1 request: Triton's HTTP port answers it, its gRPC port answers with an
+    HTTP/2 SETTINGS frame, a TLS port with an alert.
+    """
+    host, _, port = url.split("://", 1)[-1].rpartition(":")
+    try:
+        with socket.create_connection((host.strip("[]"), int(port)), timeout=timeout) as sock:
+            sock.sendall(f"GET /v2/health/live HTTP/1.1\r\nHost: {host}\r\n\r\n".encode())
+            data = sock.recv(64)
+    except (OSError, ValueError):
+        return None
+    if data.startswith(b"HTTP/1."):
+        return "http"
+    if len(data) >= 9 and data[3] == 0x04:  # an HTTP/2 frame header: type 4 = SETTINGS
+        return "grpc"
+    if data[:1] == b"\x15":  # a TLS alert record
+        return "tls"
+    return None
 
 
 @dataclass
@@ -176,6 +333,12 @@ class TritonDetectNetClient:
             if url.startswith(prefix):
                 ssl = ssl or prefix == "https://"
                 url = url[len(prefix) :]
+        version = str(model_version or "")
+        if version and not (version.isdigit() and int(version) > 0):
+            raise ValueError(
+                f"model version must be a positive integer (or empty for the latest), "
+                f"got {version!r}"
+            )
         self.url = url
         self.model_name = model_name
         self.model_version = str(model_version or "")
@@ -230,11 +393,32 @@ class TritonDetectNetClient:
                 self._raise_for_connection(exc, tls_probe=True)
         try:
             self._read_model()
+        except ServerUnavailableError:
+            self._raise_for_wrong_protocol()
+            raise
         except TritonClientError:
             raise
         except Exception as exc:  # noqa: BLE001 - a closed connection gets a hint, others raise
+            self._raise_for_wrong_protocol()
             self._raise_for_connection(exc, tls_probe=False)
             raise
+
+    def _raise_for_wrong_protocol(self) -> None:
+        """Raise ServerUnavailableError when the port speaks the other protocol (-i http at
+        Triton's gRPC port or the reverse); return otherwise. Part of the constructor."""
+        if self.ssl:
+            return
+        answer = probe_protocol(self.url, timeout=min(self.timeout_s, 2.0))
+        if answer not in ("http", "grpc") or answer == self.protocol:
+            return
+        with contextlib.suppress(Exception):
+            self._client.close()
+        names = {"http": "HTTP", "grpc": "gRPC"}
+        raise ServerUnavailableError(
+            f"{self.url} is the {names[answer]} port, not {names[self.protocol]}: use "
+            f"-i {answer} with it (protocol={answer!r}), or the server's {names[self.protocol]} "
+            f"port (Triton's default is {8000 if self.protocol == 'http' else 8001})"
+        )
 
     def _raise_for_connection(self, exc: Exception, *, tls_probe: bool) -> None:
         """Raise a TritonClientError naming TLS for a handshake failure, or a server closing the
@@ -295,10 +479,16 @@ class TritonDetectNetClient:
         live = self._call("server live", self._client.is_server_live)
         if not live:
             raise ServerUnavailableError(f"Triton server at {self.url} reports it is not live")
-        ready = self._call(
-            "model ready",
-            lambda: self._client.is_model_ready(self.model_name, self.model_version),
-        )
+        try:
+            ready = self._call(
+                "model ready",
+                lambda: self._client.is_model_ready(self.model_name, self.model_version),
+            )
+        except InferenceServerException as exc:  # e.g. INVALID_ARGUMENT for the version
+            raise ModelNotReadyError(
+                f"model {self.model_name!r} (version {self.model_version or 'latest'}) on "
+                f"{self.url}: {_describe(exc)}"
+            ) from None
         if not ready:
             available = self._model_index()
             raise ModelNotReadyError(
@@ -358,6 +548,21 @@ class TritonDetectNetClient:
         if not cov:
             raise TritonClientError(f"model {self.model_name!r} has no coverage output")
         return int(self.output_shapes[cov[0]][0])
+
+    def check_classes(self, class_names: Sequence[str], source: str = "the class list") -> None:
+        """Raise :class:`ClassCountError` unless ``class_names`` names every class of the model.
+
+        Call it before the first request: a config with fewer classes than the model would
+        only fail in the postprocessing, with requests in flight.
+        """
+        count = self.num_classes
+        if len(class_names) != count:
+            raise ClassCountError(
+                f"model {self.model_name!r} on {self.url} has {count} classes (channels of its "
+                f"coverage output) but {source} names {len(class_names)}: "
+                f"{', '.join(map(str, class_names)) or 'none'}; give {count} class names "
+                "(--class_list) or a config with as many classes"
+            )
 
     # --- requests -------------------------------------------------------------------------------
     def check_batch(self, tensor: np.ndarray) -> np.ndarray:
@@ -527,6 +732,7 @@ class TritonDetectNetClient:
         inputs, outputs = self._inputs_outputs(item.tensor, item.slot)
         rid = f"{item.request_id}.{item.attempt}"
         if self.protocol == "http":
+            _quiet_gevent_hub()
             item.handle = self._client.async_infer(
                 self.model_name,
                 inputs,
@@ -598,6 +804,7 @@ class TritonDetectNetClient:
                     futures.put(pool.submit(prepare, index + prefetch, chunks[index + prefetch]))
                 yield index, batch, slot
 
+    @_sigterm_interrupts
     def stream_images(
         self,
         paths: Sequence[str | os.PathLike],
@@ -622,6 +829,9 @@ class TritonDetectNetClient:
         threads, returns an :class:`~cvlab.inference.preprocess.ImageBatch` and writes its tensor
         into ``out`` (a shared-memory slot) when ``out`` is not None. The pipeline uses it to
         keep each decoded frame for its overlay; an exception it raises ends the stream.
+
+        SIGTERM and SIGHUP stop it as Ctrl-C does (:func:`sigterm_as_interrupt`): requests in
+        flight are waited for (bounded), then the shared-memory regions are unregistered.
         """
         paths = [str(p) for p in paths]
         batch_size = int(batch_size or self.max_batch_size or 1)

@@ -86,10 +86,15 @@ def infer_arguments(p: argparse.ArgumentParser) -> None:
         "client takes for DetectNet_v2 works here, in hyphen and underscore spellings."
     )
     p.epilog = (
-        "Exit status: 0 every image was written; 1 some requests failed (listed); 2 a usage or "
-        "input error (one line), including an unreadable image with --on-error raise; 3 every "
-        "request succeeded but unreadable images were skipped (listed); 130 interrupted (the "
-        "frames done so far are in OUT/infer_done.txt: rerun with --resume)."
+        "exit status:\n"
+        "  0    every image was written\n"
+        "  1    some requests failed (each one listed)\n"
+        "  2    a usage or input error, in one line (also an unreadable image with\n"
+        "       --on-error raise)\n"
+        "  3    every request succeeded but unreadable images were skipped (each one listed\n"
+        "       with its reason)\n"
+        "  130  interrupted: the frames done so far are listed in OUT/infer_done.txt;\n"
+        "       rerun with --resume to finish the others"
     )
     add = p.add_argument
     add("images", help="image directory or file")
@@ -162,14 +167,14 @@ def infer_arguments(p: argparse.ArgumentParser) -> None:
         choices=["skip", "raise"],
         default="skip",
         help="an unreadable image: skip it (every one is listed with its reason at the end and "
-        "the exit status is 3) or stop the run at the first (exit status 2); default skip",
+        "the exit status is 3) or stop the run at the first (exit status 2)",
     )
     out = p.add_argument_group(
         "outputs",
-        "OUT/infer_labels/<stem>.txt and OUT/infer_images/<stem>.jpg per image, as the lab "
-        "client; images whose stems collide (a.jpg, a.JPG, a.png) keep their suffix instead "
-        "(a.jpg.txt, a.JPG.txt, a.png.txt). Each frame's overlay is written first, then its "
-        "label (both atomically), then the frame is appended to OUT/infer_done.txt: a label "
+        "OUT/infer_labels/<stem>.txt and OUT/infer_images/<stem>.jpg per image, as the lab\n"
+        "client; images whose stems collide (a.jpg, a.JPG, a.png) keep their suffix instead\n"
+        "(a.jpg.txt, a.JPG.txt, a.png.txt). Each frame's overlay is written first, then its\n"
+        "label (both atomically), then the frame is appended to OUT/infer_done.txt: a label\n"
         "file means its frame is complete.",
     )
     out.add_argument(
@@ -179,14 +184,14 @@ def infer_arguments(p: argparse.ArgumentParser) -> None:
         "--overlay-size",
         type=parse_size,
         metavar="WxH",
-        help="fit overlays inside WIDTHxHEIGHT, e.g. 960x540 (default: the image's size)",
+        help="fit overlays inside WIDTHxHEIGHT, e.g. 960x540 (none: the image's size)",
     )
     out.add_argument(
         "--overlay-quality",
         type=_quality,
         default=OVERLAY_QUALITY,
         metavar="1-100",
-        help=f"JPEG quality of the overlays (default {OVERLAY_QUALITY}, as the lab client)",
+        help="JPEG quality of the overlays (PIL's default, as the lab client)",
     )
     out.add_argument(
         "--resume",
@@ -197,7 +202,7 @@ def infer_arguments(p: argparse.ArgumentParser) -> None:
         "--writers",
         type=positive_int,
         default=2,
-        help="threads drawing and writing overlays and labels (default 2)",
+        help="threads drawing and writing overlays and labels",
     )
     add(
         "--shared-memory",
@@ -238,16 +243,52 @@ def infer_arguments(p: argparse.ArgumentParser) -> None:
         )
 
 
+def _port(text: str) -> int:
+    try:
+        port = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a TCP port number, got {text!r}") from None
+    if not 1 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"a TCP port is 1..65535, got {port}")
+    return port
+
+
 def serve_arguments(p: argparse.ArgumentParser) -> None:
     """``cvlab triton serve`` options."""
-    p.add_argument("--model-repository", required=True, help="directory or gs://bucket/path")
-    p.add_argument("--host", default="127.0.0.1", help="bind address (default loopback)")
-    p.add_argument("--http-port", type=int)
-    p.add_argument("--grpc-port", type=int)
-    p.add_argument("--metrics-port", type=int)
-    p.add_argument("--log-verbose", type=int, default=0)
-    p.add_argument("--startup-timeout", type=float, default=120.0)
-    p.add_argument("--env", type=_env_pair, action="append", default=[], help="NAME=VALUE")
+    p.description = (
+        "Run a local tritonserver (the one bundled in nvidia-pytriton) until Ctrl-C or SIGTERM. "
+        "It prints the `cvlab infer` commands for its ports and records them in a file "
+        "(cvlab.triton.server.serve_file)."
+    )
+    p.add_argument(
+        "--model-repository",
+        required=True,
+        help="model repository: a directory or gs://bucket/path",
+    )
+    p.add_argument("--host", default="127.0.0.1", help="address every endpoint binds")
+    p.add_argument("--http-port", type=_port, help="HTTP port (default: a free one)")
+    p.add_argument("--grpc-port", type=_port, help="gRPC port (default: a free one)")
+    p.add_argument("--metrics-port", type=_port, help="metrics port (default: a free one)")
+    p.add_argument("--log-verbose", type=int, default=0, help="tritonserver --log-verbose level")
+    p.add_argument(
+        "--log-file",
+        help="keep the server log in this file (default: a temporary file, removed at stop; "
+        "its relevant lines are printed when the start fails)",
+    )
+    p.add_argument(
+        "--startup-timeout",
+        type=float,
+        default=120.0,
+        help="seconds to wait for the server and its models",
+    )
+    p.add_argument(
+        "--env",
+        type=_env_pair,
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="extra environment variable for the server (repeatable)",
+    )
 
 
 def check_arguments(p: argparse.ArgumentParser) -> None:
@@ -315,33 +356,35 @@ def infer(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
 
+    from cvlab.triton.client import sigterm_as_interrupt
     from cvlab.triton.pipeline import run_inference
 
     try:
-        summary = run_inference(
-            args.images,
-            args.model_name,
-            args.url,
-            version=args.model_version,
-            batch_size=args.batch_size,
-            mode=mode,
-            protocol=protocol,
-            async_mode=args.async_mode or args.streaming,
-            output_path=args.output_path,
-            postprocessing_config=args.postprocessing_config,
-            class_list=classes,
-            ssl=ssl,
-            concurrency=args.concurrency,
-            timeout_s=args.timeout,
-            progress=not args.no_progress,
-            shared_memory=args.shared_memory,
-            unreadable=args.on_error,
-            write_images=not args.no_images,
-            overlay_size=args.overlay_size,
-            overlay_quality=args.overlay_quality,
-            writers=args.writers,
-            resume=args.resume,
-        )
+        with sigterm_as_interrupt():  # SIGTERM and SIGHUP stop the run as Ctrl-C does
+            summary = run_inference(
+                args.images,
+                args.model_name,
+                args.url,
+                version=args.model_version,
+                batch_size=args.batch_size,
+                mode=mode,
+                protocol=protocol,
+                async_mode=args.async_mode or args.streaming,
+                output_path=args.output_path,
+                postprocessing_config=args.postprocessing_config,
+                class_list=classes,
+                ssl=ssl,
+                concurrency=args.concurrency,
+                timeout_s=args.timeout,
+                progress=not args.no_progress,
+                shared_memory=args.shared_memory,
+                unreadable=args.on_error,
+                write_images=not args.no_images,
+                overlay_size=args.overlay_size,
+                overlay_quality=args.overlay_quality,
+                writers=args.writers,
+                resume=args.resume,
+            )
     except KeyboardInterrupt:
         from cvlab.triton.outputs import count_done
 
@@ -372,7 +415,9 @@ def _print_summary(summary) -> None:
         resumed = f" (+{summary.resumed} done earlier)" if summary.resumed else ""
         print(f"{summary.written} frame(s) done{resumed}, listed in {summary.done_list}")
     if summary.renamed:
-        shown = ", ".join(f"{Path(p).name} -> {n}.txt" for p, n in list(summary.renamed.items())[:5])
+        shown = ", ".join(
+            f"{Path(p).name} -> {n}.txt" for p, n in list(summary.renamed.items())[:5]
+        )
         more = f" and {len(summary.renamed) - 5} more" if len(summary.renamed) > 5 else ""
         print(
             f"{len(summary.renamed)} image(s) share a file stem with another: their outputs keep "
@@ -386,15 +431,31 @@ def _print_summary(summary) -> None:
         print(f"error: {err}", file=sys.stderr)
 
 
+def _infer_commands(server, models: list[str]) -> list[str]:
+    """The ``cvlab infer`` lines for ``server``'s HTTP and gRPC ports."""
+    from cvlab.shell import shell_join
+
+    host = "127.0.0.1" if server.host in ("0.0.0.0", "::", "") else server.host
+    model = models[0] if models else "MODEL"
+    http = ["cvlab", "infer", "IMAGE_DIR", "-m", model, "-u", f"{host}:{server.http_port}"]
+    grpc = [*http[:5], "-i", "grpc", "-u", f"{host}:{server.grpc_port}"]
+    return [f"  HTTP: {shell_join(http)}", f"  gRPC: {shell_join(grpc)}"]
+
+
 def serve(args: argparse.Namespace) -> int:
-    import signal
-    import threading
+    """Start tritonserver, print how to infer against it, run until Ctrl-C / SIGTERM."""
+    import time
 
-    from cvlab.triton.server import TritonServer
+    from cvlab.errors import CvlabError
+    from cvlab.triton.client import sigterm_as_interrupt
+    from cvlab.triton.server import (
+        TritonServer,
+        TritonStartError,
+        remove_serve_file,
+        write_serve_file,
+    )
 
-    stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    with TritonServer(
+    server = TritonServer(
         args.model_repository,
         host=args.host,
         http_port=args.http_port,
@@ -403,22 +464,43 @@ def serve(args: argparse.Namespace) -> int:
         env=dict(args.env),
         log_verbose=args.log_verbose,
         startup_timeout=args.startup_timeout,
-    ) as server:
-        print(
-            f"Triton ready: http {server.http_url}  grpc {server.grpc_url}  "
-            f"metrics {server.metrics_url}  (log {server.log_path}); Ctrl-C to stop",
-            flush=True,
-        )
+        log_path=args.log_file,
+    )
+    with sigterm_as_interrupt():  # SIGTERM and SIGHUP: the same clean stop as Ctrl-C
         try:
-            while not stop.wait(0.2):
-                if server.process is None or server.process.poll() is not None:
-                    if stop.is_set():  # stopped by the SIGTERM handler
-                        break
+            server.start()
+        except TritonStartError as exc:
+            if exc.log_lines:
+                print("tritonserver log:", file=sys.stderr)
+                print("\n".join(f"  {line}" for line in exc.log_lines), file=sys.stderr)
+            raise CvlabError(exc.headline) from None
+        except KeyboardInterrupt:
+            print("cvlab triton serve: stopped during startup", file=sys.stderr)
+            return 130
+        try:
+            models = [m["name"] for m in server.models() if m.get("state") == "READY"]
+            record = write_serve_file(server, models)
+            log = f"  log {server.log_path}" if args.log_file else ""
+            print(
+                f"Triton ready: http {server.http_url}  grpc {server.grpc_url}  "
+                f"metrics {server.metrics_url}  models {', '.join(models)}{log}; Ctrl-C to stop",
+                *_infer_commands(server, models),
+                f"  (URLs recorded in {record})",
+                sep="\n",
+                flush=True,
+            )
+            while True:
+                time.sleep(0.2)
+                process = server.process
+                if process is None or process.poll() is not None:
                     print("tritonserver exited; last log lines:", file=sys.stderr)
                     print("\n".join(server.log_text().splitlines()[-20:]), file=sys.stderr)
                     return 1
         except KeyboardInterrupt:
             pass
+        finally:
+            server.close()
+            remove_serve_file()
     print("Triton stopped")
     return 0
 

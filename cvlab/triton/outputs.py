@@ -9,7 +9,8 @@ whose stems collide (``a.jpg``, ``a.JPG``, ``a.png``) keep their whole file name
 Each frame's outputs are written as a unit by :class:`FrameWriter`: the overlay first, then the
 label, each atomically (:mod:`cvlab.fileio`), then one line ``<name>\\t<image>`` appended to
 ``OUT/infer_done.txt`` (the done-list). So a label file means its frame is complete, and an
-interrupted run leaves the done-list naming every frame it finished (``--resume`` skips them).
+interrupted run leaves the done-list naming every frame it finished (``--resume`` skips them);
+the hidden temporary files a killed run may leave are removed by the next run into the folder.
 Writing happens on worker threads behind a bounded queue: the request path only queues a frame,
 and memory stays flat however many images there are.
 
@@ -151,9 +152,11 @@ class FrameWriter:
         self.output_path = out
         self.labels_dir = out / LABELS_DIR
         self.images_dir = out / IMAGES_DIR if images else None
-        self.labels_dir.mkdir(parents=True, exist_ok=True)
-        if self.images_dir is not None:
-            self.images_dir.mkdir(parents=True, exist_ok=True)
+        for folder, suffix in ((self.labels_dir, ".txt"), (self.images_dir, ".jpg")):
+            if folder is not None:
+                folder.mkdir(parents=True, exist_ok=True)
+                for stale in folder.glob(f".*{suffix}"):  # a killed run's half-written files
+                    stale.unlink(missing_ok=True)
         self.done_path = out / DONE_LIST
         self.colors = colors_from_config(config)
         self.linewidth = getattr(config, "linewidth", 4)

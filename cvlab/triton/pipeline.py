@@ -289,8 +289,10 @@ def infer_frames(
     def on_outputs(index: int, names: list[str], sizes: list, outputs: dict) -> None:
         dets = post.batch(outputs, sizes, names)
         images = decoded.pop(index, None)
-        kept = [{k: v[i] for k, v in outputs.items()} for i in range(len(dets))]
-        answered[index] = [Frame(d, kept[i] if keep_outputs else None) for i, d in enumerate(dets)]
+        answered[index] = [
+            Frame(d, {k: v[i] for k, v in outputs.items()} if keep_outputs else None)
+            for i, d in enumerate(dets)
+        ]
         if on_result is not None:
             for i, frame in enumerate(answered[index]):
                 image = images[i] if images is not None else None
@@ -417,6 +419,13 @@ def run_inference(
                 )
             batch_size = client.max_batch_size
         post, config = make_postprocessor(client.input_size, postprocessing_config, class_list)
+        if class_list:
+            source = "--class_list"
+        elif isinstance(postprocessing_config, str | os.PathLike):
+            source = f"the clustering config {postprocessing_config}"
+        else:
+            source = "the clustering config"
+        client.check_classes(post.class_names, source)  # before the first request
         summary.input_size = client.input_size
         writer = None
         if output_path is not None:

@@ -23,7 +23,9 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import threading
+import time
 import uuid
 from dataclasses import dataclass, field
 from multiprocessing import shared_memory
@@ -38,6 +40,10 @@ SHM_DIR = "/dev/shm"
 #: /dev/shm must keep this much free beyond the slots (Docker's default is only 64 MB; writing
 #: past a tmpfs's space is a SIGBUS, not an error, so space is checked before creating slots)
 SHM_HEADROOM_BYTES = 64 * 1024 * 1024
+#: seconds :meth:`InputSlots.close` waits for requests still reading a region (an interrupted run)
+UNREGISTER_WAIT_S = 10.0
+#: the name of every region a client creates: ``cvlab_<its pid>_<8 hex>_<slot index>``
+_REGION_NAME = re.compile(r"^cvlab_(\d+)_[0-9a-f]{8}_\d+$")
 
 
 class SharedMemoryUnavailable(CvlabError, RuntimeError):
@@ -58,6 +64,17 @@ def is_loopback(url: str) -> bool:
     host = url.split("://", 1)[-1]
     host = host.rsplit(":", 1)[0] if host.count(":") == 1 or host.startswith("[") else host
     return host in LOOPBACK_HOSTS or host.startswith("127.")
+
+
+def region_owner(name: str) -> int | None:
+    """The pid of the cvlab client that created region ``name`` (None for other names).
+
+    Example:
+        >>> region_owner("cvlab_4242_0a1b2c3d_0"), region_owner("perf_analyzer_input")
+        (4242, None)
+    """
+    match = _REGION_NAME.match(name.lstrip("/"))
+    return int(match.group(1)) if match else None
 
 
 def shm_free_bytes(directory: str = SHM_DIR) -> int:
@@ -139,6 +156,8 @@ class InputSlots:
         self._free: list[Slot] = []
         self._cond = threading.Condition()
         self._closed = False
+        #: regions still registered after close() (requests kept reading them past its wait)
+        self.left_registered: list[str] = []
         try:
             for i in range(int(count)):
                 self._add(i)
@@ -219,15 +238,34 @@ class InputSlots:
                 self._free.append(slot)
             self._cond.notify()
 
-    def close(self) -> None:
-        """Unregister and unlink every region; waiting acquire() calls raise SlotsClosed."""
+    def close(self, wait_s: float = UNREGISTER_WAIT_S) -> None:
+        """Unregister and unlink every region; waiting acquire() calls raise SlotsClosed.
+
+        A region that requests still read (an interrupted run) cannot be unregistered: the
+        server answers "currently in use". Those are tried again until ``wait_s`` seconds have
+        passed, so the server does not keep them mapped after their files are unlinked (a
+        region left registered is released by :class:`~cvlab.triton.server.TritonServer`'s
+        sweep once its file is gone).
+        """
         with self._cond:
             self._closed = True
             self._cond.notify_all()
-        for key in self._registered:
-            with contextlib.suppress(Exception):
-                self.client.unregister_system_shared_memory(key)
-        self._registered = []
+        pending, self._registered = list(self._registered), []
+        deadline = time.monotonic() + max(0.0, wait_s)
+        while pending:
+            busy = []
+            for key in pending:
+                try:
+                    self.client.unregister_system_shared_memory(key)
+                except Exception as exc:  # noqa: BLE001 - only "in use" is worth a retry
+                    if "in use" in str(exc).lower():
+                        busy.append(key)
+            pending = busy
+            if pending and time.monotonic() < deadline:
+                time.sleep(0.02)
+            else:
+                break
+        self.left_registered = pending
         self._free = []
         for slot in self._slots:
             slot.array = np.empty(0, self.dtype)  # drop the views so the mapping can close

@@ -153,8 +153,11 @@ def save_overlay(
     original = detections.image_size or (w, h)
     tw, th = overlay_size(original, max_size)
     tw, th = min(tw, w), min(th, h)  # a reduced decode may be a few pixels short: never enlarge
-    if (tw, th) != (w, h):
-        image = cv2.resize(image, (tw, th), interpolation=cv2.INTER_AREA)
+    if (tw, th) != (w, h):  # area averaging for big reductions; bilinear is 5x faster above 1/2
+        area = tw * 2 <= w or th * 2 <= h
+        image = cv2.resize(
+            image, (tw, th), interpolation=cv2.INTER_AREA if area else cv2.INTER_LINEAR
+        )
     if (tw, th) != tuple(original):
         detections = detections.scaled(tw / original[0], th / original[1], (tw, th))
     if bgr:  # draw in BGR: colours reversed, no conversion of the frame

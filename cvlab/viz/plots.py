@@ -11,6 +11,7 @@ Example:
 from __future__ import annotations
 
 import io
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
@@ -18,35 +19,65 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 
-def plot_training(history, ax=None):
-    """Loss terms (log scale) and validation mAP per epoch from a training history DataFrame.
-
-    Returns the matplotlib Figure.
+def plot_training(history: pd.DataFrame, fig: Figure | None = None, title: str = "") -> Figure:
+    """Two panels from a training history DataFrame: the loss terms per epoch (log scale,
+    one colour each) and the validation mAP with each class's AP (0-1), legends beside the
+    data. Draws into ``fig`` when given (e.g. a standalone Agg Figure); returns the Figure.
     """
-    import matplotlib.pyplot as plt
+    if fig is None:
+        import matplotlib.pyplot as plt
 
-    if ax is None:
-        fig, (ax_loss, ax_map) = plt.subplots(1, 2, figsize=(11, 4))
-    else:
-        fig, ax_loss, ax_map = ax.figure, ax, ax.twinx()
-    loss_cols = [c for c in history.columns if c == "loss" or c.endswith("_loss")]
+        fig = plt.figure(figsize=(12, 4.2), layout="constrained")
+    ax_loss, ax_map = fig.subplots(1, 2)
+    from matplotlib.ticker import MaxNLocator
+
+    for ax in (ax_loss, ax_map):
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    loss_cols = [c for c in history.columns if c == "loss" or str(c).endswith("_loss")]
     for col in loss_cols:
-        ax_loss.plot(history["epoch"], history[col], marker="o", label=col)
+        label = "total loss" if col == "loss" else str(col).removesuffix("_loss").replace("_", " ")
+        width = 2.2 if col == "loss" else 1.2
+        ax_loss.plot(history["epoch"], history[col], marker="o", ms=3, lw=width, label=label)
     ax_loss.set_yscale("log")
-    ax_loss.set_xlabel("epoch")
-    ax_loss.set_ylabel("loss")
+    ax_loss.set(xlabel="epoch", ylabel="loss (log scale)", title="training loss")
     ax_loss.grid(alpha=0.3)
-    ax_loss.legend(fontsize=8)
-    if "mAP" in history.columns and history["mAP"].notna().any():
-        valid = history[history["mAP"].notna()]
-        ax_map.plot(valid["epoch"], valid["mAP"], marker="s", color="tab:green", label="mAP")
-        ax_map.set_ylim(0, 1)
-        ax_map.legend(fontsize=8)
-    ax_map.set_xlabel("epoch")
-    ax_map.set_ylabel("validation mAP (IoU 0.5)")
+    if loss_cols:
+        ax_loss.legend(fontsize=8, loc="upper right", framealpha=0.9)
+    # mAP (and "mAP_tao", as TAO reports it, when the trainer logs it), then each class's AP
+    # when there are several classes (with one, its AP is the mAP)
+    map_cols = [c for c in history.columns if str(c).startswith("mAP")]
+    ap_cols = [
+        c for c in history.columns if str(c).startswith("ap_") and not str(c).startswith("ap_tao")
+    ]
+    if len(ap_cols) == 1:
+        ap_cols = []
+    drawn = False
+    for col in [*map_cols, *ap_cols]:
+        if history[col].notna().any():
+            valid = history[history[col].notna()]
+            name = str(col)
+            if name.startswith("mAP"):
+                label = "mAP" if name == "mAP" else f"mAP ({name.removeprefix('mAP_')})"
+                style = {"lw": 2.4 if name == "mAP" else 1.4, "marker": "s"}
+                if "tao" in name:
+                    label, style["ls"] = "mAP as TAO reports it", "--"
+            else:
+                label, style = f"AP {name.removeprefix('ap_')}", {"lw": 1.2, "marker": "o"}
+            ax_map.plot(valid["epoch"], valid[col], label=label, ms=4, **style)
+            drawn = True
+    ax_map.set_ylim(0, 1)
+    if len(history):
+        ax_map.set_xlim(ax_loss.get_xlim())
+    ax_map.set(xlabel="epoch", ylabel="AP (IoU 0.5)", title="validation AP")
     ax_map.grid(alpha=0.3)
-    fig.suptitle("DetectNet_v2 training")
-    fig.tight_layout()
+    if drawn:
+        ax_map.legend(fontsize=8, loc="lower right", framealpha=0.9)
+    else:
+        ax_map.text(
+            0.5, 0.5, "not validated yet", ha="center", va="center", color="0.5",
+            transform=ax_map.transAxes,
+        )  # fmt: skip
+    fig.suptitle(title or "DetectNet_v2 training", fontsize=11)
     return fig
 
 
@@ -102,17 +133,43 @@ def plot_pr_curves(result: Any, ax=None):
     return fig
 
 
-def render_history_png(history: pd.DataFrame, title: str = "") -> bytes:
-    """The loss/mAP curve of ``history`` as PNG bytes (standalone Agg figure)."""
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
+def plot_pr_comparison(results: Mapping[str, Any], class_name: str = "person", ax=None):
+    """Precision-recall curves of one class for several models on one plot (``results``:
+    label -> :class:`~cvlab.train.evaluate.EvaluationResult`), AP in the legend; returns the
+    Figure."""
+    import matplotlib.pyplot as plt
 
-    fig = Figure(figsize=(8, 3.5))
-    FigureCanvasAgg(fig)
-    ax = fig.add_subplot(1, 1, 1)
-    plot_training(history, ax=ax)
-    ax.set_title(title, fontsize=9)
+    if ax is None:
+        fig, ax = plt.subplots(figsize=(6.5, 4.8))
+    else:
+        fig = ax.figure
+    iou = 0.5
+    for label, result in results.items():
+        iou = result.iou_threshold
+        curve = result.pr_curves.get(class_name)
+        ap = result.ap.get(class_name, 0.0)
+        if curve is None or not len(curve.recall):
+            ax.plot([], [], label=f"{label}: AP {ap:.2f} (no boxes)")
+            continue
+        recall = np.concatenate([[0.0], curve.recall])
+        precision = np.concatenate([[1.0], curve.precision])
+        ax.step(recall, precision, where="post", lw=2, label=f"{label}: AP {ap:.2f}")
+    ax.set(xlabel="recall", ylabel="precision", xlim=(0, 1.01), ylim=(0, 1.01))
+    ax.set_title(f"{class_name}: precision-recall at IoU >= {iou:g}", fontsize=11)
+    ax.grid(alpha=0.3)
+    ax.legend(loc="lower left", fontsize=9)
     fig.tight_layout()
+    return fig
+
+
+def render_history_png(history: pd.DataFrame, title: str = "") -> bytes:
+    """The two-panel loss/AP curve of ``history`` as PNG bytes (standalone Agg figure, no
+    pyplot state touched)."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    fig = Figure(figsize=(12, 4.2), layout="constrained")
+    FigureCanvasAgg(fig)
+    plot_training(history, fig=fig, title=title)
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=80)
     return buf.getvalue()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import cv2
@@ -45,3 +46,19 @@ def test_perf_analyzer_with_shared_memory_against_the_server(demo_server):  # no
             shared_memory=memory,
         )  # fmt: skip
         assert rate > 0
+
+
+def test_end_to_end_prints_cvlab_infer_beside_the_lab_client_and_peak_memory(capsys):
+    """`cvlab infer` as a child process, on N and 2N images (figures printed, not asserted)."""
+    argv = ["--end-to-end", "--images", "12", "--batch", "4", "--input-size", "320x192",
+            "--image-size", "640x360", "--repeats", "1", "--model-width", "4",
+            "--no-perf-analyzer", "--overlay-size", "320x180"]  # fmt: skip
+    assert main(["bench", "triton", *argv]) == 0
+    out = capsys.readouterr().out
+    row = "cvlab infer end to end (folder -> labels + overlays (320x180, quality 75)), shared"
+    assert row in out
+    assert "cvlab infer on 24 images (memory check)" in out
+    assert "lab client tao_client.py (measured earlier here, quoted, not re-run)" in out
+    assert "end to end / lab client (7.6 img/s, quoted) = " in out
+    peak = re.search(r"peak RSS: 12 images (\d+) MB, 24 images (\d+) MB", out)
+    assert peak and int(peak.group(1)) > 50, out  # VmHWM of the child: a real Python process

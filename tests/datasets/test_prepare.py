@@ -294,7 +294,10 @@ def _all_unreadable(src: Path) -> None:
     [
         (_no_images, "lists no images"),
         (_all_skipped, r"none of its 3 images can be used \(3 path outside the dataset root\)"),
-        (_all_unreadable, r"none of its 2 images can be used \(2 unreadable \(first: .*FLIR_0000"),
+        (
+            _all_unreadable,
+            r"none of its 2 images can be used \(2 unreadable, e\.g\. \S+/FLIR_0000\d\.jpeg: missing or not a decodable image\), nothing",
+        ),
     ],
 )
 def test_dataset_without_usable_images_fails_and_writes_nothing(

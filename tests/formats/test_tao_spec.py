@@ -197,6 +197,16 @@ def test_syntax_errors_name_file_line_and_field(tmp_path):
         (lambda e: e.cost_function_config.target_classes[0].objectives.pop(),
          "must include 'cov' and 'bbox'"),
         (lambda e: e.training_config.ClearField("learning_rate"), "learning_rate is not set"),
+        # TAO applies target_class_mapping twice and matches lower-cased record classes.
+        (lambda e: e.dataset_config.target_class_mapping.__setitem__("person", "pedestrian"),
+         "must map to themselves"),
+        (lambda e: e.dataset_config.target_class_mapping.__setitem__("Van", "person"),
+         "not lower case"),
+        # TAO's build_optimizer / build_regularizer checks (its test values).
+        (lambda e: setattr(e.training_config.optimizer.adam, "epsilon", 0.0), "epsilon must be > 0"),
+        (lambda e: setattr(e.training_config.optimizer.adam, "beta1", 1.1), "beta1 must be in"),
+        (lambda e: setattr(e.training_config.optimizer.adam, "beta2", -1.0), "beta2 must be in"),
+        (lambda e: setattr(e.training_config.regularizer, "weight", -1.0), "weight must be >= 0"),
     ],
 )  # fmt: skip
 def test_inconsistent_values_name_the_field(tmp_path, mutate, message):

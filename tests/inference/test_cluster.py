@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
 import warnings
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -19,6 +21,7 @@ from cvlab.inference.cluster import (
     iou_distance,
     iou_matrix,
     nms,
+    tao_nms,
 )
 from cvlab.inference.clustering_config import ClassClusteringConfig
 from cvlab.inference.decode import decode_detectnet
@@ -195,17 +198,85 @@ def test_boxes_stay_inside_the_frame(seed, algorithm, image_size) -> None:
     assert np.all(np.isfinite(conf))
 
 
-def test_hybrid_suppresses_overlapping_clusters() -> None:
-    # two tight clusters whose means overlap with IoU 0.6: DBSCAN (eps 0.1) keeps both,
-    # hybrid NMS at 0.5 keeps only the stronger one
+def test_hybrid_is_nms_over_the_member_cells_of_kept_clusters() -> None:
+    # two tight clusters whose boxes overlap with IoU 0.6: DBSCAN (eps 0.1) keeps both; TAO's
+    # hybrid runs NMS at 0.5 over their five member cells and returns the best cell, with its
+    # own coverage as confidence (not the cluster's 2.7)
     a = np.array([[0, 0, 100, 100]] * 3, np.float32)
     b = np.array([[25, 0, 125, 100]] * 2, np.float32)
-    boxes, cov = np.concatenate([a, b]), np.array([0.9, 0.9, 0.9, 0.8, 0.8], np.float32)
+    boxes, cov = np.concatenate([a, b]), np.array([0.9, 0.8, 0.7, 0.95, 0.6], np.float32)
     cfg = dict(dbscan_eps=0.1, dbscan_confidence_threshold=0.5, nms_iou_threshold=0.5)
-    assert len(cluster_boxes(boxes, cov, _config(algorithm="dbscan", **cfg))[0]) == 2
+    out, conf = cluster_boxes(boxes, cov, _config(algorithm="dbscan", **cfg))
+    np.testing.assert_allclose(conf, [2.4, 1.55], rtol=1e-6)
     out, conf = cluster_boxes(boxes, cov, _config(algorithm="hybrid", **cfg))
-    np.testing.assert_allclose(out, [[0, 0, 100, 100]])
-    np.testing.assert_allclose(conf, [2.7], rtol=1e-6)
+    np.testing.assert_allclose(out, [[25, 0, 125, 100]])
+    np.testing.assert_allclose(conf, [0.95], rtol=1e-6)
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "clustering.md").read_text()
+    assert "**(25, 0, 125, 100)**, confidence **0.95**" in doc and "2.4 and 1.55" in doc
+
+
+def test_hybrid_drops_cells_of_rejected_clusters_and_filters_cells_by_coverage() -> None:
+    # cluster A (3 cells, sum 2.1) passes dbscan_confidence_threshold 2.0, cluster B (sum 1.2)
+    # does not: its strong cell (0.9) must not come back through NMS. Inside A the cells do not
+    # overlap enough to suppress each other (nms_iou_threshold 0.9), so NMS keeps every A cell
+    # above nms_confidence_threshold 0.65: 0.8 and 0.7, not 0.6.
+    a = np.array([[0, 0, 100, 100], [10, 0, 110, 100], [20, 0, 120, 100]], np.float32)
+    b = np.array([[300, 0, 400, 100], [302, 0, 402, 100]], np.float32)
+    boxes = np.concatenate([a, b])
+    cov = np.array([0.8, 0.7, 0.6, 0.9, 0.3], np.float32)
+    cfg = _config(
+        algorithm="hybrid",
+        dbscan_eps=0.2,
+        dbscan_confidence_threshold=2.0,
+        nms_iou_threshold=0.9,
+        nms_confidence_threshold=0.65,
+    )
+    out, conf = cluster_boxes(boxes, cov, cfg)
+    np.testing.assert_allclose(out, a[:2])
+    np.testing.assert_allclose(conf, [0.8, 0.7], rtol=1e-6)
+
+
+def test_nms_algorithm_uses_tao_rules() -> None:
+    # +1 IoU: [0,0,9,9] vs [5,0,14,9] overlap 5*10 / (100 + 100 - 50) = 1/3 > 0.3 -> suppressed
+    # (continuous IoU would be 4*9 / (81 + 81 - 36) = 0.286 -> kept); coverage must be > the
+    # threshold (0.5 itself is dropped); the kept cell keeps its own coverage
+    boxes = np.array([[0, 0, 9, 9], [5, 0, 14, 9], [50, 0, 59, 9]], np.float32)
+    cov = np.array([0.9, 0.8, 0.5], np.float32)
+    cfg = _config(algorithm="nms", nms_iou_threshold=0.3, nms_confidence_threshold=0.5)
+    out, conf = cluster_boxes(boxes, cov, cfg)
+    np.testing.assert_allclose(out, boxes[:1])
+    np.testing.assert_allclose(conf, [0.9], rtol=1e-6)
+    # minimum_bounding_box_height drops short kept boxes after NMS (TAO passes it and ignores it)
+    out, _ = cluster_boxes(boxes, cov, dataclasses.replace(cfg, minimum_bounding_box_height=10))
+    assert len(out) == 0
+
+
+def test_tao_nms_selection_order_and_stop() -> None:
+    boxes = np.array([[0, 0, 9, 9], [1, 1, 10, 10], [20, 20, 29, 29], [21, 21, 30, 30]], np.float32)
+    scores = np.array([0.5, 0.9, 0.7, 0.7], np.float32)
+    assert tao_nms(boxes, scores, 0.3).tolist() == [1, 2]
+    assert tao_nms(boxes, scores, 0.3, score_threshold=0.7).tolist() == [1]  # strictly above
+    assert tao_nms(boxes, scores, 1.0).tolist() == [1, 2, 3, 0]  # ties keep TAO's swap order
+    assert scores.tolist() == pytest.approx([0.5, 0.9, 0.7, 0.7])  # the input is not changed
+    assert tao_nms(np.zeros((0, 4), np.float32), np.zeros(0, np.float32), 0.3).size == 0
+    with pytest.raises(ValueError, match="2 boxes but 1 scores"):
+        tao_nms(boxes[:2], scores[:1], 0.3)
+
+
+@SETTINGS
+@given(box_sets(), st.floats(0.0, 0.9), st.floats(0.0, 0.6))
+def test_tao_nms_never_keeps_overlapping_pairs(data, iou_thr, score_thr) -> None:
+    boxes, scores = data
+    keep = tao_nms(boxes, scores, iou_thr, score_thr)
+    assert np.all(scores[keep] > np.float32(score_thr)) and np.all(np.diff(scores[keep]) <= 0)
+    x1, y1, x2, y2 = boxes[keep].astype(np.float64).T
+    iw = np.minimum(x2[:, None], x2) - np.maximum(x1[:, None], x1) + 1
+    ih = np.minimum(y2[:, None], y2) - np.maximum(y1[:, None], y1) + 1
+    inter = np.clip(iw, 0, None) * np.clip(ih, 0, None)
+    area = (x2 - x1 + 1) * (y2 - y1 + 1)
+    iou = inter / (area[:, None] + area - inter)
+    np.fill_diagonal(iou, 0)
+    assert np.all(iou <= iou_thr + 1e-6)
 
 
 def test_empty_input() -> None:

@@ -59,9 +59,19 @@ def _quiet(fn, *args, **kwargs):
         return fn(*args, **kwargs)
 
 
-def test_peoplenet_rgb_values() -> None:
-    with pytest.warns(UserWarning, match="legacy float"):
+def test_peoplenet_rgb_values(tmp_path: Path) -> None:
+    with warnings.catch_warnings():  # the shipped config's legacy 0.05: documented, no warning
+        warnings.simplefilter("error")
         cfg = load_clustering_config(PEOPLENET_RGB_CONFIG)
+    copy = tmp_path / "mine.prototxt"  # the same file elsewhere: one warning for all classes
+    copy.write_text(PEOPLENET_RGB_CONFIG.read_text())
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        load_clustering_config(copy)
+    assert [str(w.message).split(": ", 1)[1] for w in caught] == [
+        "class 'person', 'bag', 'face': dbscan_min_samples=0.05 is a legacy float; "
+        "using min_samples=1 (algorithm 'dbscan_legacy' keeps the float meaning)"
+    ]
     assert cfg.class_names == ("person", "bag", "face")
     assert (cfg.linewidth, cfg.stride) == (4, 16)
     conf = {n: c.dbscan_confidence_threshold for n, c in cfg.classes.items()}
@@ -199,3 +209,25 @@ def test_generated_protobuf_modules_are_up_to_date(tmp_path: Path) -> None:
         assert (REPO / rel).read_text() == path.read_text(), (
             f"{rel} is stale: run python -m cvlab.protos.build"
         )
+
+
+def test_min_samples_zero_means_one_and_negative_is_refused() -> None:
+    # TAO: max(int(x), 1); 0 is also what an unset proto field reads as
+    assert ClassClusteringConfig(dbscan_min_samples=0).dbscan_min_samples == 1
+    assert ClassClusteringConfig(dbscan_min_samples=0.0).dbscan_min_samples == 1
+    with pytest.raises(ConfigError, match="field 'dbscan_min_samples' must be >= 0"):
+        PostprocessingConfig({"car": ClassClusteringConfig(dbscan_min_samples=-1)})
+
+
+def test_training_spec_limits_dbscan_confidence_to_one(tmp_path: Path) -> None:
+    # TAO's TRAINVAL spec validator: dbscan_confidence_threshold in [0, 1] in a training spec
+    # (a prototxt for inference may use a larger summed coverage)
+    body = (
+        'target_class_config { key: "car" value { clustering_config { dbscan_eps: 0.2 '
+        "dbscan_min_samples: 1 dbscan_confidence_threshold: 1.5 } } }\n"
+    )
+    with pytest.raises(
+        ConfigError, match="field 'dbscan_confidence_threshold' must be <= 1 in a TAO training"
+    ):
+        load_training_postprocessing(_write(tmp_path, body))
+    assert ClassClusteringConfig(dbscan_confidence_threshold=1.5).problems() == []

@@ -12,6 +12,7 @@ import pytest
 
 from cvlab.bench.core import synthetic_peoplenet_outputs
 from cvlab.detections import Detections
+from cvlab.errors import ConfigError
 from cvlab.inference.cluster import cluster_boxes, iou_matrix
 from cvlab.inference.clustering_config import (
     PEOPLENET_RGB_CONFIG,
@@ -44,7 +45,10 @@ def test_synthetic_peoplenet_people_are_found(algorithm: str) -> None:
     assert np.all(best.max(axis=1) > 0.7), best.max(axis=1)
     if algorithm != "dbscan_legacy":
         assert len(people) == len(expected)
-    assert np.all(dets.confidence >= 0.7)
+    if algorithm == "hybrid":  # TAO's hybrid: each box is a cell, with its own coverage
+        assert np.all((dets.confidence > 0) & (dets.confidence <= 1))
+    else:  # summed coverage of clusters above the config's thresholds (0.7 and 0.9)
+        assert np.all(dets.confidence >= 0.7)
 
 
 def test_names_batch_dims_and_batch() -> None:
@@ -220,7 +224,8 @@ def test_bench_core_runs_and_reports_all_stages(capsys) -> None:
 def test_postprocessor_accepts_a_config_path_and_training_alias(tmp_path: Path) -> None:
     from cvlab.inference.clustering_config import from_training_spec_postprocessing
 
-    with pytest.warns(UserWarning, match="legacy float"):
+    with warnings.catch_warnings():  # the shipped config's legacy 0.05 is not news (issue 14)
+        warnings.simplefilter("error")
         post = DetectNetPostprocessor(PEOPLENET_RGB_CONFIG, ["face"])
     assert (
         post.class_names == ("face",)
@@ -229,7 +234,11 @@ def test_postprocessor_accepts_a_config_path_and_training_alias(tmp_path: Path) 
     spec = tmp_path / "pp.txt"
     spec.write_text(
         'target_class_config { key: "car" value { clustering_config { dbscan_eps: 0.2 '
-        "dbscan_min_samples: 2 coverage_threshold: 0.01 } } }\n"
+        "dbscan_min_samples: 1 coverage_threshold: 0.01 } } }\n"
     )
     cfg = from_training_spec_postprocessing(spec, ["car"])
-    assert cfg.classes["car"].dbscan_min_samples == 2 and cfg.classes["car"].dbscan_eps == 0.2
+    assert cfg.classes["car"].dbscan_min_samples == 1 and cfg.classes["car"].dbscan_eps == 0.2
+    # TAO's spec validator limits dbscan_min_samples to [0, 1] in a training spec
+    spec.write_text(spec.read_text().replace("dbscan_min_samples: 1", "dbscan_min_samples: 2"))
+    with pytest.raises(ConfigError, match="field 'dbscan_min_samples' must be <= 1"):
+        from_training_spec_postprocessing(spec, ["car"])

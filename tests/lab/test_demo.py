@@ -1,11 +1,12 @@
 """``cvlab demo``: parameter injection, ordered headless execution, the report, clear failures.
 
 These run small notebooks written by the test (real nbclient kernels), so the runner itself is
-checked quickly; tests/test_notebooks_run.py executes the six lab notebooks.
+checked quickly; tests/notebooks/test_run.py executes the six lab notebooks.
 """
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import nbformat
@@ -55,7 +56,7 @@ def test_param_parsing() -> None:
     assert args.func is demo.demo and args.param == [("A", 1)] and args.output == "x"
 
 
-def test_run_demo_in_order_with_report(tmp_path: Path) -> None:
+def test_run_demo_in_order_with_report(tmp_path: Path, capfd: pytest.CaptureFixture[str]) -> None:
     nbs = tmp_path / "nbs"
     nbs.mkdir()
     record = (
@@ -65,7 +66,12 @@ def test_run_demo_in_order_with_report(tmp_path: Path) -> None:
     )
     _notebook(nbs / "first.ipynb", record.format(n="first"))
     _notebook(
-        nbs / "second.ipynb", record.format(n="second"), "import os\nprint('cwd', os.getcwd())"
+        nbs / "second.ipynb",
+        record.format(n="second"),
+        "import os\nprint('cwd', os.getcwd())",
+        # a long job's bar and a widget, as the lab notebooks show them
+        "from tqdm.auto import tqdm\nfor _ in tqdm(range(3), desc='job'):\n    pass",
+        "import ipywidgets as W\nW.IntSlider(value=7)",
     )
     out = tmp_path / "out"
     result = demo.run_demo(
@@ -76,7 +82,25 @@ def test_run_demo_in_order_with_report(tmp_path: Path) -> None:
     assert f"ran second with 7 in {out / 'workspace'}" in text
     assert f"cwd {nbs}" in text
     html = (out / "report.html").read_text()
-    assert "AP of first" in html and "AP of second" in html and "second.ipynb" in html
+    assert "AP of first" in html and "AP of second" in html
+    assert "href='notebooks/second.html'" in html  # executed notebooks linked as HTML pages
+    assert (out / "notebooks" / "second.html").read_text().count("ran second with 7") == 1
+    nb = nbformat.read(out / "notebooks" / "second.ipynb", as_version=4)
+    outputs = [o for c in nb.cells for o in c.get("outputs", [])]
+    bars = [o["data"]["text/html"] for o in outputs if "cvlab-progress" in str(o.get("data"))]
+    assert len(bars) == 1 and 'data-progress="done"' in bars[0] and "job" in bars[0]
+    slider = next(
+        o for o in outputs if "application/vnd.jupyter.widget-view+json" in o.get("data", {})
+    )
+    model_id = slider["data"]["application/vnd.jupyter.widget-view+json"]["model_id"]
+    state = nb.metadata["widgets"]["application/vnd.jupyter.widget-state+json"]["state"]
+    assert state[model_id]["state"]["value"] == 7  # saved: the widget renders when opened
+    assert not [o for o in outputs if o.get("name") == "stderr"]  # TensorFlow loaded quietly
+    timings = json.loads((nbs / "timings.json").read_text())
+    assert set(timings["seconds"]) == {"first", "second"} and "CPU cores" in timings["machine"]
+    err = capfd.readouterr().err
+    assert "without encryption" not in err  # kernels talk over IPC sockets, not TCP
+    assert "oneDNN" not in err and "absl::InitializeLog" not in err
 
 
 def test_failing_cell_stops_the_demo_with_a_clear_message(

@@ -40,20 +40,47 @@ def test_state_merges_atomically_and_names_a_corrupt_file(tmp_path: Path) -> Non
 
 def test_records_become_an_html_report(tmp_path: Path) -> None:
     ws = lab.Workspace(tmp_path / "ws")
+    ws.update_state(
+        flir_source=ws.flir_source, rgb_standin={"epochs": 1}, trained={"config": "tiny"},
+        deployed_gcs=lab.EMULATOR_MODEL_REPOSITORY, rgb_ap=0.0213, ir_ap=0.8049,
+    )  # fmt: skip
     lab.record_table(ws, "00_environment", pd.DataFrame({"component": ["python"]}), "Env")
-    lab.record_table(ws, "05_ap", pd.DataFrame({"class": ["person"], "ap": [0.8125]}), "AP table")
-    fig, ax = plt.subplots()
-    ax.plot([0, 1], [1, 0])
-    lab.record_figure(ws, "05_pr", fig, "PR curve")
-    lab.record_image(ws, "overlay one", np.full((20, 30, 3), 200, np.uint8), "an overlay")
-    nb = tmp_path / "nb" / "05_ir_inference.ipynb"
+    lab.record_table(
+        ws,
+        "05_ap_comparison",
+        pd.DataFrame({"model": ["RGB model", "IR model"], "AP": [0.0213, 0.8049]}),
+        "AP table",
+    )
+    lab.record_table(ws, "03_training_history", pd.DataFrame({"epoch": [1]}), "History")
+    lab.record_text(ws, "04_repository", "model_repository/\n└── m/", "Repository")
+    for name, title in (("02_stats", "Stats"), ("05_before_after", "Before/after")):
+        fig, ax = plt.subplots()
+        ax.plot([0, 1], [1, 0])
+        lab.record_figure(ws, name, fig, title)
+        plt.close(fig)
+    lab.record_image(ws, "05_ir_one", np.full((20, 30, 3), 200, np.uint8), "an overlay")
+    nb = tmp_path / "nb" / "05_ir_inference.html"
     nb.parent.mkdir()
-    nb.write_text("{}")
-    html = build_report(ws.root, tmp_path / "out" / "report.html", [nb]).read_text()
-    assert html.index("AP table") < html.index("<h2>Environment") < html.index("PR curve")
-    assert "<td>0.8125</td>" in html and "<td>person</td>" in html
-    assert html.count("data:image/png;base64,") == 1 and html.count("data:image/jpeg;base64,") == 1
-    assert "href='../nb/05_ir_inference.ipynb'" in html
+    nb.write_text("<html></html>")
+    html = build_report(
+        ws.root, tmp_path / "out" / "report.html", [nb], seconds={"05_ir_inference": 41.2}
+    ).read_text()
+    # the headline first: what ran, the RGB-vs-IR result, the before/after figure, the links
+    headline = html[html.index("<section id='headline'>") : html.index("</section>")]
+    assert "Offline run: synthetic data, stand-in models" in headline
+    assert "RGB model <b>0.02</b> &rarr; retrained IR model <b>0.80</b>" in headline
+    assert "Before/after" in headline and "data:image/png;base64," in headline
+    assert "href='../nb/05_ir_inference.html'>05_ir_inference</a> (41 s)" in headline
+    # then the sections in the story's order, details (environment, raw history) folded last
+    order = [html.index(f"<h2>{h}</h2>") for h in ("Dataset", "Training", "Deploy", "Inference")]
+    assert order == sorted(order) and html.index("Stats") > order[0]
+    assert html.index("<pre>model_repository/") > order[2]
+    details = html.index("<h2>Details</h2>")
+    assert html.index("<summary>Env</summary>") > details
+    assert html.index("<summary>History</summary>") > details
+    assert "<td>0.805</td>" in html and "<td>RGB model</td>" in html  # rounded for people
+    assert html.count("data:image/png;base64,") == 2 and html.count("data:image/jpeg;base64,") == 1
+    assert "width: 100%" in html and 'id="zoom"' in html  # full width, click to enlarge
     empty = build_report(tmp_path / "empty", tmp_path / "empty.html").read_text()
     assert empty.count("Nothing recorded") == 5
 
@@ -64,9 +91,9 @@ def test_produced_table(tmp_path: Path) -> None:
     (tmp_path / "f.bin").write_bytes(b"x" * 2000)
     df = lab.produced_table([tmp_path / "d", tmp_path / "f.bin", tmp_path / "gone"], tmp_path)
     assert df.to_dict("records") == [
-        {"path": "d", "kind": "folder", "files": 1, "size_mb": 0.0},
-        {"path": "f.bin", "kind": "file", "files": 1, "size_mb": 0.002},
-        {"path": str(tmp_path / "gone"), "kind": "missing", "files": 0, "size_mb": 0.0},
+        {"path": "d", "kind": "folder", "files": 1, "size (MB)": 0.0},
+        {"path": "f.bin", "kind": "file", "files": 1, "size (MB)": 0.002},
+        {"path": str(tmp_path / "gone"), "kind": "missing", "files": 0, "size (MB)": 0.0},
     ]
 
 
@@ -164,14 +191,17 @@ def test_threshold_override_and_comparison_table() -> None:
         }
     )
     assert list(table["model"]) == ["RGB", "IR"]
-    assert table["ap"].tolist() == pytest.approx([0.0, 1.0])
+    assert table["AP"].tolist() == pytest.approx([0.0, 1.0])
 
 
 def test_local_gcs_emulator_serves_the_bucket(tmp_path: Path) -> None:
     from cvlab.cloud.gcs import list_blobs, make_client, upload_directory
 
-    (tmp_path / "repo" / "m").mkdir(parents=True)
+    (tmp_path / "repo" / "m" / "1" / "__pycache__").mkdir(parents=True)
     (tmp_path / "repo" / "m" / "config.pbtxt").write_text('name: "m"')
+    # Triton's python backend leaves caches beside model.py: they are never uploaded
+    (tmp_path / "repo" / "m" / "1" / "__pycache__" / "model.cpython-311.pyc").write_bytes(b"x")
+    (tmp_path / "repo" / "m" / "1" / "stray.pyc").write_bytes(b"x")
     with lab.GcsEmulator("lab-bucket") as emu:
         client = make_client(emulator_host=emu.endpoint)
         report = upload_directory(
@@ -256,3 +286,139 @@ def test_rgb_standin_is_trained_exported_and_cached(tmp_path: Path) -> None:
     onnx_time = (model_dir / "1" / "model.onnx").stat().st_mtime_ns
     assert lab.ensure_rgb_standin(ws, num_images=999) == model_dir  # cached: not retrained
     assert (model_dir / "1" / "model.onnx").stat().st_mtime_ns == onnx_time
+
+
+def _two_people_outputs(size=(320, 192)):
+    """Outputs with a strong person (coverage 0.6) and a weak one (0.1) side by side."""
+    strong = _person_grid((40, 40, 100, 170), size, 0.6)
+    weak = _person_grid((200, 40, 260, 170), size, 0.1)
+    return {k: strong[k] + weak[k] for k in strong}
+
+
+def test_threshold_effect_shows_a_visible_change() -> None:
+    from cvlab.inference.clustering_config import default_config
+    from cvlab.lab.widgets import ThresholdTuner
+
+    image = np.zeros((192, 320, 3), np.uint8)
+    config = default_config(["person"], dbscan_confidence_threshold=2.0)
+    tuner = ThresholdTuner(
+        [image, image], [_person_grid((40, 40, 100, 170)), _two_people_outputs()], config,
+        model_size=(320, 192), names=["one.jpg", "two.jpg"],
+    )  # fmt: skip
+    scores = tuner.cluster_scores("person", 1)
+    assert len(scores) == 2 and scores[0] < 2.0 < scores[1]  # the weak one is hidden at 2.0
+    assert len(tuner.detections(1)) == 1
+    effect = lab.show_threshold_effect(tuner, "person")
+    plt.close(effect.figure)
+    # image 0 has one cluster only: lowering changes nothing there, so image 1 is chosen
+    assert (effect.index, effect.boxes_before, effect.boxes_after) == (1, 1, 2)
+    assert effect.new < scores[0] and "from 1 to 2" in effect.sentence()
+    assert tuner.config.classes["person"].dbscan_confidence_threshold == 2.0  # restored
+    assert scores[1] < tuner.confidence_range(0) < scores[1] * 1.2 + 0.5  # ends past the best
+    assert tuner.render(1, labels=["person"]).shape == (384, 640, 3)  # small frames drawn 2x
+    box = tuner.widget(start=1)
+    assert "two.jpg: 1 box (person 1)" in box.children[0].children[1].children[0].value
+    bundle = box._repr_mimebundle_()
+    assert "application/vnd.jupyter.widget-view+json" in bundle
+    assert bundle["text/plain"].startswith("threshold tuner (2 images)")  # not VBox(...)
+    assert "data:image/jpeg;base64," in bundle["text/html"]  # a snapshot where widgets cannot draw
+
+
+def test_people_tables_and_folded_details() -> None:
+    from cvlab.train.evaluate import evaluate_detections
+
+    gt = Detections(np.array([[10, 10, 50, 90]]), [1.0], [0], ("person",), (100, 100))
+    good = Detections(np.array([[11, 10, 50, 90]]), [2.345678], [0], ("person",), (100, 100))
+    table = lab.ap_table(evaluate_detections([good], [gt], ["person"]))
+    assert list(table.columns[:4]) == ["class", "AP", "precision", "recall"]
+    assert "objects (ground truth)" in table.columns
+    shown = lab.table(lab.detections_table([good]))
+    assert "<th>best score</th>" in shown._repr_html_() and "2.35" in repr(shown)
+    folded = lab.folded(pd.DataFrame({"component": ["python"], "status": ["3.11"]}), "Details")
+    assert folded._repr_html_().startswith("<details><summary><b>Details</b></summary>")
+    history = pd.DataFrame(
+        {"epoch": [1, 2, 3], "loss": [0.5, 0.3, 0.2], "lr": [1e-4] * 3,
+         "mAP": [np.nan, 0.51234, np.nan], "ap_person": [np.nan, 0.51234, np.nan]}
+    )  # fmt: skip
+    rows = lab.history_table(history)
+    assert rows["epoch"].tolist() == [2, 3]  # validated epochs and the last one
+    assert list(rows.columns) == ["epoch", "loss", "learning rate", "validation mAP", "AP person"]
+
+
+def test_verdict_and_how_long(tmp_path: Path) -> None:
+    env = lab.environment_table(check_gpu=False)
+    verdict = lab.verdict_table(env).set_index("setup")["verdict"]
+    assert verdict["offline demo"] == "ready"  # TensorFlow and the bundled tritonserver are here
+    assert verdict["real setup"].startswith("missing: GPU, TensorRT")  # no GPU in CI
+    timings = tmp_path / "timings.json"
+    timings.write_text(
+        '{"measured": "2030-01-02", "machine": "2 CPU cores", "seconds": {"01_x": 95.4}}'
+    )
+    assert lab.how_long("01_x", timings) == (
+        "How long: 95 s in the last `make demo` (2030-01-02, 2 CPU cores)."
+    )
+    assert "not measured yet" in lab.how_long("02_y", timings)
+
+
+def test_real_setup_commands_name_files_that_exist(tmp_path: Path) -> None:
+    from cvlab.triton.model_repository import read_model_config
+
+    ws = lab.Workspace(tmp_path)
+    rgb = lab.rgb_model_steps(ws, "gs://b/tlt/triton-model")
+    commands = [c for step in rgb for c in step.commands]
+    text = "\n".join(commands)
+    assert "ngc registry model download-version nvidia/tao/peoplenet:unpruned_v2.1" in text
+    assert "tlt-converter -k tlt_encode -d 3,544,960" in text
+    assert "gs://b/tlt/triton-model/peoplenet_tlt/1/model.plan" in text
+    config_copy = next(c for c in commands if c.startswith("gsutil cp") and "config.pbtxt" in c)
+    config = Path(config_copy.split()[2])
+    assert config.is_file()  # written by cvlab, not a file to fetch first
+    parsed = read_model_config(config)
+    assert parsed.name == "peoplenet_tlt" and parsed.platform == "tensorrt_plan"
+    assert "kubectl apply -f triton.yaml" in text and "istio-ingressgateway" in text
+    markdown = repr(lab.show_steps("RGB", rgb))
+    assert "version **2.5.0**" in markdown and "marketplace" in markdown
+    assert "flir.com" in lab.flir_steps()[0].text
+    assert "tlt-streamanalytics:v3.0-py3" in lab.tao_steps()[0].commands[0]
+    ir = "\n".join(c for step in lab.ir_model_steps(ws) for c in step.commands)
+    assert "/tlt/models/ir.etlt" in ir and "peoplenet_ir_tlt/1/model.plan" in ir
+    assert "--class_list person" in lab.ir_client_steps()[0].commands[0]
+
+
+def test_quiet_tensorflow_drops_only_the_known_start_up_lines() -> None:
+    """A real TensorFlow import in a fresh Python: its pre-initialisation lines (absl and
+    oneDNN) are dropped, anything else written to stderr meanwhile still shows."""
+    import subprocess
+    import sys
+
+    code = (
+        "import os\n"
+        "from cvlab.lab import quiet\n"
+        "with quiet._stderr_filtered():\n"
+        "    os.write(2, b'a real problem\\n')\n"
+        "quiet.quiet_tensorflow()\n"
+        "import tensorflow as tf\n"
+        "print(tf.constant(2).numpy() * 21)\n"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=300
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "42"
+    assert "a real problem" in done.stderr
+    assert "absl::InitializeLog" not in done.stderr and "oneDNN" not in done.stderr
+
+
+def test_progress_bars_are_saved_finished() -> None:
+    from cvlab.lab.progress import NotebookProgress, use_in_notebooks
+
+    assert use_in_notebooks() is False  # outside a kernel tqdm stays as it is
+    bar = NotebookProgress(total=4, desc="epoch 1/2", display=False)
+    assert 'data-progress="running"' in bar.bundle()["text/html"]
+    bar.update(2)
+    bar.set_postfix(loss="0.1234", mAP="0.500")
+    bar.close()
+    html = bar.bundle()["text/html"]
+    assert 'data-progress="stopped"' in html  # closed before its total
+    assert "epoch 1/2" in html and "loss=0.1234, mAP=0.500" in html and 'value="2"' in html

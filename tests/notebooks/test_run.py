@@ -3,12 +3,15 @@
 One workspace is shared by the module (as ``make demo`` does): each notebook reuses what the
 previous ones produced. A failing cell fails its test with the notebook and cell named. Real
 parts throughout: synthetic FLIR data, TensorFlow training, ONNX export, the bundled
-tritonserver, the GCS emulator. The last test builds the HTML report from the workspace.
+tritonserver, the GCS emulator. Every executed notebook must also read cleanly
+(:func:`notebook_problems`: no TensorFlow/absl log lines on stderr, no frozen progress bar, no
+raw widget or display-object repr). The last test builds the HTML report from the workspace.
 """
 
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import nbformat
@@ -16,7 +19,13 @@ import pandas as pd
 import pytest
 
 from cvlab.lab import Workspace
-from cvlab.lab.demo import NOTEBOOKS, NotebookFailed, ensure_kernelspec, execute_notebook
+from cvlab.lab.demo import (
+    NOTEBOOKS,
+    NotebookFailed,
+    ensure_kernelspec,
+    execute_notebook,
+    export_html,
+)
 from cvlab.lab.report import build_report
 
 NOTEBOOK_DIR = Path(__file__).resolve().parents[2] / "notebooks"
@@ -29,6 +38,99 @@ def lab_run(tmp_path_factory: pytest.TempPathFactory) -> dict:
     ensure_kernelspec()
     root = tmp_path_factory.mktemp("lab")
     return {"workspace": root / "workspace", "executed": root / "executed", "done": []}
+
+
+#: stderr text that comes from TensorFlow, absl, oneDNN or gRPC logging
+_TF_LOG = re.compile(r"absl::|oneDNN|tensorflow|^[IWEF]\d{4} \d\d:\d\d:\d\d|cuda|grpc", re.I | re.M)
+#: a tqdm text bar ("12%|##  | 3/24"), as ipywidgets and text bars save it
+_TEXT_BAR = re.compile(r"\d+%\|")
+#: plain-text reprs a reader should never see: widgets and IPython display objects
+_RAW_REPR = re.compile(
+    r"^(VBox|HBox|Box|IntSlider|FloatSlider|Image|HTML|Output)\(|<IPython\.core\.display\.\w+ object>"
+)
+
+
+def notebook_problems(nb: nbformat.NotebookNode) -> list[str]:
+    """What a reader of an executed notebook should not see, one line per finding: stderr
+    streams from TensorFlow/absl, frozen progress bars (a bar still "running", or a widget or
+    text bar, which saves its first state), raw reprs of widgets or display objects, and
+    widgets whose state was not saved (they would not render)."""
+    problems = []
+    state = nb.metadata.get("widgets", {}).get("application/vnd.jupyter.widget-state+json", {})
+    saved = set(state.get("state", {}))
+    for i, cell in enumerate(nb.cells):
+        for out in cell.get("outputs", []):
+            where = f"cell {i}"
+            if out.get("output_type") == "stream":
+                text = out.get("text", "")
+                if out.get("name") == "stderr" and _TF_LOG.search(text):
+                    problems.append(f"{where}: TensorFlow/absl log on stderr: {text[:80]!r}")
+                if _TEXT_BAR.search(text):
+                    problems.append(f"{where}: text progress bar in a stream: {text[:80]!r}")
+                continue
+            data = out.get("data", {})
+            plain = data.get("text/plain", "")
+            if 'data-progress="running"' in data.get("text/html", ""):
+                problems.append(f"{where}: progress bar never finished: {plain[:80]!r}")
+            widget = data.get("application/vnd.jupyter.widget-view+json")
+            if widget is not None:
+                if _TEXT_BAR.search(plain):
+                    problems.append(f"{where}: widget progress bar (saves as 0%): {plain[:60]!r}")
+                if widget.get("model_id") not in saved:
+                    problems.append(f"{where}: widget without saved state: {plain[:60]!r}")
+            if _RAW_REPR.search(plain):
+                problems.append(f"{where}: raw repr: {plain[:60]!r}")
+    return problems
+
+
+def test_notebook_problems_finds_what_a_reader_should_not_see() -> None:
+    """The check itself: each kind of noise is found, a clean notebook passes."""
+    nb = nbformat.v4.new_notebook()
+    clean = nbformat.v4.new_code_cell("x")
+    clean.outputs = [
+        nbformat.v4.new_output("stream", name="stdout", text="workspace: runs/lab\n"),
+        nbformat.v4.new_output(
+            "display_data",
+            data={"text/html": '<div data-progress="done">', "text/plain": "100% 3/3"},
+        ),
+    ]
+    nb.cells.append(clean)
+    assert notebook_problems(nb) == []
+    noisy = nbformat.v4.new_code_cell("y")
+    noisy.outputs = [
+        nbformat.v4.new_output(
+            "stream",
+            name="stderr",
+            text="I0000 00:00:1.2 9 port.cc:153] oneDNN custom operations are on.\n",
+        ),
+        nbformat.v4.new_output(
+            "display_data",
+            data={"text/html": '<div data-progress="running">', "text/plain": "0% 0/3"},
+        ),
+        nbformat.v4.new_output(
+            "display_data",
+            data={
+                "application/vnd.jupyter.widget-view+json": {"model_id": "m1"},
+                "text/plain": "epoch 1/18:   0%|          | 0/32",
+            },
+        ),
+        nbformat.v4.new_output(
+            "display_data",
+            data={
+                "application/vnd.jupyter.widget-view+json": {"model_id": "m2"},
+                "text/plain": "VBox(children=(HBox(children=(...",
+            },
+        ),
+        nbformat.v4.new_output(
+            "display_data",
+            data={"text/markdown": "x", "text/plain": "<IPython.core.display.Markdown object>"},
+        ),
+    ]
+    nb.cells.append(noisy)
+    found = notebook_problems(nb)
+    for kind in ("TensorFlow/absl", "never finished", "saves as 0%", "without saved state"):
+        assert any(kind in p for p in found), (kind, found)
+    assert sum("raw" in p for p in found) == 2
 
 
 def _run(lab_run: dict, name: str) -> nbformat.NotebookNode:
@@ -44,7 +146,10 @@ def _run(lab_run: dict, name: str) -> nbformat.NotebookNode:
     except NotebookFailed as exc:
         pytest.fail(str(exc), pytrace=False)
     lab_run["done"].append(out)
-    return nbformat.read(out, as_version=4)
+    nb = nbformat.read(out, as_version=4)
+    problems = notebook_problems(nb)
+    assert not problems, f"{name}: " + "; ".join(problems)
+    return nb
 
 
 def _text(nb: nbformat.NotebookNode) -> str:
@@ -72,8 +177,14 @@ def test_01_rgb_inference(lab_run: dict) -> None:
     labels = sorted((out / "infer_labels").glob("*.txt"))
     assert [p.stem for p in labels][0] == "grace_hopper"
     assert len(list((out / "infer_images").glob("*.jpg"))) == len(labels)
-    assert "tritonserver ready" in _text(nb)
-    assert _images(nb) >= 2
+    text = _text(nb)
+    assert "tritonserver ready" in text
+    # synthetic frames, the real photo and the threshold slider's effect, in that order
+    assert _images(nb) >= 3
+    assert text.index("person AP on 3 held-out synthetic frames") < text.index("threshold from")
+    change = re.search(r"changes the person boxes from (\d+) to (\d+)", text)
+    assert change and change.group(1) != change.group(2)  # the tuner demo changes something
+    assert "version **2.5.0**" in text  # the real setup's steps beside the offline ones
 
 
 def test_02_flir_preprocess(lab_run: dict) -> None:
@@ -102,23 +213,40 @@ def test_04_ir_deploy(lab_run: dict) -> None:
         'platform: "tensorrt_plan"'
         in (ws / "model_repository_gke/peoplenet_ir_tlt/config.pbtxt").read_text()
     )
-    assert "model peoplenet_ir READY" in _text(nb)
+    text = _text(nb)
+    assert "model peoplenet_ir READY" in text
+    assert "├── peoplenet_ir/" in text and 'name: "peoplenet_ir_tlt"' in text  # tree, config
+    assert _images(nb) >= 1  # the smoke inference picture
+    assert ".pyc" not in text and "__pycache__" not in text  # nothing but the models uploaded
+    for command in re.findall(r"^trtexec .*$", text, re.M):  # offline commands: real files
+        onnx = re.search(r"--onnx=(\S+)", command)
+        assert onnx and Path(onnx.group(1)).is_file(), command
 
 
 def test_05_ir_inference(lab_run: dict) -> None:
-    _run(lab_run, "05_ir_inference")
+    nb = _run(lab_run, "05_ir_inference")
     table = pd.read_csv(lab_run["workspace"] / "report/tables/05_ap_comparison.csv")
-    ap = dict(zip(table["model"], table["ap"], strict=True))
-    # the untrained RGB stand-in finds no thermal people; the retrained model must do better
-    assert ap["retrained IR model"] > ap["RGB model"]
+    ap = dict(zip(table["model"], table["AP"], strict=True))
+    # the RGB stand-in finds few thermal people; the retrained model must do better
+    assert ap["IR model"] > ap["RGB model"]
+    index = json.loads((lab_run["workspace"] / "report/index.json").read_text())
+    assert index["figures/05_before_after.png"].startswith(
+        f"Before: RGB model, AP {ap['RGB model']:.2f} | After: IR model, AP {ap['IR model']:.2f}"
+    )
+    text = _text(nb)
+    assert "**Conclusion**" in text and "**Next steps**" in text
 
 
 def test_report_from_the_run(lab_run: dict) -> None:
     assert len(lab_run["done"]) == len(NOTEBOOKS), "an earlier notebook failed"
-    html_path = build_report(
-        lab_run["workspace"], lab_run["executed"] / "report.html", lab_run["done"]
-    )
+    pages = [export_html(nb) for nb in lab_run["done"]]
+    html_path = build_report(lab_run["workspace"], lab_run["executed"] / "report.html", pages)
     html = html_path.read_text()
-    assert "Person AP on thermal images" in html and "data:image/png;base64," in html
-    assert "Training loss and validation mAP" in html and "05_ir_inference.ipynb" in html
+    headline = html[html.index("<section id='headline'>") : html.index("</section>")]
+    assert "Offline run: synthetic data, stand-in models" in headline
+    assert "Person AP on held-out thermal frames: RGB model" in headline
+    assert "Before: RGB model, AP" in headline and "data:image/png;base64," in headline
+    assert "href='05_ir_inference.html'" in headline
+    assert "Training loss and validation mAP" in html and "Deployment checks" in html
+    assert html.index("<h2>Details</h2>") > html.index("Smoke inference")
     assert Workspace(lab_run["workspace"]).state()["ir_ap"] >= 0

@@ -5,6 +5,7 @@ Import the fixtures into a test module with ``from support.triton import ...``.
 
 from __future__ import annotations
 
+import atexit
 import functools
 import shutil
 import tempfile
@@ -26,6 +27,7 @@ def demo_onnx_path() -> Path:
     from cvlab.export.demo_model import write_demo_onnx
 
     directory = Path(tempfile.mkdtemp(prefix="cvlab-triton-test-"))
+    atexit.register(shutil.rmtree, directory, True)  # no temp dir left after the tests
     return write_demo_onnx(directory / "demo.onnx", NUM_CLASSES, INPUT_SIZE)
 
 

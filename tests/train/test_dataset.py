@@ -1,7 +1,7 @@
-"""tf.data pipeline from TAO TFRecords + images, and the TAO augmentations (real TF, real files).
+"""tf.data pipeline from TAO TFRecords + images (real TF, real files).
 
 The TFRecord schema, fold split and record reading/writing are tested in
-tests/formats/test_tfrecords.py."""
+tests/formats/test_tfrecords.py; the augmentations in tests/train/test_augment.py."""
 
 from __future__ import annotations
 
@@ -11,7 +11,6 @@ import tensorflow as tf
 from support.train import TINY_INPUT, limit_tf_threads, tiny_dataset  # noqa: F401
 
 from cvlab.formats.tfrecords import read_records, split_folds
-from cvlab.train.augment import AugmentConfig, color_augment, spatial_augment
 from cvlab.train.dataset import make_dataset
 from cvlab.train.targets import build_targets
 
@@ -68,44 +67,3 @@ def test_missing_image_names_the_path(tiny_dataset, tmp_path):  # noqa: F811
     pattern, _ = tiny_dataset
     with pytest.raises(FileNotFoundError, match="frame/id"):
         make_dataset(pattern, tmp_path, ["person"], TINY_INPUT, batch_size=1)
-
-
-def test_hflip_moves_image_and_boxes_alike():
-    rng = np.random.default_rng(0)
-    image = tf.constant(rng.random((32, 48, 3), dtype=np.float32))
-    boxes = tf.constant([[4.0, 2.0, 20.0, 30.0]])
-    cfg = AugmentConfig(hflip_probability=1.0, translate_max_x=0, translate_max_y=0)
-    out, new_boxes, keep = spatial_augment(image, boxes, cfg)
-    np.testing.assert_allclose(out.numpy(), image.numpy()[:, ::-1], atol=1e-5)
-    np.testing.assert_allclose(new_boxes.numpy(), [[28.0, 2.0, 44.0, 30.0]], atol=1e-4)
-    assert keep.numpy().tolist() == [True]
-
-
-def test_translation_moves_boxes_with_pixels():
-    image = np.zeros((40, 40, 3), np.float32)
-    image[10:20, 10:20] = 1.0
-    boxes = tf.constant([[10.0, 10.0, 20.0, 20.0], [0.0, 0.0, 1.5, 40.0]])
-    cfg = AugmentConfig(
-        hflip_probability=0.0, translate_max_x=6, translate_max_y=6, min_bbox_width=2
-    )
-    tf.random.set_seed(4)
-    out, new_boxes, keep = spatial_augment(tf.constant(image), boxes, cfg)
-    x1, y1, x2, y2 = new_boxes.numpy()[0]
-    ys, xs = np.nonzero(out.numpy()[..., 0] > 0.5)
-    assert abs(xs.min() - x1) <= 1 and abs(xs.max() + 1 - x2) <= 1
-    assert abs(ys.min() - y1) <= 1 and abs(ys.max() + 1 - y2) <= 1
-    assert keep.numpy()[0]
-
-
-def test_color_augment_identity_and_range():
-    rng = np.random.default_rng(1)
-    image = tf.constant(rng.random((8, 8, 3), dtype=np.float32))
-    off = AugmentConfig(
-        hue_rotation_max=0, saturation_shift_max=0, contrast_scale_max=0, brightness_shift_max=0
-    )
-    np.testing.assert_allclose(color_augment(image, off).numpy(), image.numpy(), atol=1e-6)
-    out = color_augment(
-        image, AugmentConfig(brightness_shift_max=0.5, contrast_scale_max=0.5)
-    ).numpy()
-    assert out.min() >= 0.0 and out.max() <= 1.0
-    assert not np.allclose(out, image.numpy())

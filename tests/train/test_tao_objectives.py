@@ -97,8 +97,10 @@ def test_predictions_to_absolute_of_all_ones():
     y2 = np.minimum(np.maximum(y + SCALE, y1), IN_H)
     expected = np.stack([x1, y1, x2, y2], axis=-1).reshape(-1, 4)
     np.testing.assert_allclose(grid.boxes[0], expected, rtol=1e-6)
-    np.testing.assert_allclose(tao_predictions_to_absolute(np.ones((4, OUT_H, OUT_W))),
-                               np.moveaxis(expected.reshape(OUT_H, OUT_W, 4), -1, 0))  # fmt: skip
+    np.testing.assert_allclose(
+        tao_predictions_to_absolute(np.ones((4, OUT_H, OUT_W))),
+        np.moveaxis(expected.reshape(OUT_H, OUT_W, 4), -1, 0),
+    )
 
 
 def test_objective_costs_are_zero_for_a_perfect_prediction():
@@ -171,10 +173,13 @@ def test_cost_function_with_autoweighting_over_five_epochs():
             expected = 0.0
             for c, tc in enumerate(CAT_DOG.target_classes):
                 cov_cost, bbox_cost = _tao_expected_costs(
-                    target[0, 0], target[0, 0], np.repeat(target[0], 4, axis=0),
-                    cov_p[0, c].astype(np.float64), bbox_p[0, 4 * c : 4 * c + 4].astype(np.float64),
+                    target[0, 0],
+                    target[0, 0],
+                    np.repeat(target[0], 4, axis=0),
+                    cov_p[0, c].astype(np.float64),
+                    bbox_p[0, 4 * c : 4 * c + 4].astype(np.float64),
                     tc.coverage_foreground_weight,
-                )  # fmt: skip
+                )
                 sums[tc.name]["cov"] += float(costs[tc.name]["cov"])
                 sums[tc.name]["bbox"] += float(costs[tc.name]["bbox"])
                 assert float(costs[tc.name]["cov"]) == pytest.approx(cov_cost, rel=1e-5, abs=1e-7)
@@ -186,6 +191,10 @@ def test_cost_function_with_autoweighting_over_five_epochs():
         # End of epoch: TAO's CostAutoWeightHook (summed costs; the mean gives the same weights).
         means = {n: {o: s / batches for o, s in per.items()} for n, per in sums.items()}
         weights = autoweight(means, weights, CAT_DOG)
-        got = (weights["cat"]["cov"], weights["cat"]["bbox"], weights["dog"]["cov"],
-               weights["dog"]["bbox"])  # fmt: skip
+        got = (
+            weights["cat"]["cov"],
+            weights["cat"]["bbox"],
+            weights["dog"]["cov"],
+            weights["dog"]["bbox"],
+        )
         np.testing.assert_almost_equal(got, EXPECTED_WEIGHTS[epoch], decimal=6)

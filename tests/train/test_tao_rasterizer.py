@@ -120,9 +120,17 @@ def test_core_rasterizer_matches_tao_reference_png(case):
         start += count
         bands.append(
             rasterize_boxes(
-                classes, height, width, ids[sl], np.asarray(mats[sl], np.float32),
-                np.asarray(grads[sl], np.float32), radii[sl], flags[sl], sort[sl], gflags,
-            )  # fmt: skip
+                classes,
+                height,
+                width,
+                ids[sl],
+                np.asarray(mats[sl], np.float32),
+                np.asarray(grads[sl], np.float32),
+                radii[sl],
+                flags[sl],
+                sort[sl],
+                gflags,
+            )
         )
     image = np.stack(bands).reshape(-1, width).astype(np.uint8)
     ref = np.asarray(Image.open(REF_DIR / f"test_{name}_chfirst_cpu.png"))
@@ -170,7 +178,12 @@ def test_target_gradient_info_of_mapped_labels():
     out = coords[keep] * scale
     np.testing.assert_allclose(
         out.T,
-        [[2.3333335, 0.6666667, 0.0], [3.0, 1.5, 0.0], [2.6666667, 1.3333334, 1.0], [4.5, 2.5, 2.0]],
+        [
+            [2.3333335, 0.6666667, 0.0],
+            [3.0, 1.5, 0.0],
+            [2.6666667, 1.3333334, 1.0],
+            [4.5, 2.5, 2.0],
+        ],
         rtol=1e-6,
     )
     cfg = [(CAR, PERSON)[i] for i in ids]
@@ -179,9 +192,14 @@ def test_target_gradient_info_of_mapped_labels():
         return [getattr(c, name) for c in cfg]
 
     mats, radii, inv_area = ellipse_matrices(
-        *out.T, col("cov_center_x"), col("cov_center_y"), col("cov_radius_x"),
-        col("cov_radius_y"), col("bbox_min_radius"), 0.67,
-    )  # fmt: skip
+        *out.T,
+        col("cov_center_x"),
+        col("cov_center_y"),
+        col("cov_radius_x"),
+        col("cov_radius_y"),
+        col("bbox_min_radius"),
+        0.67,
+    )
     np.testing.assert_allclose(
         mats,
         [
@@ -199,8 +217,18 @@ def test_rasterize_labels_two_images():
     mats = [[[1, 0, 0], [0, 1, 0], [-2, -3, 1]], [[1, 0, 0], [0, 1, 0], [-3, -2, 1]]]
     out = np.stack(
         [
-            rasterize_boxes(2, 3, 5, [cls], np.asarray([m], np.float32), [[[0, 0, 1]]],
-                            [[0.5, 0.5]], [E], [0.0], [COV])  # fmt: skip
+            rasterize_boxes(
+                2,
+                3,
+                5,
+                [cls],
+                np.asarray([m], np.float32),
+                [[[0, 0, 1]]],
+                [[0.5, 0.5]],
+                [E],
+                [0.0],
+                [COV],
+            )
             for cls, m in zip((1, 0), mats, strict=True)
         ]
     )
@@ -233,7 +261,9 @@ def test_target_class_config_ranges(values, should_raise):
         assert TargetClassConfig(*values).bbox_min_radius == values[4]
 
 
-@pytest.mark.parametrize("radius,should_raise", [(-0.1, True), (0.1, False), (1.1, True), (0.9, False)])
+@pytest.mark.parametrize(
+    "radius,should_raise", [(-0.1, True), (0.1, False), (1.1, True), (0.9, False)]
+)
 def test_deadzone_radius_range(radius, should_raise):
     if should_raise:
         with pytest.raises(ValueError, match="deadzone_radius"):

@@ -190,3 +190,29 @@ def test_mirrored_strategy_on_two_logical_cpus(tiny_dataset, tmp_path):  # noqa:
     line = [ln for ln in proc.stdout.splitlines() if ln.startswith("STEP")][-1].split()
     assert int(line[1]) == 1 and np.isfinite(float(line[3]))
     assert (tmp_path / "run" / "model.keras").exists()
+
+
+def test_checkpoint_interval_and_validation_schedule_as_tao(tiny_dataset, tmp_path):  # noqa: F811
+    """TAO: checkpoints every checkpoint_interval epochs (and the last); validation at
+    first_validation_epoch + k * period and at the last epoch; L1 adds to the loss."""
+    from cvlab.train.model import ModelConfig
+    from cvlab.train.trainer import validation_due
+
+    assert [e for e in range(1, 121) if validation_due(e, 120, 10, 110)] == [110, 120]
+    assert not any(validation_due(e, 5, 0, 1) for e in range(1, 6))  # period 0: never
+    pattern, root = tiny_dataset
+    base = tiny_train_config().model
+    model = ModelConfig(**{**base.__dict__, "regularizer": "L1", "regularizer_weight": 1e-3})
+    config = tiny_train_config(
+        model=model, epochs=5, checkpoint_interval=2, validate_every=3, first_validation_epoch=1
+    )
+    result = train(config, pattern, root, tmp_path, progress=False, max_steps_per_epoch=1)
+    assert [p.name for p in result.checkpoints] == ["ckpt-2", "ckpt-4", "ckpt-5"]
+    validated = result.history.dropna(subset=["mAP"])["epoch"].tolist()
+    assert validated == [1, 4, 5]
+    # the L1 term (1e-3 * sum |W| over every convolution) is part of the loss
+    from cvlab.train.losses import regularization_cost
+
+    assert float(regularization_cost(result.model)) > 0.0
+    # the task cost is ~0.1 here, the L1 term ~3: the logged loss must carry it
+    assert (result.history["loss"] > 0.9 * float(regularization_cost(result.model))).all()

@@ -204,7 +204,7 @@ def test_eight_concurrent_async_clients(demo_server, images):  # noqa: F811
 
 
 @pytest.mark.parametrize("protocol", PROTOCOLS)
-def test_server_killed_mid_run_gives_clear_error(tmp_path, protocol):
+def test_server_killed_mid_run_gives_clear_error(tmp_path, protocol, capfd):
     repo = write_demo_repo(tmp_path / "repo")
     paths = [str(p) for p in write_test_images(tmp_path / "img", 24)]
     with TritonServer(repo) as server:
@@ -235,6 +235,7 @@ def test_server_killed_mid_run_gives_clear_error(tmp_path, protocol):
     assert len(err.results) >= 1 and err.results[0].image_path == paths[0]
     assert len(err.results) + sum(len(e.paths) for e in err.errors) == len(paths)
     assert any("went away" in e.message for e in err.errors), [str(e) for e in err.errors]
+    assert "Traceback" not in capfd.readouterr().err  # no gevent greenlet traceback per request
 
 
 def test_cli_infer_writes_labels_and_overlays(demo_server, images, tmp_path):  # noqa: F811
@@ -362,3 +363,90 @@ def _capture(func, into: list) -> None:
         func()
     except BaseException as exc:  # noqa: BLE001 - the test inspects it
         into.append(exc)
+
+
+# --- issue 14: wrong port, bad version, class count, SIGTERM ----------------------------------
+def test_the_other_protocols_port_is_named(
+    demo_server,  # noqa: F811
+    images,
+    tmp_path,
+    capsys,
+):
+    from cvlab.cli import main
+    from cvlab.triton.client import probe_protocol
+
+    http, grpc = demo_server.http_url, demo_server.grpc_url
+    assert (
+        probe_protocol(http),
+        probe_protocol(grpc),
+        probe_protocol(f"127.0.0.1:{free_port()}"),
+    ) == (
+        "http",
+        "grpc",
+        None,
+    )
+    with pytest.raises(
+        ServerUnavailableError, match=f"{grpc} is the gRPC port, not HTTP: use -i grpc"
+    ):
+        TritonDetectNetClient(grpc, MODEL, protocol="http")
+    with pytest.raises(
+        ServerUnavailableError, match=f"{http} is the HTTP port, not gRPC: use -i http"
+    ):
+        TritonDetectNetClient(http, MODEL, protocol="grpc", backoff_s=0.01)
+    argv = ["infer", images[0], "-m", MODEL, "-u", grpc, "--output_path", str(tmp_path)]
+    assert main([*argv, "--no-progress"]) == 2  # tritonclient's HTTPParseError before
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "is the gRPC port" in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize("protocol", PROTOCOLS)
+def test_model_version_must_be_a_positive_integer(
+    demo_server,  # noqa: F811
+    images,
+    protocol,
+    tmp_path,
+    capsys,
+):
+    from cvlab.cli import main
+
+    url = demo_server.http_url if protocol == "http" else demo_server.grpc_url
+    with pytest.raises(ValueError, match="model version must be a positive integer.*'abc'"):
+        TritonDetectNetClient(url, MODEL, "abc", protocol)
+    with pytest.raises(ModelNotReadyError, match="version 7"):  # a number the server lacks
+        TritonDetectNetClient(url, MODEL, "7", protocol)
+    argv = ["infer", images[0], "-m", MODEL, "-u", url, "-i", protocol, "-x", "abc"]
+    argv += ["--output_path", str(tmp_path)]
+    assert main([*argv, "--no-progress"]) == 2  # gRPC used to raise INVALID_ARGUMENT
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "positive integer" in err
+
+
+def test_class_count_is_checked_before_any_request(demo_server):  # noqa: F811
+    from cvlab.triton.client import ClassCountError
+
+    client = _client(demo_server, "http")
+    before = _success_count(demo_server)
+    client.check_classes(["person", "bag", "face"])
+    with pytest.raises(ClassCountError, match="has 3 classes .* the config names 2: person, bag"):
+        client.check_classes(["person", "bag"], source="the config")
+    assert _success_count(demo_server) == before
+    client.close()
+
+
+def test_sigterm_raises_keyboard_interrupt_inside_the_block_only():
+    from cvlab.triton.client import sigterm_as_interrupt
+
+    before = signal.getsignal(signal.SIGTERM)
+    with pytest.raises(KeyboardInterrupt), sigterm_as_interrupt():
+        os.kill(os.getpid(), signal.SIGTERM)
+        time.sleep(5)  # the handler interrupts this at once
+    assert signal.getsignal(signal.SIGTERM) is before
+
+
+def test_cli_refuses_zero_batch_and_concurrency(capsys):
+    from cvlab.cli import main
+
+    for option in ("-b", "--concurrency"):
+        with pytest.raises(SystemExit) as info:
+            main(["infer", ".", "-m", MODEL, option, "0"])
+        assert info.value.code == 2 and "must be at least 1, got 0" in capsys.readouterr().err

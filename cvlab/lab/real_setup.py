@@ -1,0 +1,262 @@
+"""The lab's real-setup steps (NGC, TensorRT, ``gsutil``, Triton on GKE, the ingress IP, the
+FLIR download, the TAO container), shown in the notebooks beside the offline ones.
+
+Each notebook shows the part of the real lab it stands in for, as numbered steps with the exact
+commands (built by the same helpers as ``cvlab``'s command line, so they stay in one place):
+:func:`rgb_model_steps` (notebook 01), :func:`flir_steps` (02), :func:`tao_steps` (03),
+:func:`ir_model_steps` (04) and :func:`ir_client_steps` (05). Paths inside ``/tlt`` are the
+lab's, in the TAO container; every file a command reads is written by an earlier step or, for
+the two ``config.pbtxt`` files, by cvlab into the workspace.
+
+Example:
+    >>> steps = triton_on_gke_steps("gs://my-bucket/tlt/triton-model")
+    >>> [s.title for s in steps]
+    ['Deploy Triton on GKE', 'Find the Istio ingress IP']
+    >>> "kubectl apply -f triton.yaml" in steps[0].commands
+    True
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from cvlab.lab.workspace import Workspace
+
+#: Where the lab's GKE Triton reads its models from (replace with your bucket).
+EXAMPLE_BUCKET = "gs://my-bucket/tlt/triton-model"
+#: The lab's RGB PeopleNet on NGC and the files the TAO container makes from it.
+NGC_PEOPLENET = "nvidia/tao/peoplenet:unpruned_v2.1"
+PEOPLENET_DIR = "/tlt/models/tlt_peoplenet_vunpruned_v2.1"
+#: Google Cloud pages the lab uses.
+MARKETPLACE_TRITON = (
+    "https://console.cloud.google.com/marketplace/details/nvidia-ngc-public/triton-inference-server"
+)
+FLIR_DOWNLOAD_PAGE = "https://www.flir.com/oem/adas/adas-dataset-form/"
+TAO_CONTAINER = "nvcr.io/nvidia/tlt-streamanalytics:v3.0-py3"
+
+
+@dataclass
+class Step:
+    """One real-setup step: a title, a sentence and the commands (bash lines)."""
+
+    title: str
+    text: str
+    commands: list[str] = field(default_factory=list)
+
+
+def steps_markdown(heading: str, steps: list[Step]) -> str:
+    """Numbered Markdown steps, each a paragraph followed by its bash code block."""
+    parts = [f"#### {heading}"]
+    for i, step in enumerate(steps, 1):
+        parts.append(f"**{i}. {step.title}.** {step.text}")
+        if step.commands:
+            parts.append("```bash\n" + "\n".join(step.commands) + "\n```")
+    return "\n\n".join(parts)
+
+
+def show_steps(heading: str, steps: list[Step]) -> Any:
+    """The steps for a notebook: rendered Markdown, the same text in plain-text viewers."""
+    from cvlab.lab.views import MarkdownText
+
+    return MarkdownText(steps_markdown(heading, steps))
+
+
+def _join(argv: Any) -> str:
+    from cvlab.shell import shell_join
+
+    return argv.shell if hasattr(argv, "shell") else shell_join(argv)
+
+
+def triton_on_gke_steps(model_repository: str = EXAMPLE_BUCKET) -> list[Step]:
+    """Triton on GKE from ``model_repository``: the Marketplace application (Triton 2.5.0, as
+    the lab) or ``kubectl apply`` of cvlab's manifests, then the Istio ingress IP."""
+    from cvlab.cloud.gke import istio_ingress_command
+
+    manifests = [
+        "cvlab",
+        "cloud",
+        "manifests",
+        "--model-repository",
+        model_repository,
+        "--istio",
+    ]
+    return [
+        Step(
+            "Deploy Triton on GKE",
+            f"Either the [GKE Triton Marketplace application]({MARKETPLACE_TRITON}) on your A100 "
+            f"cluster with the model repository `{model_repository}`, choosing application "
+            "version **2.5.0** (the lab's note: Triton 2.5.0 runs the TensorRT engines TAO 3.0 "
+            "builds), or cvlab's manifests (Deployment, Service, autoscaler, Istio gateway; "
+            "image `tritonserver:20.11` = Triton 2.5.0):",
+            [f"{_join(manifests)} > triton.yaml", "kubectl apply -f triton.yaml"],
+        ),
+        Step(
+            "Find the Istio ingress IP",
+            "The Triton client's `-u` is this address with port 80 (the notebooks' `TRITON_URL`).",
+            [f"export INGRESS_HOST=$({_join(istio_ingress_command())})", "echo $INGRESS_HOST:80"],
+        ),
+    ]
+
+
+def _lab_config(ws: Workspace, name: str, num_classes: int) -> Path:
+    """The lab's tensorrt_plan config.pbtxt for ``name`` (960x544, batch 16), written to
+    ``ws.root/real_setup/<name>/config.pbtxt``."""
+    from cvlab.fileio import atomic_write_text
+    from cvlab.triton.model_repository import build_model_config, config_to_text, peoplenet_spec
+
+    spec = peoplenet_spec(name, num_classes)
+    path = ws.root / "real_setup" / name / "config.pbtxt"
+    return atomic_write_text(path, config_to_text(build_model_config(spec, "tensorrt_plan")))
+
+
+def rgb_model_steps(
+    ws: Workspace,
+    model_repository: str = EXAMPLE_BUCKET,
+    images_dir: str | os.PathLike[str] = "inference_images/rgb",
+) -> list[Step]:
+    """Notebook 01's real setup: RGB PeopleNet from NGC -> .etlt -> TensorRT plan ->
+    ``gs://.../peoplenet_tlt/1/model.plan`` + config.pbtxt -> Triton on GKE -> the client."""
+    from cvlab.export.tensorrt import tao_converter_command
+    from cvlab.inference.clustering_config import PEOPLENET_RGB_CONFIG
+    from cvlab.lab.environment import ngc_download_command
+    from cvlab.train.tao import LAB_KEY, detectnet_v2_export
+
+    tlt = f"{PEOPLENET_DIR}/resnet34_peoplenet.tlt"
+    etlt = f"{PEOPLENET_DIR}/resnet34_peoplenet.etlt"
+    engine = f"{PEOPLENET_DIR}/model.engine"
+    config = _lab_config(ws, "peoplenet_tlt", 3)
+    repo = model_repository.rstrip("/")
+    return [
+        Step(
+            "Download PeopleNet from NGC",
+            "In the TAO container (notebook 03 shows how to start it), with the NGC CLI "
+            "configured (`ngc config set`):",
+            ["mkdir -p /tlt/models", _join(ngc_download_command(NGC_PEOPLENET, "/tlt/models"))],
+        ),
+        Step(
+            "Convert it to a TensorRT plan",
+            "Export the .tlt to .etlt, then build the engine for this GPU:",
+            [
+                _join(detectnet_v2_export(tlt, etlt, key=LAB_KEY)),
+                _join(
+                    tao_converter_command(
+                        etlt, LAB_KEY, engine=engine, data_type=None, max_batch=None,
+                        tool="tlt-converter",
+                    )
+                ),
+            ],
+        ),
+        Step(
+            "Copy the plan and its config.pbtxt to the bucket",
+            f"The config is written by cvlab (`{config.relative_to(ws.root)}` in the workspace, "
+            "the lab's `peoplenet_tlt` config):",
+            [
+                _join(["gsutil", "cp", engine, f"{repo}/peoplenet_tlt/1/model.plan"]),
+                _join(["gsutil", "cp", str(config), f"{repo}/peoplenet_tlt/"]),
+            ],
+        ),
+        *triton_on_gke_steps(model_repository),
+        Step(
+            "Send the images",
+            "The lab's client, as `cvlab infer` (or set `TRITON_URL` and "
+            '`MODEL_NAME = "peoplenet_tlt"` in this notebook):',
+            [
+                _join(
+                    [
+                        "cvlab", "infer", str(images_dir), "-m", "peoplenet_tlt", "-x", "1",
+                        "-b", "16", "--mode", "DetectNet_v2", "-i", "https",
+                        "-u", "$INGRESS_HOST:80", "--async",
+                        "--output_path", "inference_images_out",
+                        "--postprocessing_config", str(PEOPLENET_RGB_CONFIG),
+                    ]
+                ).replace("'$INGRESS_HOST:80'", "$INGRESS_HOST:80"),
+            ],
+        ),
+    ]  # fmt: skip
+
+
+def flir_steps() -> list[Step]:
+    """Notebook 02's real setup: the FLIR ADAS download."""
+    return [
+        Step(
+            "Download FLIR ADAS",
+            f"Request the thermal dataset on [FLIR's download page]({FLIR_DOWNLOAD_PAGE}) "
+            "(v1.3 or v2; about 14,000 annotated thermal frames), unzip it and set `FLIR_ROOT` "
+            "in this notebook to its folder; the layout is detected.",
+            ["unzip FLIR_ADAS_v2.zip -d /data  # then FLIR_ROOT = '/data/FLIR_ADAS_v2'"],
+        )
+    ]
+
+
+def tao_steps() -> list[Step]:
+    """Notebook 03's real setup: the TAO container the lab's training commands run in."""
+    return [
+        Step(
+            "Start the TAO container",
+            "On a GPU machine with NVIDIA Docker (the lab's NGC VM), from the folder holding "
+            "the specs and data; it serves Jupyter on port 8888:",
+            [
+                "docker run --gpus all -it --shm-size=1g --ulimit memlock=-1 "
+                '--ulimit stack=67108864 -p8888:8888 -v "$(pwd)":/tlt '
+                f"{TAO_CONTAINER}"
+            ],
+        )
+    ]
+
+
+def ir_model_steps(ws: Workspace, model_repository: str = EXAMPLE_BUCKET) -> list[Step]:
+    """Notebook 04's real setup: the retrained model -> .etlt -> TensorRT plan ->
+    ``gs://.../peoplenet_ir_tlt/1/model.plan`` + config.pbtxt -> Triton on GKE."""
+    from cvlab.train.tao import lab_commands
+
+    tao = lab_commands()
+    config = ws.gke_model_repository / "peoplenet_ir_tlt" / "config.pbtxt"
+    repo = model_repository.rstrip("/")
+    return [
+        Step(
+            "Export the retrained model and build its TensorRT plan",
+            "In the TAO container, after the training of notebook 03:",
+            [tao["export"].shell, tao["convert"].shell],
+        ),
+        Step(
+            "Copy the plan and its config.pbtxt to the bucket",
+            f"The config is the one written above (`{config.relative_to(ws.root)}`):",
+            [
+                _join(
+                    [
+                        "gsutil",
+                        "cp",
+                        "/tlt/models/ir.engine",
+                        f"{repo}/peoplenet_ir_tlt/1/model.plan",
+                    ]
+                ),
+                _join(["gsutil", "cp", str(config), f"{repo}/peoplenet_ir_tlt/"]),
+            ],
+        ),
+        *triton_on_gke_steps(model_repository),
+    ]
+
+
+def ir_client_steps(images_dir: str = "directory_to_test_images") -> list[Step]:
+    """Notebook 05's real setup: the lab's IR client command against the GKE Triton."""
+    from cvlab.inference.clustering_config import PEOPLENET_IR_CONFIG
+
+    command = _join(
+        [
+            "cvlab", "infer", images_dir, "-m", "peoplenet_ir_tlt", "-x", "1", "-b", "16",
+            "--mode", "DetectNet_v2", "--class_list", "person", "-i", "https",
+            "-u", "$INGRESS_HOST:80", "--async",
+            "--output_path", f"{images_dir}_output",
+            "--postprocessing_config", str(PEOPLENET_IR_CONFIG),
+        ]
+    ).replace("'$INGRESS_HOST:80'", "$INGRESS_HOST:80")  # fmt: skip
+    return [
+        Step(
+            "Send held-out thermal images to the GKE Triton",
+            "With `INGRESS_HOST` from notebook 04 (or set `TRITON_URL` in this notebook):",
+            [command],
+        )
+    ]

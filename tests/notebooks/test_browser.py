@@ -1,0 +1,273 @@
+"""What a workshop participant sees, in a real browser: JupyterLab runs notebook 01 in headless
+Chromium (Debian's ``chromium``, driven by Playwright for Python), its overlay images render,
+and moving the tuner's threshold slider changes the number of boxes shown; then the HTML
+report opens with its headline and its images loaded.
+
+Real parts throughout: a JupyterLab server on 127.0.0.1 (a token), the notebook's kernel, the
+bundled tritonserver serving cvlab's demo model (deterministic, no training: the page is under
+test here, not the stand-in's accuracy, which the notebook tests check). ``make test`` installs Chromium (``apt-get install
+chromium``); without it the test is skipped and says why.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import re
+import secrets
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from cvlab.lab.demo import ensure_kernelspec, inject_parameters, kernel_environment
+from cvlab.lab.report import build_report
+
+NOTEBOOK = Path(__file__).resolve().parents[2] / "notebooks" / "01_rgb_inference.ipynb"
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--headless",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+
+pytestmark = [pytest.mark.browser, pytest.mark.server, pytest.mark.slow]
+
+playwright = pytest.importorskip("playwright.sync_api", reason="pip install playwright (dev)")
+if not CHROMIUM.exists():
+    pytest.skip(
+        f"{CHROMIUM} missing: make test installs Debian's chromium", allow_module_level=True
+    )
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def lab_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Notebook 01 with its parameters set to a fresh workspace and a model repository
+    serving cvlab's demo model (a DetectNet_v2-shaped network whose coverage fires on bright
+    cells): what is tested is the page, so the model is deterministic and needs no training."""
+    from cvlab.export.demo_model import write_demo_repository
+
+    root = tmp_path_factory.mktemp("browser")
+    model = write_demo_repository(root / "model_repository", "peoplenet_demo", 3, (256, 160))
+    nb = nbformat.read(NOTEBOOK, as_version=4)
+    parameters = {
+        "WORKSPACE": str(root / "workspace"),
+        "MODEL_REPOSITORY": str(model.parent),
+        "MODEL_NAME": model.name,
+        "NUM_IMAGES": 3,
+    }
+    inject_parameters(nb, parameters)
+    nbformat.write(nb, root / NOTEBOOK.name)
+    return root
+
+
+@pytest.fixture(scope="module")
+def jupyterlab(lab_root: Path) -> Iterator[str]:
+    """JupyterLab on 127.0.0.1 with a token, every notebook cell attached to the page."""
+    ensure_kernelspec()
+    settings = lab_root / "lab-settings" / "@jupyterlab" / "notebook-extension"
+    settings.mkdir(parents=True)
+    (settings / "tracker.jupyterlab-settings").write_text('{"windowingMode": "none"}')
+    port, token = _free_port(), secrets.token_hex(16)
+    log_path = lab_root / "jupyterlab.log"
+    log = log_path.open("wb")
+    env = kernel_environment()
+    env.update(
+        JUPYTERLAB_SETTINGS_DIR=str(lab_root / "lab-settings"),
+        JUPYTERLAB_WORKSPACES_DIR=str(lab_root / "lab-workspaces"),
+        JUPYTER_RUNTIME_DIR=str(lab_root / "runtime"),
+        JUPYTER_CONFIG_DIR=str(lab_root / "config"),
+    )
+    server = subprocess.Popen(
+        [
+            sys.executable, "-m", "jupyterlab", "--no-browser",
+            "--ServerApp.ip=127.0.0.1", f"--ServerApp.port={port}",
+            f"--IdentityProvider.token={token}", f"--ServerApp.root_dir={lab_root}",
+            "--ServerApp.port_retries=0", "--ServerApp.allow_root=True",
+        ],
+        cwd=lab_root, env=env, stdout=log, stderr=subprocess.STDOUT,
+    )  # fmt: skip
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                urllib.request.urlopen(f"{base}/api/status?token={token}", timeout=2).read()
+                break
+            except OSError:
+                if server.poll() is not None or time.monotonic() > deadline:
+                    tail = log_path.read_text(errors="replace")[-2000:]
+                    pytest.fail(f"JupyterLab did not start on 127.0.0.1:\n{tail}", pytrace=False)
+                time.sleep(0.5)
+        yield f"{base}/lab/tree/{{}}?token={token}"
+    finally:
+        server.terminate()
+        try:
+            server.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            server.kill()
+        log.close()
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[object]:
+    with playwright.sync_playwright() as p:
+        chromium = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        try:
+            yield chromium
+        finally:
+            chromium.close()
+
+
+def _wait_for_kernel(page: object, timeout: float = 90) -> None:
+    """Until the status bar says the notebook's kernel is idle (accepting JupyterLab's kernel
+    dialog should it ask)."""
+    status = page.locator(".jp-StatusBar-TextItem", has_text="| Idle")
+    dialog = page.locator(".jp-Dialog", has_text="Select Kernel")
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if dialog.count():
+            dialog.locator("button.jp-mod-accept").click()
+        if status.count() and "Python 3" in status.first.inner_text():
+            return
+        time.sleep(0.5)
+    pytest.fail("the notebook's kernel did not start in JupyterLab", pytrace=False)
+
+
+def _box_count(page: object, what: str = r"(\d+) box") -> int:
+    """A count from the tuner's caption ("NAME: 3 boxes (person 2, bag 0, face 1)")."""
+    caption = page.locator(".cvlab-tuner-caption").inner_text()
+    found = re.search(what, caption)
+    assert found, caption
+    return int(found.group(1))
+
+
+def _drag_and_wait(page: object, slider: str, fraction: float) -> int:
+    """Drag ``slider`` to ``fraction`` and return the person boxes the caption then shows
+    (waiting up to 5 s for the kernel's redraw; an unchanged caption is an answer too)."""
+    caption = page.locator(".cvlab-tuner-caption")
+    before = caption.inner_text()
+    _drag_handle(page, slider, fraction)
+    with contextlib.suppress(playwright.TimeoutError):
+        page.wait_for_function(
+            "old => document.querySelector('.cvlab-tuner-caption').innerText !== old",
+            arg=before,
+            timeout=5_000,
+        )
+    return _box_count(page, r"person (\d+)")
+
+
+def _drag_handle(page: object, slider: str, fraction: float) -> None:
+    """Drag the handle of ``slider`` (a CSS selector) to ``fraction`` of its track."""
+    page.locator(slider).scroll_into_view_if_needed()
+    track = page.locator(f"{slider} .noUi-target").bounding_box()
+    handle = page.locator(f"{slider} .noUi-handle").bounding_box()
+    page.mouse.move(handle["x"] + handle["width"] / 2, handle["y"] + handle["height"] / 2)
+    page.mouse.down()
+    x = track["x"] + fraction * track["width"]
+    page.mouse.move(x, track["y"] + track["height"] / 2, steps=8)
+    page.mouse.up()
+
+
+@pytest.fixture
+def page(browser: object, lab_root: Path, request: pytest.FixtureRequest) -> Iterator[object]:
+    """A browser page; when the test fails, a screenshot is left in the test's folder."""
+    page = browser.new_page(viewport={"width": 1500, "height": 1000})
+    failed_before = request.session.testsfailed
+    yield page
+    if request.session.testsfailed > failed_before:
+        page.screenshot(path=str(lab_root / f"{request.node.name}.png"), full_page=True)
+    page.close()
+
+
+def test_notebook_01_runs_in_jupyterlab_and_the_tuner_responds(
+    jupyterlab: str, page: object
+) -> None:
+    page.goto(jupyterlab.format(NOTEBOOK.name))
+    _wait_for_kernel(page)
+    page.locator(".lm-MenuBar-item", has_text="Run").first.click()
+    page.locator(".lm-Menu-item", has_text="Run All Cells").first.click()
+
+    # the last cell's table appears when every cell has run
+    page.wait_for_selector("text=outputs/01_rgb/infer_labels", timeout=150_000)
+    errors = page.locator(".jp-OutputArea-output[data-mime-type='application/vnd.jupyter.stderr']")
+    assert not [t for t in errors.all_inner_texts() if "Traceback" in t or "Error" in t]
+
+    # the overlay figures (synthetic frames, the real photo, the threshold's effect) rendered
+    sizes = page.eval_on_selector_all(
+        ".jp-RenderedImage img", "els => els.map(e => [e.complete, e.naturalWidth])"
+    )
+    assert len(sizes) >= 2 and all(done and width > 100 for done, width in sizes), sizes
+
+    # the tuner: a live widget with its overlay image; moving the person threshold slider from
+    # one end to the other changes the boxes shown (on the first image that has any person
+    # cluster: the small stand-in may find none on some frames)
+    page.wait_for_selector(".cvlab-tuner img.widget-image", timeout=30_000)
+    image = page.locator(".cvlab-tuner img.widget-image")
+    assert image.evaluate("e => e.complete && e.naturalWidth > 100")
+    slider = ".cvlab-threshold-person"
+    handle = page.locator(".cvlab-image-index .noUi-handle")
+    last = round(float(handle.get_attribute("aria-valuemax")))
+    seen = []
+    for k in range(last + 1):
+        _drag_and_wait(page, ".cvlab-image-index", k / max(1, last))
+        low = _drag_and_wait(page, slider, 0.0)  # every cluster shown
+        source = image.get_attribute("src")
+        high = _drag_and_wait(page, slider, 1.0)  # above every score: none
+        seen.append((page.locator(".cvlab-tuner-caption").inner_text(), low, high))
+        if low != high:
+            assert high == 0 and image.get_attribute("src") != source  # redrawn
+            assert float(page.locator(f"{slider} .widget-readout").inner_text()) > 1
+            break
+    else:
+        pytest.fail(f"the person threshold slider changed no image's boxes: {seen}")
+
+
+def test_report_opens_with_headline_and_images(page: object, lab_root: Path) -> None:
+    """After the notebook run above: the report of its workspace, opened from disk."""
+    report = build_report(lab_root / "workspace", lab_root / "report.html")
+    page.goto(report.as_uri())
+    headline = page.locator("#headline")
+    assert headline.is_visible()
+    assert "What ran" in headline.inner_text()
+    images = page.eval_on_selector_all(
+        "figure img", "els => els.map(e => [e.complete, e.naturalWidth])"
+    )
+    assert len(images) >= 2 and all(done and width > 100 for done, width in images), images
+    page.locator("figure img").first.click()  # click to enlarge
+    assert page.locator("#zoom").is_visible()
+
+
+def test_executed_notebook_shows_finished_bars_and_the_tuner(
+    jupyterlab: str, page: object, lab_root: Path
+) -> None:
+    """Notebook 01 executed headless as ``make demo`` does, then opened in JupyterLab: its
+    progress bars show finished and the tuner shows (live, or as its saved snapshot: an
+    executed notebook opens untrusted)."""
+    from cvlab.lab.demo import execute_notebook
+
+    executed = lab_root / "executed_01.ipynb"
+    execute_notebook(lab_root / NOTEBOOK.name, executed, cwd=NOTEBOOK.parent, timeout=300)
+    page.goto(jupyterlab.format(executed.name))
+    page.wait_for_selector(".cvlab-progress", timeout=60_000)
+    states = page.eval_on_selector_all(".cvlab-progress", "els => els.map(e => e.dataset.progress)")
+    assert states and set(states) == {"done"}, states
+    tuner = page.locator(".cvlab-tuner img.widget-image, .cvlab-tuner-snapshot img").first
+    tuner.wait_for(timeout=30_000)
+    assert tuner.evaluate("e => e.complete && e.naturalWidth > 100")
+    assert "VBox(" not in page.locator(".jp-Notebook").inner_text()

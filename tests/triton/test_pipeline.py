@@ -1,0 +1,296 @@
+"""The inference path against a real local Triton: unreadable images, colliding names, class
+lists, frames decoded once, outputs written as a unit, interrupted and resumed runs."""
+
+from __future__ import annotations
+
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+from support.triton import MODEL, demo_server, write_test_images  # noqa: F401 - fixture
+
+from cvlab.cli import main
+from cvlab.images import load_image
+from cvlab.inference.clustering_config import PEOPLENET_RGB_CONFIG, load_clustering_config
+from cvlab.triton.outputs import DONE_LIST, read_done_list
+from cvlab.triton.pipeline import run_inference
+from cvlab.triton.server import free_port
+from cvlab.viz.overlay import colors_from_config, save_overlay
+
+pytestmark = pytest.mark.server
+
+
+def _infer(images, url: str, out: Path, *extra: str) -> list[str]:
+    return [
+        "infer", str(images), "-m", MODEL, "-b", "4", "-u", url, "--async",
+        "--output_path", str(out), "--postprocessing_config", str(PEOPLENET_RGB_CONFIG),
+        "--no-progress", *extra,
+    ]  # fmt: skip
+
+
+def _stems(folder: Path, suffix: str) -> list[str]:
+    return sorted(p.name[: -len(suffix)] for p in folder.glob(f"*{suffix}"))
+
+
+@pytest.fixture
+def mixed(tmp_path) -> tuple[Path, list[Path], dict[Path, str]]:
+    """6 good JPEGs plus two unreadable files: text named .jpg and an empty .png."""
+    folder = tmp_path / "mixed"
+    good = write_test_images(folder, 6)
+    bad = {folder / "notes.jpg": "not an image", folder / "empty.png": ""}
+    for path, text in bad.items():
+        path.write_text(text)
+    return folder, good, {p: "cannot decode image" for p in bad}
+
+
+@pytest.mark.filterwarnings("ignore")  # PYTHONWARNINGS=ignore: the summary still names them
+def test_unreadable_images_are_named_with_their_reason_and_exit_3(
+    demo_server,  # noqa: F811
+    mixed,
+    tmp_path,
+    capsys,
+):
+    folder, good, bad = mixed
+    out = tmp_path / "out"
+    assert main(_infer(folder, demo_server.http_url, out)) == 3
+    captured = capsys.readouterr()
+    assert "6 image(s)" in captured.out and "6 frame(s) done" in captured.out
+    assert "skipped 2 unreadable image(s):" in captured.err
+    for path, reason in bad.items():
+        assert f"  {path}: {reason}" in captured.err
+    assert _stems(out / "infer_labels", ".txt") == sorted(p.stem for p in good)
+    assert sorted(read_done_list(out)) == sorted(p.stem for p in good)
+    missing = tmp_path / "gone.jpg"
+    summary = run_inference(
+        [*map(str, good[:2]), str(missing)],
+        MODEL,
+        demo_server.http_url,
+        batch_size=4,
+        progress=False,
+    )
+    assert summary.skipped == [(str(missing), "no such file")] and summary.exit_status == 3
+
+
+def test_on_error_raise_stops_at_the_first_unreadable_image_in_one_line(
+    demo_server,  # noqa: F811
+    mixed,
+    tmp_path,
+    capsys,
+):
+    folder, _, _ = mixed
+    assert main(_infer(folder, demo_server.http_url, tmp_path / "out", "--on-error", "raise")) == 2
+    lines = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("cvlab infer: error: "), lines
+    assert "empty.png" in lines[0] or "notes.jpg" in lines[0]
+
+
+def test_images_sharing_a_stem_never_overwrite_each_other(demo_server, tmp_path, capsys):  # noqa: F811
+    """a.jpg, a.JPG, a.png (different pictures and sizes) and b.jpg: four label files, four
+    overlays, each from its own image."""
+    folder = tmp_path / "same"
+    folder.mkdir()
+    rng = np.random.default_rng(3)
+    sizes = {"a.jpg": (200, 120), "a.JPG": (240, 136), "a.png": (280, 160), "b.jpg": (216, 128)}
+    for name, (w, h) in sizes.items():
+        image = rng.integers(0, 255, (h, w, 3), dtype=np.uint8)
+        cv2.rectangle(image, (20, 10), (90, 100), (255, 255, 255), -1)
+        cv2.imwrite(str(folder / name), image)
+    out = tmp_path / "out"
+    assert main(_infer(folder, demo_server.http_url, out)) == 0
+    captured = capsys.readouterr()
+    assert "3 image(s) share a file stem" in captured.out and "a.JPG -> a.JPG.txt" in captured.out
+    names = {"a.jpg": "a.jpg", "a.JPG": "a.JPG", "a.png": "a.png", "b.jpg": "b"}
+    assert _stems(out / "infer_labels", ".txt") == sorted(names.values())
+    assert _stems(out / "infer_images", ".jpg") == sorted(names.values())
+    for image, name in names.items():
+        w, h = sizes[image]
+        assert cv2.imread(str(out / "infer_images" / f"{name}.jpg")).shape == (h, w, 3)
+        alone = run_inference(
+            [str(folder / image)], MODEL, demo_server.http_url, batch_size=1,
+            postprocessing_config=PEOPLENET_RGB_CONFIG, progress=False,
+        )  # fmt: skip
+        lines = (out / "infer_labels" / f"{name}.txt").read_text().splitlines()
+        assert len(lines) == len(alone.detections[0]), image
+        assert read_done_list(out)[name] == str(folder / image)
+
+
+def test_colliding_names_are_refused_before_any_request(tmp_path, capsys):
+    """Same file names from two folders: refused with one line before the (closed) port is
+    ever contacted."""
+    for sub in ("x", "y"):
+        write_test_images(tmp_path / sub, 1)
+    paths = [str(tmp_path / sub / "frame_000.jpg") for sub in ("x", "y")]
+    url = f"127.0.0.1:{free_port()}"
+    from cvlab.triton.outputs import OutputNameCollision
+
+    with pytest.raises(OutputNameCollision, match="would both write frame_000.jpg.txt"):
+        run_inference(paths, MODEL, url, output_path=tmp_path / "out", progress=False)
+
+
+@pytest.mark.parametrize(
+    ("class_list", "message"),
+    [
+        ("person,,face", "--class_list: class 2 of 'person,,face' is empty"),
+        ("", "--class_list: class 1 of '' is empty"),
+        ("person,Bag,face", "'Bag' is not a KITTI-safe class name (lower case, no spaces): "
+         "write 'bag'"),
+        ("person,other vehicle", "write 'other_vehicle'"),
+        ("person,person", "class 'person' is given twice"),
+    ],
+)  # fmt: skip
+def test_bad_class_lists_are_refused_in_one_line(class_list, message, tmp_path, capsys):
+    write_test_images(tmp_path / "images", 1)
+    url = f"127.0.0.1:{free_port()}"  # nothing listens: refused before any connection
+    argv = _infer(tmp_path / "images", url, tmp_path / "out", "--class_list", class_list)
+    assert main(argv) == 2
+    lines = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("cvlab infer: error: "), lines
+    assert message in lines[0]
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("shared_memory", ["system", "none"])
+def test_each_frame_is_decoded_once_and_its_overlay_matches_a_fresh_read(
+    demo_server,  # noqa: F811
+    tmp_path,
+    monkeypatch,
+    shared_memory,
+):
+    """cv2.imread is spied on (the real one runs): one decode per image for tensor and overlay;
+    the overlay equals one drawn from the file read again, so frames and Detections pair up."""
+    paths = [str(p) for p in write_test_images(tmp_path / "images", 9)]
+    png = tmp_path / "images" / "frame_009.png"
+    cv2.imwrite(str(png), cv2.imread(paths[0])[:100])
+    paths.append(str(png))
+    reads: Counter = Counter()
+    real_imread = cv2.imread
+
+    def imread(path, *args):
+        reads[str(path)] += 1
+        return real_imread(path, *args)
+
+    monkeypatch.setattr(cv2, "imread", imread)
+    out = tmp_path / "out"
+    summary = run_inference(
+        paths, MODEL, demo_server.http_url, batch_size=4, output_path=out,
+        postprocessing_config=PEOPLENET_RGB_CONFIG, progress=False, shared_memory=shared_memory,
+    )  # fmt: skip
+    assert reads == dict.fromkeys(paths, 1)
+    assert summary.written == len(paths) and sum(len(d) for d in summary.detections) > 0
+    config = load_clustering_config(PEOPLENET_RGB_CONFIG)
+    for dets, path in zip(summary.detections, paths, strict=True):
+        ref = save_overlay(
+            tmp_path / "ref" / f"{Path(path).stem}.jpg", load_image(path), dets,
+            colors=colors_from_config(config), linewidth=config.linewidth, quality=75,
+        )  # fmt: skip
+        got = out / "infer_images" / f"{Path(path).stem}.jpg"
+        assert got.read_bytes() == ref.read_bytes(), path
+
+
+def test_overlay_options_and_labels_only(demo_server, tmp_path, capsys, monkeypatch):  # noqa: F811
+    """--overlay-size decodes a large JPEG once at a reduced scale (1/4 here) for both the
+    tensor and the overlay; --no-images writes labels only."""
+    folder = tmp_path / "big"
+    folder.mkdir()
+    rng = np.random.default_rng(0)
+    for i in range(3):
+        image = cv2.resize(rng.integers(0, 255, (48, 80, 3), dtype=np.uint8), (1280, 768))
+        cv2.imwrite(str(folder / f"big_{i}.jpg"), image)
+    flags: list = []
+    real_imread = cv2.imread
+    monkeypatch.setattr(cv2, "imread", lambda p, *a: flags.append(a) or real_imread(p, *a))
+    out = tmp_path / "small"
+    argv = _infer(folder, demo_server.http_url, out, "--overlay-size", "320x192")
+    assert main([*argv, "--overlay-quality", "50"]) == 0
+    assert flags == [(cv2.IMREAD_REDUCED_COLOR_4,)] * 3  # 320x192: the model input and overlay
+    for i in range(3):
+        assert cv2.imread(str(out / "infer_images" / f"big_{i}.jpg")).shape == (192, 320, 3)
+    labels_only = tmp_path / "labels_only"
+    assert main(_infer(folder, demo_server.http_url, labels_only, "--no-images")) == 0
+    assert "no overlays" in capsys.readouterr().out
+    assert not (labels_only / "infer_images").exists()
+    assert _stems(labels_only / "infer_labels", ".txt") == ["big_0", "big_1", "big_2"]
+    with pytest.raises(SystemExit) as exit_:
+        main([*argv, "--overlay-quality", "101"])
+    assert exit_.value.code == 2
+    assert "--overlay-quality: JPEG quality is 1-100, got 101" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "sig", [signal.SIGINT, signal.SIGTERM, signal.SIGKILL], ids=["SIGINT", "SIGTERM", "SIGKILL"]
+)
+def test_an_interrupted_run_keeps_whole_frames_and_resumes(demo_server, tmp_path, sig):  # noqa: F811
+    """`cvlab infer` in a child process, signalled once its first frame is done: every frame
+    with a label has its overlay, the done-list names only whole frames, SIGINT and SIGTERM
+    exit 130 naming the count, and --resume finishes the rest without redoing any."""
+    folder = tmp_path / "images"
+    folder.mkdir()
+    rng = np.random.default_rng(1)
+    count = 40
+    for i in range(count):  # noise: slow to encode, so the run is still going when signalled
+        cv2.imwrite(str(folder / f"n_{i:02d}.jpg"), rng.integers(0, 255, (540, 960, 3), np.uint8))
+    out = tmp_path / "out"
+    argv = [
+        "infer", str(folder), "-m", MODEL, "-b", "2", "-u", demo_server.http_url,
+        "--concurrency", "1", "--output_path", str(out), "--no-progress", "--writers", "1",
+        "--overlay-quality", "100", "--shared-memory", "none",  # a killed client leaves no region
+    ]  # fmt: skip
+    child = subprocess.Popen(
+        [sys.executable, "-m", "cvlab", *argv], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        text=True,
+    )  # fmt: skip
+    done = out / DONE_LIST
+    while not (done.is_file() and done.stat().st_size > 0) and child.poll() is None:
+        time.sleep(0.01)
+    assert child.poll() is None, child.communicate()
+    child.send_signal(sig)
+    stdout, stderr = child.communicate(timeout=120)
+    labels = set(_stems(out / "infer_labels", ".txt"))
+    overlays = set(_stems(out / "infer_images", ".jpg"))
+    listed = set(read_done_list(out))
+    lines = done.read_text().splitlines()
+    assert 0 < len(lines) < count and len(set(lines)) == len(lines)
+    assert labels <= overlays  # the overlay is written before the label
+    assert {line.split("\t")[0] for line in lines} == listed <= labels
+    if sig != signal.SIGKILL:
+        assert child.returncode == 130, stderr
+        assert f"{len(lines)} frame(s) done, listed in {done}; rerun with --resume" in stderr
+    else:
+        assert child.returncode == -signal.SIGKILL
+    before = {n: (out / "infer_labels" / f"{n}.txt").stat().st_mtime_ns for n in listed}
+    again = subprocess.run(
+        [sys.executable, "-m", "cvlab", *argv, "--resume"], capture_output=True, text=True,
+        timeout=300,
+    )  # fmt: skip
+    assert again.returncode == 0, again.stderr
+    assert f"{count - len(listed)} image(s)" in again.stdout
+    assert f"(+{len(listed)} done earlier)" in again.stdout
+    assert set(read_done_list(out)) == {f"n_{i:02d}" for i in range(count)}
+    assert len(done.read_text().splitlines()) == count
+    for name, mtime in before.items():  # not redone
+        assert (out / "infer_labels" / f"{name}.txt").stat().st_mtime_ns == mtime
+    shutil.rmtree(folder)
+    for sub in ("infer_labels", "infer_images"):  # a killed writer's temporary files are gone
+        assert not [p.name for p in (out / sub).iterdir() if p.name.startswith(".")]
+
+
+def test_a_class_list_the_model_does_not_match_is_refused_before_any_request(
+    demo_server,  # noqa: F811
+    tmp_path,
+    capsys,
+):
+    write_test_images(tmp_path / "images", 3)
+    out = tmp_path / "out"
+    argv = _infer(tmp_path / "images", demo_server.http_url, out, "--class_list", "person")
+    assert main(argv) == 2
+    lines = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
+    assert len(lines) == 1 and "has 3 classes" in lines[0] and "--class_list" in lines[0], lines
+    assert not (out / "infer_labels").exists() and not (out / DONE_LIST).exists()
