@@ -46,7 +46,7 @@ format: $(STAMP)
 	$(VENV)/bin/ruff check --fix cvlab tests notebooks
 
 bench: $(STAMP)
-	$(PY) -m cvlab bench
+	$(PY) -m cvlab bench all
 
 # On a GPU machine with TensorRT: engines (FP32, FP16, INT8) from the exported ONNX vs ONNX Runtime.
 gpu-check: $(STAMP)

@@ -68,7 +68,9 @@ print(lab.how_long("01_rgb_inference"))
 # With `TRITON_URL = None` the notebook trains the stand-in once (synthetic frames -> TAO
 # TFRecords -> tiny DetectNet_v2 -> ONNX, checked against Keras), writes it into the
 # workspace's model repository and starts the `tritonserver` binary bundled with
-# `nvidia-pytriton` on 127.0.0.1 (free ports, stopped at the end of the notebook).
+# `nvidia-pytriton` on 127.0.0.1 (free ports, stopped at the end of the notebook). The
+# training bar's mAP is the trainer's own running check; the accuracy to read is the AP table
+# further down.
 
 # %%
 server = None

@@ -82,8 +82,8 @@ class ClassClusteringConfig:
         dbscan_min_samples: DBSCAN ``min_samples`` (an integer; 0, a proto's unset value,
             means 1 as TAO's ``max(int(x), 1)``; a legacy float such as 0.05 is mapped the same
             way with a warning and kept in ``legacy_min_samples``). Files warn once per file,
-            and not at all for the shipped PeopleNet configs, whose 0.05 is explained in
-            docs/clustering.md.
+            and not at all for the shipped PeopleNet configs (or unchanged copies), whose 0.05
+            is explained in docs/clustering.md.
         neighborhood_size: kept for completeness (unused by the clustering, as in TAO).
         dbscan_confidence_threshold: clusters need a confidence of at least this.
         nms_iou_threshold: NMS suppresses cells overlapping a kept one by more than this (IoU
@@ -348,7 +348,7 @@ def _build(
             where = f"{path}:{line}" if line else path
             raise ConfigError(f"{where}: class {name!r}: field '{file_field}' {reason}")
         built[name] = cfg
-    if not _is_shipped(path):  # the shipped PeopleNet configs' 0.05 is documented, not news
+    if not _is_shipped(path, text):  # the shipped PeopleNet configs' 0.05 is documented
         for (raw, mapped), names in legacy.items():
             line = _line_of(text, names[0], "dbscan_min_samples") if text is not None else None
             where = f"{path}:{line}" if line else path
@@ -363,10 +363,14 @@ def _build(
     return config.for_classes(class_names) if class_names is not None else config
 
 
-def _is_shipped(path: str | os.PathLike) -> bool:
-    """True for the clustering configs cvlab ships (:data:`CONFIG_DIR`)."""
+def _is_shipped(path: str | os.PathLike, text: str | None) -> bool:
+    """True for the clustering configs cvlab ships (:data:`CONFIG_DIR`) and unchanged copies of
+    them (the lab's ``inference_config`` folder holds NVIDIA's same files)."""
     try:
-        return Path(path).resolve().parent == CONFIG_DIR.resolve()
+        if Path(path).resolve().parent == CONFIG_DIR.resolve():
+            return True
+        shipped = (PEOPLENET_RGB_CONFIG, PEOPLENET_IR_CONFIG)
+        return text is not None and any(text == config.read_text() for config in shipped)
     except (OSError, ValueError):
         return False
 

@@ -246,6 +246,29 @@ def export_html(
     return atomic_write_text(output, body)
 
 
+def stamp_how_long(notebook: Path, name: str, timings: Path) -> bool:
+    """Replace the "How long: ..." line an executed notebook printed (from the previous
+    measurement, or none) with this run's (:func:`cvlab.lab.environment.how_long`); returns
+    whether a line was found."""
+    import re
+
+    import nbformat
+
+    from cvlab.lab.environment import how_long
+
+    nb = nbformat.read(str(notebook), as_version=4)
+    line = how_long(name, timings)
+    found = False
+    for cell in nb.cells:
+        for out in cell.get("outputs", []):
+            if out.get("output_type") == "stream" and "How long:" in out.get("text", ""):
+                out["text"] = re.sub(r"^How long: .*$", line, out["text"], flags=re.M)
+                found = True
+    if found:
+        _write_notebook(nb, notebook)
+    return found
+
+
 def write_timings(path: str | os.PathLike[str], runs: Sequence[NotebookRun]) -> Path:
     """Merge the measured seconds of ``runs`` into the JSON file ``path`` (other notebooks'
     figures are kept) with the date and a short machine description."""
@@ -314,14 +337,15 @@ def run_demo(
                 if failed.exists():
                     export_html(failed)
                 raise
-            run = NotebookRun(name, out, time.perf_counter() - start)
-            run.html = export_html(out)
-            result.runs.append(run)
+            result.runs.append(NotebookRun(name, out, time.perf_counter() - start))
         bar.set_description("lab notebooks")
     finally:
         bar.close()
         if result.runs:
-            write_timings(notebooks_dir / TIMINGS_FILE.name, result.runs)
+            timings = write_timings(notebooks_dir / TIMINGS_FILE.name, result.runs)
+            for run in result.runs:
+                stamp_how_long(run.output, run.name, timings)
+                run.html = export_html(run.output)
         result.report = build_report(
             ws,
             output_dir / "report.html",

@@ -273,6 +273,11 @@ def build_report(
     images = _items(report_dir, "images", (".jpg", ".jpeg", ".png"))
     texts = _items(report_dir, "texts", (".txt",))
     offline, ran = _what_ran(state, ws_root)
+    if not ran:
+        recorded = sorted({_notebook_prefix(p) for p, _ in tables + texts + figures + images})
+        if recorded:
+            ran = [f"A partial run: records of notebook {', '.join(recorded)} only."]
+            offline = False
 
     parts = [
         "<!DOCTYPE html><html><head><meta charset='utf-8'>",

@@ -181,7 +181,7 @@ def write_heldout_frames(
     image_size: tuple[int, int] | None = None,
 ) -> tuple[list[Path], list[Any]]:
     """``count`` synthetic daylight frames the stand-in never saw (``seed``; its training
-    frame size unless ``image_size`` is given) as ``folder/synthetic_rgb_NN.jpg`` (written once)
+    frame size unless ``image_size`` is given) as ``folder/synthetic_rgb_NN.jpg``
     and their exact person/bag/face ground truth; returns ``(paths, truth)``."""
     from cvlab.datasets.synthetic import PEOPLENET_CLASSES, SyntheticThermalGenerator
     from cvlab.fileio import atomic_write_image
@@ -192,8 +192,9 @@ def write_heldout_frames(
     for i in range(max(0, int(count))):
         frame = gen.render(i)
         path = Path(folder) / f"synthetic_rgb_{i:02d}.jpg"
-        if not path.exists():
-            atomic_write_image(path, frame.image, quality=95)
+        # written on every call: the picture always matches the ground truth rendered with it
+        # (a workspace kept across a change of the scene generator would otherwise mismatch)
+        atomic_write_image(path, frame.image, quality=95)
         gt = frame.to_detections(PEOPLENET_CLASSES)
         gt.image_path = str(path)
         paths.append(path)

@@ -245,9 +245,8 @@ def show_threshold_effect(
         ax.set_title(f"{label}: {class_name} threshold {threshold:.2f}, {boxes}", fontsize=10)
         ax.axis("off")
     fig.suptitle(f"{tuner.names[index]}: what the {class_name} threshold slider does", fontsize=12)
-    if truth:
-        _legend(fig, tuner.config, truth=True, classes=(class_name,))
-    fig.tight_layout(rect=(0, 0.06 if truth else 0, 1, 1))
+    _legend(fig, tuner.config, truth=bool(truth))
+    fig.tight_layout(rect=(0, 0.06, 1, 1))
     plt.show()
     return ThresholdEffect(fig, index, class_name, old, new, panels[0][2], panels[1][2])
 

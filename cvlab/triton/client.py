@@ -65,10 +65,10 @@ class ClassCountError(TritonClientError, ValueError):
     """The class names given (config, class list) do not match the model's class count."""
 
 
-#: threading's lock methods: an exception raised inside one can leave the lock held
-_LOCK_METHODS = frozenset(
-    {"__enter__", "__exit__", "acquire", "release", "_acquire_restore", "_release_save"}
-)
+#: Python code of locks and queues: an exception raised half-way through can leave a lock held
+#: or a waiter never woken (a writer thread then waits for ever); their blocking waits are safe
+_LOCK_FILES = frozenset({threading.__file__, queue.__file__})
+_SAFE_WAITS = frozenset({"wait", "_wait_for_tstate_lock"})
 
 
 @functools.lru_cache(maxsize=1)
@@ -86,7 +86,8 @@ def _interrupt_unsafe(frame) -> bool:
     """True when raising in ``frame`` (the main thread's, at the signal) could break a lock."""
     if frame is None:
         return False
-    if frame.f_code.co_filename == threading.__file__ and frame.f_code.co_name in _LOCK_METHODS:
+    code = frame.f_code
+    if code.co_filename in _LOCK_FILES and code.co_name not in _SAFE_WAITS:
         return True
     dirs = _no_interrupt_dirs()
     while frame is not None and dirs:
@@ -932,11 +933,15 @@ class TritonDetectNetClient:
                 finish(in_flight.pop(0))
             completed = True
         finally:
-            if not completed:
-                # interrupted (Ctrl-C, a bug): requests may still read the regions, so they are
-                # unregistered, and workers waiting for a slot are woken before the pool is shut
-                self._close_slots()
+            if not completed and slots is not None:
+                # interrupted (Ctrl-C, a bug): workers waiting for a slot are woken first; the
+                # pool then waits for the running ones (they write into the regions: unmapped
+                # under them, the process would crash), and only then are the regions
+                # unregistered (once the requests in flight are answered) and unmapped
+                slots.stop_acquiring()
             batches.close()
+            if not completed:
+                self._close_slots()
             if bar is not None:
                 bar.close()
         return list(self.errors)

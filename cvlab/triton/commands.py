@@ -13,6 +13,9 @@ from pathlib import Path
 from cvlab.cli import parse_size, positive_int
 from cvlab.triton.outputs import DONE_LIST, OVERLAY_QUALITY
 
+#: Where ``cvlab infer`` looks without ``-u`` when no ``cvlab triton serve`` is running.
+DEFAULT_URL = "127.0.0.1:8000"
+
 
 def _quality(text: str) -> int:
     """A JPEG quality, 1-100."""
@@ -129,7 +132,12 @@ def infer_arguments(p: argparse.ArgumentParser) -> None:
         help="HTTP or gRPC, any case. HTTPS means plain HTTP, as in the lab client (it only "
         "checks for gRPC), so the lab's `-i https -u <ip>:80` works; TLS needs --ssl",
     )
-    add(*_spellings("-u", "--url"), dest="url", default="127.0.0.1:8000", help="server HOST:PORT")
+    add(
+        *_spellings("-u", "--url"),
+        dest="url",
+        default=None,
+        help="server HOST:PORT (default: the running `cvlab triton serve`, else 127.0.0.1:8000)",
+    )
     add("-a", "--async", dest="async_mode", action="store_true", help="async requests")
     add(
         "--streaming",
@@ -346,6 +354,10 @@ def infer(args: argparse.Namespace) -> int:
     from cvlab.triton.pipeline import parse_class_list
 
     mode, protocol, ssl = _lab_options(args)
+    if args.url is None:
+        from cvlab.triton.server import last_served_url
+
+        args.url = last_served_url(protocol) or DEFAULT_URL
     classes = parse_class_list(args.class_list) if args.class_list is not None else None
     if args.verbose:
         tls = "off" if not ssl else "on" if ssl is True else f"on ({', '.join(map(str, ssl))})"

@@ -238,6 +238,14 @@ class InputSlots:
                 self._free.append(slot)
             self._cond.notify()
 
+    def stop_acquiring(self) -> None:
+        """From now on acquire() raises :class:`SlotsClosed` (waiting callers are woken); the
+        regions stay mapped and registered until :meth:`close`, so threads still writing into
+        a slot they hold finish safely."""
+        with self._cond:
+            self._closed = True
+            self._cond.notify_all()
+
     def close(self, wait_s: float = UNREGISTER_WAIT_S) -> None:
         """Unregister and unlink every region; waiting acquire() calls raise SlotsClosed.
 
@@ -245,11 +253,10 @@ class InputSlots:
         server answers "currently in use". Those are tried again until ``wait_s`` seconds have
         passed, so the server does not keep them mapped after their files are unlinked (a
         region left registered is released by :class:`~cvlab.triton.server.TritonServer`'s
-        sweep once its file is gone).
+        sweep once its file is gone). The regions are unmapped: no thread may still write
+        into a slot (call :meth:`stop_acquiring`, then wait for the writers, then this).
         """
-        with self._cond:
-            self._closed = True
-            self._cond.notify_all()
+        self.stop_acquiring()
         pending, self._registered = list(self._registered), []
         deadline = time.monotonic() + max(0.0, wait_s)
         while pending:

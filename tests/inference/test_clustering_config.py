@@ -63,8 +63,8 @@ def test_peoplenet_rgb_values(tmp_path: Path) -> None:
     with warnings.catch_warnings():  # the shipped config's legacy 0.05: documented, no warning
         warnings.simplefilter("error")
         cfg = load_clustering_config(PEOPLENET_RGB_CONFIG)
-    copy = tmp_path / "mine.prototxt"  # the same file elsewhere: one warning for all classes
-    copy.write_text(PEOPLENET_RGB_CONFIG.read_text())
+    copy = tmp_path / "mine.prototxt"  # a user's edited copy: one warning for all classes
+    copy.write_text(PEOPLENET_RGB_CONFIG.read_text() + "# edited\n")
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         load_clustering_config(copy)

@@ -72,6 +72,7 @@ def test_run_demo_in_order_with_report(tmp_path: Path, capfd: pytest.CaptureFixt
         # a long job's bar and a widget, as the lab notebooks show them
         "from tqdm.auto import tqdm\nfor _ in tqdm(range(3), desc='job'):\n    pass",
         "import ipywidgets as W\nW.IntSlider(value=7)",
+        "print(lab.how_long('second'))",
     )
     out = tmp_path / "out"
     result = demo.run_demo(
@@ -98,6 +99,11 @@ def test_run_demo_in_order_with_report(tmp_path: Path, capfd: pytest.CaptureFixt
     assert not [o for o in outputs if o.get("name") == "stderr"]  # TensorFlow loaded quietly
     timings = json.loads((nbs / "timings.json").read_text())
     assert set(timings["seconds"]) == {"first", "second"} and "CPU cores" in timings["machine"]
+    # the executed notebook shows this run's measured time, in the notebook and its HTML page
+    seconds = timings["seconds"]["second"]
+    line = f"How long: {seconds:.0f} s in the last `make demo`"
+    assert line in _outputs(out / "notebooks" / "second.ipynb")
+    assert line in (out / "notebooks" / "second.html").read_text()
     err = capfd.readouterr().err
     assert "without encryption" not in err  # kernels talk over IPC sockets, not TCP
     assert "oneDNN" not in err and "absl::InitializeLog" not in err

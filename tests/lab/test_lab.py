@@ -322,6 +322,11 @@ def test_threshold_effect_shows_a_visible_change() -> None:
     assert "application/vnd.jupyter.widget-view+json" in bundle
     assert bundle["text/plain"].startswith("threshold tuner (2 images)")  # not VBox(...)
     assert "data:image/jpeg;base64," in bundle["text/html"]  # a snapshot where widgets cannot draw
+    blank = _person_grid((40, 40, 100, 170), cov_value=0.0)  # no cell reaches the coverage floor
+    nothing = lab.show_threshold_effect(
+        ThresholdTuner([image], [blank], config, model_size=(320, 192)), "person"
+    )
+    assert nothing.figure is None and "no person clusters" in nothing.sentence()
 
 
 def test_people_tables_and_folded_details() -> None:

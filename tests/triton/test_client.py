@@ -450,3 +450,25 @@ def test_cli_refuses_zero_batch_and_concurrency(capsys):
         with pytest.raises(SystemExit) as info:
             main(["infer", ".", "-m", MODEL, option, "0"])
         assert info.value.code == 2 and "must be at least 1, got 0" in capsys.readouterr().err
+
+
+def test_an_interrupt_waits_for_a_safe_point():
+    """A signal landing in a lock operation (threading.py's code, as inside gRPC's channel) is
+    raised once that code is left: raised inside it, the lock stayed held and close() hung."""
+    from cvlab.triton.client import sigterm_as_interrupt
+
+    source = (
+        "def release():\n"
+        "    os.kill(os.getpid(), signal.SIGTERM)\n"
+        "    deadline = time.monotonic() + 0.5\n"
+        "    while time.monotonic() < deadline:\n"
+        "        pass\n"
+        "    return 'finished'\n"
+    )
+    namespace = {"os": os, "signal": signal, "time": time}
+    exec(compile(source, threading.__file__, "exec"), namespace)  # a lock method's frame
+    done = []
+    with pytest.raises(KeyboardInterrupt), sigterm_as_interrupt():
+        done.append(namespace["release"]())
+        time.sleep(5)  # interrupted here, at the next delivery
+    assert done == ["finished"]

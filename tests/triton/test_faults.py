@@ -14,6 +14,7 @@ import os
 import signal
 import subprocess
 import sys
+import textwrap
 import threading
 import time
 from pathlib import Path
@@ -102,8 +103,8 @@ def wait_until(predicate, timeout: float = 60.0) -> bool:
 
 def check_outputs(out: Path, *, hidden_allowed: bool) -> int:
     """Every frame written has its label AND its overlay; returns how many labels."""
-    labels = {p.stem for p in (out / "infer_labels").glob("*.txt")}
-    overlays = {p.stem for p in (out / "infer_images").glob("*.jpg")}
+    labels = {p.stem for p in (out / "infer_labels").glob("[!.]*.txt")}  # not a temporary file
+    overlays = {p.stem for p in (out / "infer_images").glob("[!.]*.jpg")}
     assert labels <= overlays, f"labels without overlay: {sorted(labels - overlays)}"
     done_list = out / "infer_done.txt"
     if done_list.exists():  # the pipeline's list of finished frames
@@ -278,3 +279,42 @@ def _pending(server: TritonServer) -> int:
         if line.startswith("nv_inference_pending_request_count") and f'model="{MODEL}"' in line:
             return int(float(line.rsplit(" ", 1)[1]))
     return 0
+
+
+def test_interrupted_stream_never_unmaps_a_slot_being_written(server, images, tmp_path):
+    """An error while reading threads still write into their slots: the regions are unmapped
+    only after those threads finished (unmapped under them, the process died of SIGSEGV).
+    Run in a subprocess, so that a crash is a failed test, not a dead test run."""
+    script = textwrap.dedent(
+        f"""
+        import sys, time
+        from cvlab.inference.preprocess import preprocess_images
+        from cvlab.triton.client import TritonDetectNetClient
+
+        client = TritonDetectNetClient({server.http_url!r}, {MODEL!r}, concurrency=2)
+
+        def load(index, chunk, out):
+            if index >= 1:
+                time.sleep(1.0)  # still writing into its slot when the error comes
+            return preprocess_images(chunk, client.input_size, "skip", out=out)
+
+        def fail(*_):
+            raise RuntimeError("stop")
+
+        try:
+            client.stream_images(sys.argv[1:], fail, 2, progress=False, load=load)
+        except RuntimeError:
+            print("clean", flush=True)
+        client.close()
+        """
+    )
+    paths = sorted(str(p) for p in images.glob("*.jpg"))[:16]
+    child = subprocess.Popen(
+        [sys.executable, "-c", script, *paths],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    out, err = child.communicate(timeout=120)
+    assert (child.returncode, out.strip()) == (0, "clean"), err[-2000:]
+    assert shm_files(child.pid) == [] and regions_of(child.pid, server_regions(server)) == []

@@ -594,3 +594,29 @@ def test_client_certificates_for_mutual_tls(
     assert _tls_infer(images, tmp_path / "x", protocol, port, *ca) == 2  # no client certificate
     line = _one_error_line(capsys.readouterr().err)
     assert "TLS handshake" in line and "attempts" not in line
+
+
+def test_infer_without_url_uses_the_running_serve_record(tmp_path, monkeypatch, capsys):
+    """No -u: the URL the running `cvlab triton serve` recorded is used (here a port nobody
+    listens on, so the one-line error names it)."""
+    import json
+    import os
+
+    import cv2
+    import numpy as np
+
+    from cvlab.cli import main
+    from cvlab.triton.server import free_port, last_served_url
+
+    port = free_port()
+    record = tmp_path / "serve.json"
+    monkeypatch.setenv("CVLAB_SERVE_FILE", str(record))
+    record.write_text(
+        json.dumps({"http": f"127.0.0.1:{port}", "grpc": f"127.0.0.1:{port}", "pid": os.getpid()})
+    )
+    assert last_served_url() == f"127.0.0.1:{port}"
+    image = tmp_path / "a.jpg"
+    cv2.imwrite(str(image), np.zeros((32, 32, 3), np.uint8))
+    assert main(["infer", str(image), "-m", "m", "--output_path", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err
+    assert f"127.0.0.1:{port}" in err and err.count("\n") == 1
