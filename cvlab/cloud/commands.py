@@ -103,32 +103,25 @@ def _client(args: argparse.Namespace):
     return make_client(project=args.project, emulator_host=args.emulator_host)
 
 
-def upload(args: argparse.Namespace) -> int:
+def _transfer(args: argparse.Namespace, upload: bool) -> int:
+    """Upload ``local_dir`` to ``gs_url`` or download it back; prints the sync report."""
     from cvlab.cloud import gcs
 
-    report = gcs.upload_directory(
-        args.local_dir,
-        args.gs_url,
-        client=_client(args),
-        workers=args.workers,
-        progress=not args.no_progress,
+    move = gcs.upload_directory if upload else gcs.download_directory
+    source, target = (args.local_dir, args.gs_url) if upload else (args.gs_url, args.local_dir)
+    report = move(
+        source, target, client=_client(args), workers=args.workers, progress=not args.no_progress
     )
     print(report.summary())
     return 0
+
+
+def upload(args: argparse.Namespace) -> int:
+    return _transfer(args, upload=True)
 
 
 def download(args: argparse.Namespace) -> int:
-    from cvlab.cloud import gcs
-
-    report = gcs.download_directory(
-        args.gs_url,
-        args.local_dir,
-        client=_client(args),
-        workers=args.workers,
-        progress=not args.no_progress,
-    )
-    print(report.summary())
-    return 0
+    return _transfer(args, upload=False)
 
 
 def ls(args: argparse.Namespace) -> int:
