@@ -27,6 +27,14 @@ from dataclasses import dataclass
 
 from cvlab.errors import CvlabError
 
+# Exit statuses of every command (one home; ``cvlab infer`` and ``cvlab flir prepare`` say them
+# in their ``--help``).
+EXIT_OK = 0  #: done
+EXIT_FAILED_REQUESTS = 1  #: some requests failed (``cvlab infer``), each one listed
+EXIT_USER_ERROR = 2  #: a user error, printed as one line by :func:`main`
+EXIT_SKIPPED_IMAGES = 3  #: done, but some input images were skipped, each one listed
+EXIT_INTERRUPTED = 130  #: Ctrl-C
+
 
 @dataclass(frozen=True)
 class Verb:
@@ -36,6 +44,8 @@ class Verb:
     verb: str
     target: str  # "module:name"
     help: str
+    #: the command loads TensorFlow: it is imported first, without its start-up log lines
+    tensorflow: bool = False
 
     @property
     def command(self) -> str:
@@ -58,18 +68,21 @@ AREAS: dict[str, str] = {
     "bench": "benchmarks (figures printed; speed targets live here, never in tests)",
 }
 
+# fmt: off
 VERBS: tuple[Verb, ...] = (
     Verb("", "infer", "cvlab.triton.commands:infer", "images -> Triton -> labels + overlays"),
     Verb("flir", "synth", "cvlab.datasets.commands:synth", "write a synthetic FLIR dataset"),
-    Verb("flir", "prepare", "cvlab.datasets.commands:prepare", "FLIR -> KITTI, images, TFRecords"),
-    Verb("flir", "stats", "cvlab.datasets.commands:stats", "class counts and box sizes"),
-    Verb("train", "run", "cvlab.train.commands:run", "train DetectNet_v2 on TAO TFRecords"),
+    Verb("flir", "prepare", "cvlab.datasets.commands:prepare",
+         "FLIR -> KITTI, images, TFRecords", True),
+    Verb("flir", "stats", "cvlab.datasets.commands:stats", "class counts and box sizes", True),
+    Verb("train", "run", "cvlab.train.commands:run", "train DetectNet_v2 on TAO TFRecords", True),
     Verb("train", "evaluate", "cvlab.train.commands:evaluate", "TAO AP of KITTI predictions"),
     Verb("train", "tao-commands", "cvlab.train.commands:tao_commands", "the lab's TAO commands"),
     Verb("train", "tao-log", "cvlab.train.commands:tao_log", "a TAO train log as a table"),
-    Verb("export", "onnx", "cvlab.export.commands:onnx", "Keras DetectNet_v2 -> ONNX"),
+    Verb("export", "onnx", "cvlab.export.commands:onnx", "Keras DetectNet_v2 -> ONNX", True),
     Verb("export", "tensorrt", "cvlab.export.commands:tensorrt", "ONNX -> TensorRT engine"),
-    Verb("export", "demo-model", "cvlab.export.commands:demo_model", "a repository + demo model"),
+    Verb("export", "demo-model", "cvlab.export.commands:demo_model",
+         "a repository + demo model", True),
     Verb("triton", "serve", "cvlab.triton.commands:serve", "run a local Triton until Ctrl-C"),
     Verb("triton", "check", "cvlab.triton.commands:check", "validate a model repository"),
     Verb("cloud", "upload", "cvlab.cloud.commands:upload", "upload a folder to gs://"),
@@ -81,13 +94,14 @@ VERBS: tuple[Verb, ...] = (
     Verb("cloud", "deploy", "cvlab.cloud.commands:deploy", "validate, upload, apply, smoke"),
     Verb("lab", "demo", "cvlab.lab.demo:demo", "run the six notebooks, write the report"),
     Verb("bench", "core", "cvlab.bench.core:bench", "decode + clustering, preprocessing"),
-    Verb("bench", "triton", "cvlab.bench.triton:bench", "client vs perf_analyzer"),
-    Verb("bench", "datasets", "cvlab.bench.datasets:bench", "synthetic FLIR -> TFRecords"),
-    Verb("bench", "train", "cvlab.bench.train:bench", "retraining quality (AP)"),
-    Verb("bench", "gpu", "cvlab.bench.gpu:bench", "TensorRT FP32/FP16/INT8 vs ONNX Runtime"),
-    Verb("bench", "standin", "cvlab.bench.standin:bench", "RGB stand-in per-class AP"),
-    Verb("bench", "all", "cvlab.cli:bench_all", "every benchmark with its defaults"),
+    Verb("bench", "triton", "cvlab.bench.triton:bench", "client vs perf_analyzer", True),
+    Verb("bench", "datasets", "cvlab.bench.datasets:bench", "synthetic FLIR -> TFRecords", True),
+    Verb("bench", "train", "cvlab.bench.train:bench", "retraining quality (AP)", True),
+    Verb("bench", "gpu", "cvlab.bench.gpu:bench", "TensorRT FP32/FP16/INT8 vs ONNX Runtime", True),
+    Verb("bench", "standin", "cvlab.bench.standin:bench", "RGB stand-in per-class AP", True),
+    Verb("bench", "all", "cvlab.cli:bench_all", "every benchmark with its defaults", True),
 )
+# fmt: on
 
 
 def parse_size(text: str) -> tuple[int, int]:
@@ -156,7 +170,7 @@ def build_parser() -> argparse.ArgumentParser:
         else:
             p = top.add_parser(verb.verb, help=verb.help, formatter_class=_Formatter)
         add_arguments(p)
-        p.set_defaults(func=run, command=verb.command)
+        p.set_defaults(func=run, command=verb.command, tensorflow=verb.tensorflow)
     return parser
 
 
@@ -166,15 +180,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):
         parser.print_help()
-        return 2
+        return EXIT_USER_ERROR
     try:
+        if args.tensorflow:
+            from cvlab.quiet import quiet_tensorflow
+
+            quiet_tensorflow()
         return int(args.func(args) or 0)
     except KeyboardInterrupt:
         print(f"cvlab {args.command}: interrupted", file=sys.stderr)
-        return 130
+        return EXIT_INTERRUPTED
     except (CvlabError, OSError, ValueError) as exc:
         print(f"cvlab {args.command}: error: {one_line(exc)}", file=sys.stderr)
-        return 2
+        return EXIT_USER_ERROR
 
 
 def one_line(exc: BaseException) -> str:

@@ -3,7 +3,9 @@
 Readers (Triton polling a repository, a notebook watching metrics.csv, a re-run resuming work)
 never see a half-written file, and a failure leaves the previous file (or none) in place. Every
 write cvlab makes goes through here: text, bytes, images (OpenCV), matplotlib figures and
-notebooks; :func:`list_images` is the one way a folder of images is listed.
+notebooks; :func:`list_images` is the one way a folder of images is listed. A set of files that
+only makes sense complete (TFRecord shards and their manifest) is written into a new folder that
+takes the old one's place at the end (:func:`atomic_directory`).
 
 Example:
     >>> import tempfile, pathlib
@@ -20,8 +22,12 @@ Example:
 from __future__ import annotations
 
 import contextlib
+import itertools
 import os
-import tempfile
+import re
+import secrets
+import shutil
+import threading
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -39,17 +45,105 @@ def atomic_path(path: str | os.PathLike, suffix: str | None = None) -> Iterator[
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(
-        dir=path.parent, prefix=f".{path.stem}.", suffix=path.suffix if suffix is None else suffix
+    tmp = path.with_name(
+        f".{path.stem}.{_temporary_tag()}{path.suffix if suffix is None else suffix}"
     )
-    os.close(fd)
-    os.unlink(tmp)  # writers create it themselves; some refuse to overwrite
     try:
-        yield Path(tmp)
+        yield tmp
         os.replace(tmp, path)
     except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        tmp.unlink(missing_ok=True)
         raise
+
+
+#: this process's part of temporary names (unique across hosts sharing a folder)
+_PROCESS_TAG = secrets.token_hex(4)
+_sequence = itertools.count()
+
+
+def _temporary_tag() -> str:
+    """A name part no other write uses (process, thread, sequence): no file needs creating and
+    removing to reserve it, as :func:`tempfile.mkstemp` does, which costs as much as writing a
+    KITTI label (the writer threads of ``cvlab infer`` write two files per frame).
+
+    >>> _temporary_tag() != _temporary_tag()
+    True
+    """
+    return f"{_PROCESS_TAG}-{os.getpid()}-{threading.get_ident()}-{next(_sequence)}"
+
+
+#: the name of a temporary file or folder of an atomic write still under way (or left by a kill)
+_UNFINISHED = re.compile(r"^\..*\.[0-9a-f]{8}-\d+-\d+-\d+(\.[^.]*)?$|^\..*\.tmp$")
+
+
+def is_unfinished_write(name: str) -> bool:
+    """True for the name of an atomic write's temporary file or folder (never content to read,
+    copy or upload).
+
+    >>> is_unfinished_write(f".model.{_temporary_tag()}.onnx"), is_unfinished_write(".x.tmp")
+    (True, True)
+    >>> is_unfinished_write("model.onnx"), is_unfinished_write(".flir-split.json")
+    (False, False)
+    """
+    return bool(_UNFINISHED.match(name))
+
+
+@contextlib.contextmanager
+def atomic_directory(path: str | os.PathLike) -> Iterator[Path]:
+    """Yield a new, empty folder beside ``path``; it takes ``path``'s place when the block succeeds.
+
+    The folder is filled under a dot name, ``.<name>.<tag>.tmp``, which globs (Python's, TAO's)
+    and listers that skip dot names never take for content. Whatever is at ``path`` (an earlier
+    complete folder) stays untouched until the block has succeeded; then it is renamed aside (a
+    dot name too), the new folder renamed in (with the old one's permissions), and the old one
+    deleted. Readers find the old folder, for an instant none, then the new one, never a
+    half-written one. On an exception (Ctrl-C included) the new folder is removed and ``path``
+    is as it was. When ``path`` is a symbolic link, the folder it points to is replaced and the
+    link kept.
+
+    >>> import tempfile, pathlib
+    >>> d = pathlib.Path(tempfile.mkdtemp())
+    >>> with atomic_directory(d / "set") as tmp:
+    ...     _ = (tmp / "a").write_text("complete")
+    >>> try:
+    ...     with atomic_directory(d / "set") as tmp:
+    ...         _ = (tmp / "b").write_text("half")
+    ...         raise OSError("disk full")
+    ... except OSError:
+    ...     pass
+    >>> sorted(str(p.relative_to(d)) for p in d.rglob("*"))
+    ['set', 'set/a']
+    """
+    path = Path(path)
+    if path.is_symlink():
+        path = path.resolve()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tag = _temporary_tag()
+    tmp, old = (path.with_name(f".{path.name}.{tag}.{what}") for what in ("tmp", "old"))
+    tmp.mkdir()
+    if path.is_dir():
+        shutil.copymode(path, tmp)  # the folder keeps its permissions
+    try:
+        yield tmp
+        if os.path.lexists(path):
+            os.rename(path, old)
+        os.rename(tmp, path)
+    except BaseException:
+        # Decided by what is on disk, not by how far this block got (a signal can come anywhere).
+        if os.path.lexists(old) and not os.path.lexists(path):
+            os.rename(old, path)  # the previous folder goes back
+        shutil.rmtree(tmp, ignore_errors=True)
+        _remove_entry(old)  # still there only when the swap was complete
+        raise
+    _remove_entry(old)
+
+
+def _remove_entry(path: Path) -> None:
+    """Delete a folder (with its content) or a file; nothing when there is none."""
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path, ignore_errors=True)  # a dot name: a leftover is never read as data
+    else:
+        path.unlink(missing_ok=True)
 
 
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:

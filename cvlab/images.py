@@ -30,6 +30,7 @@ Example:
 
 from __future__ import annotations
 
+import io
 import os
 from pathlib import Path
 from typing import Literal
@@ -66,15 +67,41 @@ class UnreadableImageError(CvlabError, OSError):
         return (type(self), (self.path, self.reason))
 
 
-def _header(path: str | os.PathLike) -> tuple[tuple[int, int], str | None]:
-    """``((width, height), PIL format name)`` from the file header (PIL opens lazily)."""
+def _header(
+    path: str | os.PathLike, data: bytes | None = None
+) -> tuple[tuple[int, int], str | None]:
+    """``((width, height), PIL format name)`` from the file header (PIL opens lazily); ``data``:
+    the file's bytes, already read (``path`` then only names it in errors)."""
     from PIL import Image
 
     try:
-        with Image.open(path) as im:
+        with Image.open(io.BytesIO(data) if data is not None else path) as im:
             return (int(im.size[0]), int(im.size[1])), im.format
     except (OSError, ValueError) as exc:
         raise UnreadableImageError(path, f"cannot read image header: {exc}") from None
+
+
+def _read_bytes(path: Path) -> bytes:
+    """The file's bytes; :class:`UnreadableImageError` when it is missing or cannot be read."""
+    try:
+        return path.read_bytes()
+    except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
+        raise UnreadableImageError(path, "no such file") from None
+    except OSError as exc:
+        raise UnreadableImageError(path, f"cannot read: {exc.strerror or exc}") from None
+
+
+def _decode(path: Path, data: bytes, flag: int) -> np.ndarray:
+    """``cv2.imdecode`` of a file's bytes; :class:`UnreadableImageError` when it fails.
+
+    ``imdecode`` refuses a JPEG cut short in its scan, which ``imread`` decodes (the missing
+    rows grey): such a file is read again with ``imread``, so both read the same files."""
+    image = cv2.imdecode(np.frombuffer(data, np.uint8), flag) if data else None
+    if image is None or image.size == 0:
+        image = cv2.imread(str(path), flag)
+    if image is None or image.size == 0:
+        raise UnreadableImageError(path, "cannot decode image (corrupt or not an image)")
+    return image
 
 
 def image_size(path: str | os.PathLike) -> tuple[int, int]:
@@ -129,26 +156,25 @@ def load_image_for_model(
     ``bgr=True`` returns OpenCV's BGR order (saves a colour conversion; see preprocess_image).
     """
     path = Path(path)
-    if path.suffix.lower() in (".jpg", ".jpeg") and path.is_file():
-        try:
-            (width, height), fmt = _header(path)
-        except UnreadableImageError:
-            fmt = None  # load_image below says what is wrong with the file
-        if fmt == "JPEG":
-            for factor, flag in _REDUCED_FLAGS:
-                rw, rh = -(-width // factor), -(-height // factor)
-                if (
-                    rw >= REDUCED_DECODE_MIN_FRACTION * input_size[0]
-                    and rh >= REDUCED_DECODE_MIN_FRACTION * input_size[1]
-                ):
-                    image = cv2.imread(str(path), flag)
-                    if image is None or image.size == 0:
-                        raise UnreadableImageError(
-                            path, "cannot decode image (corrupt or not an image)"
-                        )
-                    return to_rgb8(image, bgr), (width, height)
-    rgb = load_image(path, bgr)
-    return rgb, (rgb.shape[1], rgb.shape[0])
+    if path.suffix.lower() not in (".jpg", ".jpeg"):
+        rgb = load_image(path, bgr)
+        return rgb, (rgb.shape[1], rgb.shape[0])
+    data = _read_bytes(path)  # read once: the header and the pixels come from these bytes
+    try:
+        (width, height), fmt = _header(path, data)
+    except UnreadableImageError:
+        fmt = None  # _decode below says what is wrong with the file
+    flag = cv2.IMREAD_UNCHANGED  # as load_image
+    if fmt == "JPEG":
+        for factor, reduced in _REDUCED_FLAGS:
+            rw, rh = -(-width // factor), -(-height // factor)
+            if (
+                rw >= REDUCED_DECODE_MIN_FRACTION * input_size[0]
+                and rh >= REDUCED_DECODE_MIN_FRACTION * input_size[1]
+            ):
+                return to_rgb8(_decode(path, data, reduced), bgr), (width, height)
+    image = to_rgb8(_decode(path, data, flag), bgr)
+    return image, (image.shape[1], image.shape[0])
 
 
 def normalize_16bit(raw: np.ndarray, low: float = 1.0, high: float = 99.0) -> np.ndarray:

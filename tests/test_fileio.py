@@ -119,3 +119,88 @@ def test_list_images_any_case_sorted_files_only(tmp_path):
     assert list_images(tmp_path / "sub.jpg") == []
     with pytest.raises(NotADirectoryError):
         list_images(tmp_path / "a.png")
+
+
+def test_concurrent_writes_to_one_file_never_collide(tmp_path):
+    """Temporary names are unique per write (process, thread, sequence): 8 threads replacing
+    the same file 50 times each all succeed, the file holds one whole write, nothing is left."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    target = tmp_path / "label.txt"
+
+    def write(worker: int) -> None:
+        for i in range(50):
+            atomic_write_text(target, f"{worker} {i}\n" * 100)
+
+    with ThreadPoolExecutor(8) as pool:
+        list(pool.map(write, range(8)))
+    lines = target.read_text().splitlines()
+    assert len(lines) == 100 and len(set(lines)) == 1
+    assert [p.name for p in tmp_path.iterdir()] == ["label.txt"]
+
+
+def test_atomic_directory_replaces_a_folder_only_when_complete(tmp_path):
+    """The new folder takes the old one's place at the end; a failure (Ctrl-C here) leaves the
+    old folder byte for byte, and no temporary folder is left either way."""
+    from cvlab.fileio import atomic_directory
+
+    target = tmp_path / "set"
+    with atomic_directory(target) as new:
+        assert new.parent == tmp_path and new.name.startswith(".set.") and not list(new.iterdir())
+        (new / "a").write_text("1")
+        (new / "b").write_text("1")
+        assert not target.exists()  # nothing visible before the block succeeds
+    assert sorted(p.name for p in target.iterdir()) == ["a", "b"]
+    with pytest.raises(KeyboardInterrupt), atomic_directory(target) as new:
+        (new / "c").write_text("2")
+        raise KeyboardInterrupt
+    assert {p.name: p.read_text() for p in target.iterdir()} == {"a": "1", "b": "1"}
+    target.chmod(0o750)
+    with atomic_directory(target) as new:
+        (new / "c").write_text("2")
+    assert [p.name for p in target.iterdir()] == ["c"]  # replaced as a whole: a and b are gone
+    assert target.stat().st_mode & 0o777 == 0o750  # the folder's permissions are kept
+    assert [p.name for p in tmp_path.iterdir()] == ["set"]
+
+
+def test_atomic_directory_puts_the_old_folder_back_when_the_swap_fails(tmp_path, monkeypatch):
+    """Injected fault: the second rename of the swap (new folder into place) fails, after the
+    old folder was moved aside; the old folder is put back and the new one removed."""
+    import os
+
+    from cvlab import fileio
+
+    target = tmp_path / "set"
+    target.mkdir()
+    (target / "a").write_bytes(b"old")
+    real_rename, calls = os.rename, []
+
+    def failing_rename(src, dst):
+        calls.append((src, dst))
+        if len(calls) == 2:
+            raise OSError("injected: rename failed")
+        real_rename(src, dst)
+
+    monkeypatch.setattr(fileio.os, "rename", failing_rename)
+    with pytest.raises(OSError, match="injected"), fileio.atomic_directory(target) as new:
+        (new / "a").write_bytes(b"new")
+    assert calls[0][0] == target and calls[1][1] == target  # aside, then (failed) into place
+    assert [p.name for p in tmp_path.iterdir()] == ["set"]
+    assert (target / "a").read_bytes() == b"old"
+
+
+def test_atomic_directory_keeps_a_symbolic_link(tmp_path):
+    """A folder kept on another disk and linked in: the folder it points to is replaced."""
+    from cvlab.fileio import atomic_directory
+
+    elsewhere = tmp_path / "disk2" / "set"
+    elsewhere.mkdir(parents=True)
+    (elsewhere / "old").write_text("x")
+    link = tmp_path / "work" / "set"
+    link.parent.mkdir()
+    link.symlink_to(elsewhere, target_is_directory=True)
+    with atomic_directory(link) as new:
+        assert new.parent == elsewhere.parent
+        (new / "new").write_text("y")
+    assert link.is_symlink() and [p.name for p in link.iterdir()] == ["new"]
+    assert [p.name for p in elsewhere.parent.iterdir()] == ["set"]

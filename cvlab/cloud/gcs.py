@@ -287,18 +287,24 @@ def _same_content(path: Path, remote: BlobInfo | None) -> bool:
 
 
 def _local_files(local_dir: Path) -> dict[str, Path]:
-    """Files to upload: all but unfinished atomic writes and Python caches (``__pycache__``,
+    """Files to upload: all but unfinished atomic writes (files, or files in a folder being
+    written: :func:`cvlab.fileio.is_unfinished_write`) and Python caches (``__pycache__``,
     which Triton's python backend leaves beside a model.py)."""
+    from cvlab.fileio import is_unfinished_write
+
     if not local_dir.is_dir():
         raise FileNotFoundError(f"local directory not found: {local_dir}")
-    return {
-        p.relative_to(local_dir).as_posix(): p
-        for p in sorted(local_dir.rglob("*"))
-        if p.is_file()
-        and not (p.name.startswith(".") and p.name.endswith(".tmp"))
-        and "__pycache__" not in p.relative_to(local_dir).parts
-        and p.suffix != ".pyc"
-    }
+    files = {}
+    for p in sorted(local_dir.rglob("*")):
+        parts = p.relative_to(local_dir).parts
+        if (
+            p.is_file()
+            and not any(is_unfinished_write(part) for part in parts)
+            and "__pycache__" not in parts
+            and p.suffix != ".pyc"
+        ):
+            files["/".join(parts)] = p
+    return files
 
 
 # --------------------------------------------------------------------------- list

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from cvlab.cli import parse_size
+from cvlab.cli import EXIT_OK, EXIT_SKIPPED_IMAGES, parse_size
 from cvlab.detectnet import PEOPLENET_INPUT_SIZE
 
 
@@ -39,7 +39,7 @@ def prepare(args: argparse.Namespace) -> int:
     _print_some("unreadable", report.unreadable_images)
     _print_some("skipped", [f"{name}: {reason}" for name, reason in report.skipped_images])
     print(f"TAO dataset_convert spec: {report.spec_path}")
-    return 0
+    return EXIT_SKIPPED_IMAGES if report.unreadable_images or report.skipped_images else EXIT_OK
 
 
 def _print_some(what: str, lines: list[str], limit: int = 20) -> None:
@@ -84,6 +84,23 @@ def synth_arguments(p: argparse.ArgumentParser) -> None:
 
 def prepare_arguments(p: argparse.ArgumentParser) -> None:
     """``cvlab flir prepare`` options."""
+    p.description = (
+        "Convert a FLIR thermal download (v1.3 or v2, or `cvlab flir synth` output) into KITTI "
+        "labels, resized 3-channel JPEGs and TAO TFRecords, resuming an earlier run into the "
+        "same output."
+    )
+    p.epilog = (
+        "exit status:\n"
+        "  0    every image listed in the annotations was converted\n"
+        "  2    a usage or input error, in one line (also: no usable image at all; then\n"
+        "       nothing is written)\n"
+        "  3    some images were skipped (unreadable, bad file names, duplicates), each one\n"
+        "       listed with its reason; everything else was written\n"
+        "  130  interrupted: a rerun reuses the images done so far\n"
+        "\n"
+        "The TFRecords are written all or nothing: a failure or Ctrl-C while writing them\n"
+        "leaves the previous complete output/tfrecords (or none), never a partial set."
+    )
     p.add_argument("source", help="FLIR dataset root (or one split folder)")
     p.add_argument("output", help="output directory")
     p.add_argument("--classes", default="person", help="comma-separated, e.g. person,car,bicycle")

@@ -7,8 +7,10 @@ Output layout of :func:`prepare_flir_dataset` (``OUT`` = ``output_dir``):
   960x544 scales x by 1.5 and y by 1.0625); an empty file for a frame without kept objects.
 * ``OUT/tfrecords/flir-fold-00F-of-002-shard-0000N-of-00010`` (fold 0 = validation) and the
   split manifest ``OUT/tfrecords/.flir-split.json`` (frame ids per shard and fold), see
-  :mod:`cvlab.formats.tfrecords`; ``OUT/dataset_convert_spec.txt`` to regenerate them with TAO
-  (:func:`cvlab.formats.tao_spec.build_dataset_convert_spec`).
+  :mod:`cvlab.formats.tfrecords`; written all or nothing (a new folder takes the old one's place
+  when complete: a failure or Ctrl-C leaves the previous complete set, or none);
+  ``OUT/dataset_convert_spec.txt`` to regenerate them with TAO
+  (:func:`cvlab.formats.tao_spec.build_dataset_convert_spec`), written after them.
 * ``OUT/prepare_options.json``: options of the run and the SHA-256 of each annotation file read,
   the resume marker. Images/labels in ``OUT`` that are not part of the current run (an earlier
   run on other splits, or a now unreadable source) are removed, because TAO's converter takes
@@ -482,9 +484,7 @@ def prepare_flir_dataset(
 
     from cvlab.formats.tfrecords import write_tfrecords
 
-    for old in (out / TFRECORDS_DIR).glob(f"{TFRECORD_PREFIX}-fold-*"):
-        old.unlink()  # a new partition replaces the old shards
-    written = write_tfrecords(
+    written = write_tfrecords(  # the new set replaces the old folder, once it is complete
         out,
         out / TFRECORDS_DIR / TFRECORD_PREFIX,
         image_dir_name=IMAGES_DIR,

@@ -864,8 +864,6 @@ def write_synthetic_rgb_set(
         for path in (root / folder).glob("rgb_*"):
             if path.stem not in keep:
                 path.unlink()
-    for old in (root / "tfrecords").glob("rgb-fold-*"):
-        old.unlink()
     result = write_tfrecords(
         root,
         root / "tfrecords" / "rgb",

@@ -19,11 +19,16 @@ Layout written by :func:`write_tfrecords` (as ``detectnet_v2 dataset_convert`` w
   ``target/occlusion`` int64. Labels are parsed by :func:`cvlab.formats.kitti.read_kitti_objects`;
   boxes that :func:`cvlab.formats.kitti.tao_keeps_box` rejects are skipped (TAO's check) and
   counted.
-* The split manifest ``OUT/tfrecords/.<prefix>-split.json`` (:func:`split_manifest_path`),
-  written last and atomically: which frame ids went into which shard file and fold, so the split
-  is known without reading the records (:func:`read_split`; TFRecords made by TAO have no
-  manifest and are read instead). It is a dot file so that globs like ``tfrecords/*`` (Python's
-  :func:`glob.glob`, which TAO uses for ``tfrecords_path``) do not take it for a TFRecord.
+* The split manifest ``OUT/tfrecords/.<prefix>-split.json`` (:func:`split_manifest_path`):
+  which frame ids went into which shard file and fold, so the split is known without reading the
+  records (:func:`read_split`; TFRecords made by TAO have no manifest and are read instead). It
+  is a dot file so that globs like ``tfrecords/*`` (Python's :func:`glob.glob`, which TAO uses
+  for ``tfrecords_path``) do not take it for a TFRecord.
+* All or nothing: the shards and the manifest are written into a new dot folder beside
+  ``OUT/tfrecords`` that takes its place only when the whole set is written
+  (:func:`cvlab.fileio.atomic_directory`); a failure or Ctrl-C half-way leaves the previous
+  complete set (or no folder) as it was, never a partial set that training would read. The
+  folder is the set (TAO reads ``tfrecords/*``): it holds one prefix's shards and nothing else.
 
 Read back with ``tf.data``: ``tf.io.parse_single_example(serialized, FEATURE_SPEC)``, or
 :func:`read_records` (one :class:`Record` per frame), or :func:`read_tfrecords` (a pandas
@@ -62,8 +67,8 @@ import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
-from cvlab.errors import FormatError
-from cvlab.fileio import atomic_path, atomic_write_text
+from cvlab.errors import CvlabError, FormatError
+from cvlab.fileio import atomic_directory, atomic_path, atomic_write_text
 from cvlab.formats.kitti import KittiObject, read_kitti_objects, tao_keeps_box
 from cvlab.images import image_size
 
@@ -314,6 +319,23 @@ def _frame_objects(label: Path) -> tuple[list[KittiObject], list[str]]:
     return objects, skipped
 
 
+def _entries_not_of_the_set(folder: Path, prefix: str) -> list[str]:
+    """Entries of ``folder`` that a new set of ``prefix`` would not replace: anything but its
+    shards and dot files (its split manifest, temporaries left by a killed writer)."""
+    if not folder.exists():
+        return []
+    if not folder.is_dir():
+        raise NotADirectoryError(f"{folder}: not a directory")
+    foreign = []
+    for entry in sorted(folder.iterdir()):
+        name = parse_shard_name(entry.name)
+        if entry.name.startswith(".") and not entry.is_dir():
+            continue
+        if name is None or name.prefix != prefix:
+            foreign.append(entry.name)
+    return foreign
+
+
 def write_tfrecords(
     root: str | os.PathLike,
     output_prefix: str | os.PathLike,
@@ -328,44 +350,56 @@ def write_tfrecords(
 ) -> TFRecordResult:
     """Convert ``root/<image_dir_name>`` + ``root/<label_dir_name>`` like TAO ``dataset_convert``.
 
-    Each shard is written atomically, so a failure leaves no partial shard; the split manifest
-    (:func:`split_manifest_path`) is removed first and written last, so it only exists for a
-    complete set. Image sizes come from the file headers (no decoding).
+    All or nothing: the shards and the split manifest (:func:`split_manifest_path`) are written
+    into a new folder that replaces ``output_prefix``'s folder only when the set is complete
+    (:func:`cvlab.fileio.atomic_directory`), so shards of an earlier run (another ``num_shards``
+    included) never mix with this run's, and a failure leaves the earlier set as it was. That
+    folder must hold nothing but this prefix's TFRecords (:class:`cvlab.errors.CvlabError`
+    otherwise, before anything is written). Image sizes come from the file headers (no decoding).
     """
     import tensorflow as tf
 
     root = Path(root)
     output_prefix = Path(output_prefix)
-    output_prefix.parent.mkdir(parents=True, exist_ok=True)
-    manifest_path = split_manifest_path(output_prefix)
-    manifest_path.unlink(missing_ok=True)
+    folder, prefix = output_prefix.parent, output_prefix.name
+    foreign = _entries_not_of_the_set(folder, prefix)
+    if foreign:
+        raise CvlabError(
+            f"{folder}: holds {len(foreign)} entries that are not {prefix!r} TFRecords "
+            f"({', '.join(foreign[:3])}{', ...' if len(foreign) > 3 else ''}); the folder is "
+            "replaced as a whole, so write the TFRecords into a folder of their own"
+        )
     ids = list_frame_ids(root / image_dir_name, image_extension)
     folds = shard_partitions(random_partition(ids, val_split, seed), num_shards)
     result = TFRecordResult()
     manifest = SplitManifest(
-        output_prefix.name, [], image_dir_name, image_extension, val_split, seed, num_shards
+        prefix, [], image_dir_name, image_extension, val_split, seed, num_shards
     )
-    bar = tqdm(total=len(ids), desc="TFRecords", unit="img", disable=not progress)
-    for fold, shards in enumerate(folds):
-        result.frames_per_fold[fold] = sum(len(s) for s in shards)
-        for s, shard in enumerate(shards):
-            out = Path(shard_file_name(output_prefix, fold, NUM_FOLDS, s, max(num_shards, 1)))
-            with atomic_path(out) as tmp, tf.io.TFRecordWriter(str(tmp)) as writer:
-                for frame in shard:
-                    label = root / label_dir_name / f"{frame}.txt"
-                    if not label.is_file():
-                        raise FileNotFoundError(f"{label}: label file missing for {frame}")
-                    objects, skipped = _frame_objects(label)
-                    result.skipped_boxes.extend(skipped)
-                    width, height = image_size(root / image_dir_name / f"{frame}{image_extension}")
-                    ex = make_example(f"{image_dir_name}/{frame}", width, height, objects)
-                    writer.write(ex.SerializeToString())
-                    result.objects_per_class.update(o.class_name for o in objects)
-                    bar.update()
-            result.files.append(out)
-            manifest.shards.append(ManifestShard(out.name, fold, list(shard)))
-    bar.close()
-    result.manifest = write_split_manifest(manifest_path, manifest)
+    with (
+        tqdm(total=len(ids), desc="TFRecords", unit="img", disable=not progress) as bar,
+        atomic_directory(folder.absolute()) as new_folder,
+    ):
+        for fold, shards in enumerate(folds):
+            result.frames_per_fold[fold] = sum(len(s) for s in shards)
+            for s, shard in enumerate(shards):
+                name = shard_file_name(prefix, fold, NUM_FOLDS, s, max(num_shards, 1))
+                with tf.io.TFRecordWriter(str(new_folder / name)) as writer:
+                    for frame in shard:
+                        label = root / label_dir_name / f"{frame}.txt"
+                        if not label.is_file():
+                            raise FileNotFoundError(f"{label}: label file missing for {frame}")
+                        objects, skipped = _frame_objects(label)
+                        result.skipped_boxes.extend(skipped)
+                        image = root / image_dir_name / f"{frame}{image_extension}"
+                        width, height = image_size(image)
+                        ex = make_example(f"{image_dir_name}/{frame}", width, height, objects)
+                        writer.write(ex.SerializeToString(deterministic=True))
+                        result.objects_per_class.update(o.class_name for o in objects)
+                        bar.update()
+                result.files.append(folder / name)
+                manifest.shards.append(ManifestShard(name, fold, list(shard)))
+        write_split_manifest(split_manifest_path(new_folder / prefix), manifest)
+    result.manifest = split_manifest_path(output_prefix)
     return result
 
 
@@ -395,7 +429,8 @@ def write_records(path: str | os.PathLike, records: Sequence[Record]) -> None:
             objects = [
                 KittiObject(cls, tuple(box)) for cls, box in zip(r.classes, boxes, strict=True)
             ]
-            writer.write(make_example(r.frame_id, r.width, r.height, objects).SerializeToString())
+            example = make_example(r.frame_id, r.width, r.height, objects)
+            writer.write(example.SerializeToString(deterministic=True))
 
 
 # --- reading --------------------------------------------------------------------------------

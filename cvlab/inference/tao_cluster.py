@@ -33,7 +33,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from cvlab.inference.cluster import dbscan_labels_from_core, tao_nms
+from cvlab.inference.cluster import dbscan_labels_from_core, neighbourhood_weight, tao_nms
 from cvlab.inference.clustering_config import ClassClusteringConfig
 
 #: The regulariser TAO's training-time ``compute_iou`` adds to every IoU denominator.
@@ -65,7 +65,7 @@ def tao_dbscan_labels(
     weights = np.asarray(weights)
     limit = max(int(min_samples), 1)
     near = np.asarray(distance) <= eps
-    sums = near @ weights.astype(np.float64)
+    sums = neighbourhood_weight(near, weights)
     core = sums >= limit
     for i in np.flatnonzero(np.abs(sums - limit) < 1e-3):
         core[i] = np.sum(weights[near[i]]) >= limit

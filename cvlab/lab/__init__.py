@@ -9,8 +9,8 @@ the previous ones produced.
 
 The helpers live in small modules, one job each:
 
-- :mod:`cvlab.lab.quiet`: TensorFlow's log levels and harmless warnings, set before it loads;
-- :mod:`cvlab.lab.progress`: progress bars that notebooks save finished;
+- :mod:`cvlab.lab.progress`: the notebook set-up (TensorFlow quiet, with :mod:`cvlab.quiet`) and
+  progress bars that notebooks save finished;
 - :mod:`cvlab.lab.workspace`: the workspace layout, its state file, records for the report;
 - :mod:`cvlab.lab.environment`: the environment check and verdict, the NGC download, timings;
 - :mod:`cvlab.lab.data`: FLIR source, preparation, ground truth, sample images, statistics;
@@ -34,7 +34,7 @@ from __future__ import annotations
 
 # First, before anything loads TensorFlow or tqdm: in a notebook kernel, TensorFlow's start-up
 # lines stay out of the notebook and progress bars are saved finished (no effect elsewhere).
-from cvlab.lab.quiet import setup_notebook
+from cvlab.lab.progress import setup_notebook
 
 setup_notebook()
 

@@ -4,7 +4,7 @@ Each notebook is executed with nbclient on the ``python3`` kernel of this Python
 with a papermill-style "injected-parameters" cell added after its ``parameters`` cell (so the
 whole run shares one workspace). The kernel talks to nbclient over local IPC sockets (no TCP
 port, no plain-text network traffic), starts with TensorFlow's log levels set
-(:data:`cvlab.lab.quiet.LOG_ENVIRONMENT`), and the executed notebooks keep their widget state,
+(:data:`cvlab.quiet.LOG_ENVIRONMENT`), and the executed notebooks keep their widget state,
 so they show the rendered tuner when opened. Executed notebooks go to ``OUTPUT/notebooks/``
 (``.ipynb`` and an HTML copy made by nbconvert), the report to ``OUTPUT/report.html``, and the
 measured time of each notebook to :data:`TIMINGS_FILE` (the notebooks print it: "How long").
@@ -35,8 +35,8 @@ from typing import Any
 
 from cvlab.errors import CvlabError
 from cvlab.fileio import atomic_write_text
-from cvlab.lab.quiet import LOG_ENVIRONMENT
 from cvlab.lab.workspace import REPO_ROOT, resolve_workspace_path
+from cvlab.quiet import LOG_ENVIRONMENT
 
 #: The lab's notebooks, in order.
 NOTEBOOKS = (
@@ -104,7 +104,7 @@ def ensure_kernelspec(name: str = KERNEL_NAME) -> None:
 def kernel_environment() -> dict[str, str]:
     """Environment of the notebook kernels: this process's, with figures shown inline (an
     inherited ``MPLBACKEND=Agg`` would hide them) and TensorFlow's and gRPC's log levels set
-    before anything loads them (:data:`cvlab.lab.quiet.LOG_ENVIRONMENT`, unless already set)."""
+    before anything loads them (:data:`cvlab.quiet.LOG_ENVIRONMENT`, unless already set)."""
     env = dict(os.environ)
     env["MPLBACKEND"] = "module://matplotlib_inline.backend_inline"
     for key, value in LOG_ENVIRONMENT.items():

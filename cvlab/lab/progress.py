@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import html
 import io
+import sys
 import uuid
 from typing import Any
 
@@ -107,8 +108,6 @@ class NotebookProgress(tqdm_asyncio):
 def use_in_notebooks() -> bool:
     """Inside a Jupyter kernel, make ``tqdm.auto.tqdm`` (and ``trange``) create
     :class:`NotebookProgress` bars; returns whether it did (False elsewhere)."""
-    from cvlab.lab.quiet import in_notebook_kernel
-
     if not in_notebook_kernel():
         return False
     import tqdm.auto
@@ -120,4 +119,26 @@ def use_in_notebooks() -> bool:
     for module in (tqdm.auto, tqdm.autonotebook):
         module.tqdm = NotebookProgress  # type: ignore[misc,assignment]
         module.trange = trange  # type: ignore[assignment]
+    return True
+
+
+def in_notebook_kernel() -> bool:
+    """True inside a Jupyter kernel (an IPython ``ZMQInteractiveShell``)."""
+    ipython = sys.modules.get("IPython")
+    if ipython is None:
+        return False
+    shell = ipython.get_ipython()
+    return shell is not None and type(shell).__name__ == "ZMQInteractiveShell"
+
+
+def setup_notebook() -> bool:
+    """In a Jupyter kernel: quiet TensorFlow (:func:`cvlab.quiet.quiet_tensorflow`) and progress
+    bars that are saved finished (:func:`use_in_notebooks`). Elsewhere nothing
+    changes. Returns whether it ran; ``import cvlab.lab`` calls it."""
+    if not in_notebook_kernel():
+        return False
+    from cvlab.quiet import quiet_tensorflow
+
+    quiet_tensorflow()
+    use_in_notebooks()
     return True

@@ -107,6 +107,13 @@ def evaluate_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--classes", default=None, help="comma-separated (default: all in labels)")
     p.add_argument("--min-height", type=float, default=4)
     p.add_argument("--min-width", type=float, default=4)
+    p.add_argument(
+        "--convention",
+        default="exact",
+        choices=["exact", "tao"],
+        help="exact: continuous box IoU; tao: TAO's evaluation to the letter (+1 pixel box "
+        "sizes, its ordering of tied confidences), to compare with a TAO log's AP",
+    )
     p.add_argument("--csv", default=None, help="also write the AP table here")
     p.add_argument("--plot", default=None, help="also save the PR curves (PNG) here")
 
@@ -142,9 +149,11 @@ def evaluate(args: argparse.Namespace) -> int:
         mode=args.mode,
         min_height=args.min_height,
         min_width=args.min_width,
+        convention=args.convention,
     )
     print(result.per_class.to_string(index=False, float_format=lambda v: f"{v:.4f}"))
-    print(f"mAP ({args.mode}, IoU >= {args.iou:g}): {result.mean_ap:.4f}")
+    convention = ", TAO convention" if args.convention == "tao" else ""
+    print(f"mAP ({args.mode}, IoU >= {args.iou:g}{convention}): {result.mean_ap:.4f}")
     if args.csv:
         from cvlab.fileio import atomic_write_text
 

@@ -27,15 +27,17 @@ from __future__ import annotations
 
 import contextlib
 import os
+import queue
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from cvlab.cli import EXIT_FAILED_REQUESTS, EXIT_OK, EXIT_SKIPPED_IMAGES
 from cvlab.detections import Detections
 from cvlab.detectnet import PEOPLENET_CLASSES
 from cvlab.errors import ConfigError
@@ -44,8 +46,6 @@ from cvlab.triton.client import RequestError, TritonClientError, TritonDetectNet
 SUPPORTED_MODES = ("DetectNet_v2",)
 #: What to do with an image that cannot be read: leave it out and list it, or stop the run.
 UNREADABLE = ("skip", "raise")
-#: Exit status of ``cvlab infer`` (:attr:`InferSummary.exit_status`).
-EXIT_OK, EXIT_FAILED_REQUESTS, EXIT_SKIPPED_IMAGES = 0, 1, 3
 #: JPEG decoding floor for a full-size overlay: never decode at a reduced scale.
 _FULL_DECODE = (1 << 30, 1 << 30)
 
@@ -227,6 +227,32 @@ def make_postprocessor(
     return DetectNetPostprocessor(config, names, model_size=model_size), config
 
 
+@contextlib.contextmanager
+def opencv_single_threaded() -> Iterator[None]:
+    """Run OpenCV single-threaded inside the block, then restore its thread count.
+
+    The pipeline already works on several frames at once (reading, postprocessing and writer
+    threads); OpenCV's own worker threads on top of that only compete with the server for the
+    cores (``cvlab bench triton --end-to-end``).
+
+    >>> import cv2
+    >>> before = cv2.getNumThreads()
+    >>> with opencv_single_threaded():
+    ...     cv2.getNumThreads()
+    1
+    >>> cv2.getNumThreads() == before
+    True
+    """
+    import cv2
+
+    before = cv2.getNumThreads()
+    cv2.setNumThreads(1)
+    try:
+        yield
+    finally:
+        cv2.setNumThreads(before)
+
+
 def infer_frames(
     client: TritonDetectNetClient,
     paths: Sequence[str | os.PathLike],
@@ -246,8 +272,8 @@ def infer_frames(
     """Every image through ``client`` and ``postprocessor``: one :class:`Frame` per answered
     image, in input order.
 
-    ``on_result`` gets each :class:`Frame` as soon as its batch is answered (to write outputs
-    while later batches are in flight); with ``keep_images`` its ``image`` is the frame the
+    ``on_result`` gets each :class:`Frame` as soon as its batch is answered and clustered (to
+    write outputs while later batches are in flight), on the postprocessing thread; with ``keep_images`` its ``image`` is the frame the
     reading thread decoded (BGR; ``decode_size``: the smallest size a JPEG may be decoded at,
     default the model input), handed over once and not kept. Failed requests:
     ``on_error="raise"`` raises :class:`InferenceFailedError` (holding the successful
@@ -286,24 +312,48 @@ def infer_frames(
             decoded[index] = batch.frames
         return batch
 
-    def on_outputs(index: int, names: list[str], sizes: list, outputs: dict) -> None:
-        dets = post.batch(outputs, sizes, names)
-        images = decoded.pop(index, None)
-        answered[index] = [
-            Frame(d, {k: v[i] for k, v in outputs.items()} if keep_outputs else None)
-            for i, d in enumerate(dets)
-        ]
-        if on_result is not None:
-            for i, frame in enumerate(answered[index]):
-                image = images[i] if images is not None else None
-                on_result(Frame(frame.detections, frame.outputs, image))
+    # clustering and ``on_result`` run on one postprocessing thread, so the thread that sends
+    # requests (and, over HTTP, runs tritonclient's event loop) goes straight back to the
+    # network; the bounded queue keeps memory flat when postprocessing falls behind
+    handoff: queue.Queue = queue.Queue(maxsize=max(2, client.concurrency))
+    failure: list[BaseException] = []
 
-    try:
-        errors = client.stream_images(
-            paths, on_outputs, batch_size, async_mode=async_mode, progress=progress, load=load
-        )
-    finally:
-        decoded.clear()
+    def postprocess() -> None:
+        while (item := handoff.get()) is not None:
+            if failure:
+                continue  # after an error, drain without work
+            index, names, sizes, outputs, images = item
+            try:
+                dets = post.batch(outputs, sizes, names)
+                answered[index] = [
+                    Frame(d, {k: v[i] for k, v in outputs.items()} if keep_outputs else None)
+                    for i, d in enumerate(dets)
+                ]
+                if on_result is not None:
+                    for i, frame in enumerate(answered[index]):
+                        image = images[i] if images is not None else None
+                        on_result(Frame(frame.detections, frame.outputs, image))
+            except BaseException as exc:  # noqa: BLE001 - raised on the sending thread
+                failure.append(exc)
+
+    def on_outputs(index: int, names: list[str], sizes: list, outputs: dict) -> None:
+        if failure:
+            raise failure[0]
+        handoff.put((index, names, sizes, outputs, decoded.pop(index, None)))
+
+    worker = threading.Thread(target=postprocess, name="cvlab-postprocess", daemon=True)
+    with opencv_single_threaded():
+        worker.start()
+        try:
+            errors = client.stream_images(
+                paths, on_outputs, batch_size, async_mode=async_mode, progress=progress, load=load
+            )
+        finally:
+            handoff.put(None)
+            worker.join()
+            decoded.clear()
+    if failure:
+        raise failure[0]
     frames = [f for key in sorted(answered) for f in answered[key]]
     if errors and on_error == "raise":
         raise InferenceFailedError(list(errors), [f.detections for f in frames])
@@ -452,29 +502,32 @@ def run_inference(
         def on_result(frame: Frame) -> None:
             writer.submit(frame.detections, names[frame.detections.image_path], frame.image)
 
-        try:
-            frames = infer_frames(
-                client,
-                paths,
-                post,
-                batch_size,
-                async_mode=async_mode,
-                progress=progress,
-                on_error=on_error,
-                on_result=on_result if writer is not None else None,
-                keep_outputs=keep_outputs,
-                keep_images=overlays,
-                decode_size=_decode_floor(client.input_size, overlay_size) if overlays else None,
-                unreadable=unreadable,
-                on_skip=on_skip,
-            )
-        except BaseException:
-            if writer is not None:  # the queued frames are written, even on Ctrl-C
-                with contextlib.suppress(Exception):  # the first error is the one to report
-                    writer.close()
-            raise
-        if writer is not None:
-            writer.close()
+        with opencv_single_threaded():  # the writers too, until the last overlay is written
+            try:
+                frames = infer_frames(
+                    client,
+                    paths,
+                    post,
+                    batch_size,
+                    async_mode=async_mode,
+                    progress=progress,
+                    on_error=on_error,
+                    on_result=on_result if writer is not None else None,
+                    keep_outputs=keep_outputs,
+                    keep_images=overlays,
+                    decode_size=_decode_floor(client.input_size, overlay_size)
+                    if overlays
+                    else None,
+                    unreadable=unreadable,
+                    on_skip=on_skip,
+                )
+            except BaseException:
+                if writer is not None:  # the queued frames are written, even on Ctrl-C
+                    with contextlib.suppress(Exception):  # the first error is the one to report
+                        writer.close()
+                raise
+            if writer is not None:
+                writer.close()
         summary.detections = [f.detections for f in frames]
         if keep_outputs:
             summary.outputs = [f.outputs for f in frames]

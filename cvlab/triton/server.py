@@ -232,7 +232,7 @@ def _reason(line: str) -> str:
     return text.split("\\n", 1)[0].strip()
 
 
-def _pids_mentioning(text: str) -> list[int]:
+def pids_mentioning(text: str) -> list[int]:
     """Processes whose command line contains ``text`` (a folder or region name in use)."""
     needle = text.encode()
     pids = []
@@ -263,7 +263,7 @@ def sweep_stale(tmp_root: str | os.PathLike | None = None) -> list[str]:
             with contextlib.suppress(OSError):
                 if path.lstat().st_uid != os.getuid() or not path.is_dir():
                     continue
-                if _pids_mentioning(str(path)):
+                if pids_mentioning(str(path)):
                     continue
                 shutil.rmtree(path, ignore_errors=True)
                 removed.append(str(path))
@@ -271,7 +271,7 @@ def sweep_stale(tmp_root: str | os.PathLike | None = None) -> list[str]:
     with contextlib.suppress(OSError):
         for path in SHM_DIR.iterdir():
             match = region.match(path.name)
-            if not match or pid_alive(int(match.group(1))) or _pids_mentioning(path.name):
+            if not match or pid_alive(int(match.group(1))) or pids_mentioning(path.name):
                 continue
             with contextlib.suppress(OSError):
                 path.unlink()

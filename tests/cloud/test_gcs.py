@@ -78,10 +78,27 @@ def test_emulator_host_needs_scheme(monkeypatch):
 
 
 def test_upload_download_verify_round_trip(gcs_emulator, tmp_path):
+    """Uploaded while a file and a folder are being written atomically: their temporaries
+    are left out (as are Python caches); other dot files are content."""
+    from cvlab.fileio import atomic_directory, atomic_path
+
     src = tmp_path / "repo"
     files = make_tree(src)
+    files["data/.flir-split.json"] = b"{}"
+    (src / "data").mkdir()
+    (src / "data" / ".flir-split.json").write_bytes(b"{}")
+    (src / "peoplenet" / "__pycache__").mkdir()
+    (src / "peoplenet" / "__pycache__" / "model.cpython-311.pyc").write_bytes(b"cache")
     client = gcs_emulator.client()
-    report = upload_directory(src, URL, client=client, workers=4, progress=False)
+    with (
+        pytest.raises(InterruptedError),  # two writes under way, abandoned after the upload
+        atomic_path(src / "peoplenet" / "1" / "model.onnx") as half_file,
+        atomic_directory(src / "data" / "tfrecords") as half_folder,
+    ):
+        half_file.write_bytes(b"half")
+        (half_folder / "fold-000").write_bytes(b"half")
+        report = upload_directory(src, URL, client=client, workers=4, progress=False)
+        raise InterruptedError
     assert sorted(report.transferred) == sorted(files) and report.skipped == []
     assert report.bytes_transferred == sum(len(v) for v in files.values())
     listed = {b.path: b for b in list_blobs(URL, client=client)}

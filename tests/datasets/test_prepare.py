@@ -380,3 +380,35 @@ def test_symlinked_image_folder(tmp_path: Path) -> None:
     np.testing.assert_allclose(dets.xyxy, [[150, 53.12, 180, 138.12]], atol=0.01)
     again = prepare_flir_dataset(src, tmp_path / "out", num_shards=1, progress=False)
     assert (again.images_resumed, again.labels_updated) == (2, 0)
+
+
+def test_a_failed_tfrecord_write_leaves_no_tfrecords(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Injected fault: the writer's second ``shard_file_name`` call raises a disk error (after
+    the first shard). No TFRecords folder, no spec and nothing temporary is left; the images and
+    labels done are kept for the rerun, which then writes the whole set."""
+    from cvlab.formats import tfrecords as tfr
+
+    src, out = tmp_path / "src", tmp_path / "out"
+    write_v1_split(src, [image(i) for i in range(4)], [ann(1, 0, 1, [100, 50, 20, 80])])
+    real, calls = tfr.shard_file_name, []
+
+    def disk_full_on_second_shard(*args, **kwargs):
+        calls.append(args)
+        if len(calls) == 2:
+            raise OSError(28, "No space left on device (injected)")
+        return real(*args, **kwargs)
+
+    with monkeypatch.context() as m:
+        m.setattr(tfr, "shard_file_name", disk_full_on_second_shard)
+        with pytest.raises(OSError, match="injected"):
+            prepare_flir_dataset(src, out, num_shards=2, progress=False)
+    assert len(calls) == 2
+    assert sorted(p.name for p in out.iterdir()) == ["images", "labels", "prepare_options.json"]
+    assert not list(out.rglob(".*"))
+    again = prepare_flir_dataset(src, out, num_shards=2, progress=False)
+    assert again.images_resumed == 4 and len(again.tfrecord_files) == 2
+    assert sorted(read_split(again.tfrecords_dir).frame_ids(0)) == [
+        f"FLIR_{i:05d}" for i in (1, 2, 3, 4)
+    ]

@@ -96,6 +96,8 @@ def test_label_rules_follow_tao(tmp_path: Path) -> None:
         "person 0.00 0 0.00 10.2 20.0 10.9 40.0 0 0 0 0 0 0 0\n"  # int(x1) == int(x2): TAO skips
     )
     result = tfr.write_tfrecords(tmp_path, tmp_path / "tf" / "t", val_split=0, num_shards=1)
+    assert result.files == [tmp_path / "tf" / "t-fold-000-of-002-shard-00000-of-00001"]
+    assert result.manifest == tmp_path / "tf" / ".t-split.json"
     assert result.skipped_boxes == [f"{label}_1: [10, 20, 10, 40]"]
     assert dict(result.objects_per_class) == {"person": 1}
     (rec,) = tfr.read_records(result.files)
@@ -107,7 +109,88 @@ def test_label_rules_follow_tao(tmp_path: Path) -> None:
     with pytest.raises(KittiFormatError, match=r"a.txt:1: expected 15 fields, got 16") as info:
         tfr.write_tfrecords(tmp_path, tmp_path / "tf" / "t", val_split=0, num_shards=1)
     assert (info.value.path, info.value.line) == (str(label), 1)
-    assert not (tmp_path / "tf" / ".t-split.json").exists()  # no manifest for a failed set
+    # The failed set is not written: the complete one before it stays, manifest included.
+    assert tfr.read_split(tmp_path / "tf").manifests == [tmp_path / "tf" / ".t-split.json"]
+    assert [r.frame_id for r in tfr.read_records(tmp_path / "tf")] == ["images/a"]
+
+
+def _small_dataset(root: Path, frames: int = 6) -> Path:
+    """``root/images/fNN.jpg`` + ``root/labels/fNN.txt``, one person each."""
+    for i in range(frames):
+        write_frame(root / "images" / f"f{i:02d}.jpg", (64, 48))
+        label = root / "labels" / f"f{i:02d}.txt"
+        label.parent.mkdir(exist_ok=True)
+        label.write_text(f"person 0.00 0 0.00 {i} 2.0 {i + 20} 30.0 0 0 0 0 0 0 0\n")
+    return root
+
+
+def _files(folder: Path) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in sorted(folder.iterdir())}
+
+
+def _fail_after_first_shard(monkeypatch: pytest.MonkeyPatch, exc: BaseException) -> list[str]:
+    """Injects the fault: the writer names each shard with ``shard_file_name``; its second call
+    raises ``exc``, after the first shard is written (a disk error or Ctrl-C half-way)."""
+    real, names = tfr.shard_file_name, []
+
+    def failing(*args, **kwargs):
+        if names:
+            raise exc
+        names.append(real(*args, **kwargs))
+        return names[-1]
+
+    monkeypatch.setattr(tfr, "shard_file_name", failing)
+    return names
+
+
+def test_a_failed_write_leaves_no_partial_set(tmp_path: Path, monkeypatch) -> None:
+    """All or nothing: with no earlier set, no folder and no shard; nothing temporary left."""
+    root = _small_dataset(tmp_path / "data")
+    out = tmp_path / "out"
+    names = _fail_after_first_shard(monkeypatch, OSError("injected: no space left on device"))
+    with pytest.raises(OSError, match="injected"):
+        tfr.write_tfrecords(root, out / "tfrecords" / "t", num_shards=3, progress=False)
+    assert names == ["t-fold-000-of-002-shard-00000-of-00003"]  # one shard was written
+    assert not (out / "tfrecords").exists()
+    assert [p.name for p in out.iterdir()] == []  # no temporary folder either
+
+
+def test_a_failed_write_keeps_the_previous_set_byte_for_byte(tmp_path: Path, monkeypatch) -> None:
+    """A rerun (Ctrl-C here, with another shard count) that fails leaves the earlier complete
+    set exactly as it was; one that succeeds replaces it entirely (no shard of the old count)."""
+    root = _small_dataset(tmp_path / "data")
+    folder = tmp_path / "out" / "tfrecords"
+    tfr.write_tfrecords(root, folder / "t", val_split=20, num_shards=2, progress=False)
+    before = _files(folder)
+    assert len(before) == 5 and ".t-split.json" in before
+    with monkeypatch.context() as m:
+        _fail_after_first_shard(m, KeyboardInterrupt())
+        with pytest.raises(KeyboardInterrupt):
+            tfr.write_tfrecords(root, folder / "t", val_split=20, num_shards=3, progress=False)
+    assert _files(folder) == before
+    assert [p.name for p in folder.parent.iterdir()] == ["tfrecords"]
+    again = tfr.write_tfrecords(root, folder / "t", val_split=20, num_shards=3, progress=False)
+    assert sorted(_files(folder)) == sorted([".t-split.json", *(f.name for f in again.files)])
+    assert len(again.files) == 6 and tfr.read_split(folder).folds.keys() == {0, 1}
+
+
+def test_the_output_folder_holds_nothing_else(tmp_path: Path) -> None:
+    """The folder is replaced as a whole, so one holding other files is refused, untouched."""
+    from cvlab.errors import CvlabError
+
+    root = _small_dataset(tmp_path / "data", frames=2)
+    (tmp_path / "tf").mkdir()
+    (tmp_path / "tf" / "notes.txt").write_text("mine")
+    (tmp_path / "tf" / "rgb-fold-000-of-002-shard-00000-of-00001").write_bytes(b"")
+    with pytest.raises(CvlabError, match=r"tf: holds 2 entries that are not 't' TFRecords"):
+        tfr.write_tfrecords(root, tmp_path / "tf" / "t", progress=False)
+    assert sorted(p.name for p in (tmp_path / "tf").iterdir()) == [
+        "notes.txt",
+        "rgb-fold-000-of-002-shard-00000-of-00001",
+    ]
+    with pytest.raises(CvlabError, match="images, labels"):  # into the dataset root itself
+        tfr.write_tfrecords(root, root / "t", progress=False)
+    assert sorted(p.name for p in root.iterdir()) == ["images", "labels"]
 
 
 def test_record_writer_round_trip(tmp_path: Path) -> None:

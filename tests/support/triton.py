@@ -9,6 +9,7 @@ import atexit
 import functools
 import shutil
 import tempfile
+import time
 from pathlib import Path
 
 import numpy as np
@@ -63,6 +64,16 @@ def group_members(pgid: int) -> list[int]:
     from cvlab.triton.server import group_pids
 
     return [pid for pid in group_pids(pgid) if process_alive(pid)]
+
+
+def wait_until(predicate, timeout: float = 60.0) -> bool:
+    """Poll ``predicate`` every 0.1 s until it is true or ``timeout`` s passed; its last value."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.1)
+    return bool(predicate())
 
 
 def write_test_images(directory: Path, count: int, seed: int = 0) -> list[Path]:

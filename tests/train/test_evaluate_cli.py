@@ -37,6 +37,25 @@ def test_evaluate_command_prints_table_and_writes_csv_and_plot(tmp_path, run):
     assert (tmp_path / "pr.png").stat().st_size > 0
 
 
+def test_evaluate_command_in_tao_convention(tmp_path, run):
+    """A 10x10 box on a 10x20 one: IoU 0.474 with continuous sizes (9x9 on 9x19), 0.5 with
+    TAO's +1 pixel sizes, so only the TAO convention counts the match (SAMPLE mode: TAO's
+    INTEGRATE gives 0 for a single box, see tao_average_precision)."""
+    names = ("person",)
+    for d in ("labels", "pred"):
+        (tmp_path / d).mkdir()
+    gt = Detections([[0, 0, 9, 19]], [1], [0], names, (100, 100))
+    pred = Detections([[0, 0, 9, 9]], [0.9], [0], names, (100, 100))
+    write_kitti(tmp_path / "labels/a.txt", gt, with_confidence=False)
+    write_kitti(tmp_path / "pred/a.txt", pred, with_confidence=True)
+    argv = ["evaluate", "--predictions", str(tmp_path / "pred"), "--labels",
+            str(tmp_path / "labels"), "--min-height", "0", "--min-width", "0",
+            "--mode", "SAMPLE"]  # fmt: skip
+    assert "mAP (SAMPLE, IoU >= 0.5): 0.0000" in run(*argv)
+    tao = run(*argv, "--convention", "tao")
+    assert "mAP (SAMPLE, IoU >= 0.5, TAO convention): 1.0000" in tao
+
+
 def test_tao_commands_writes_the_spec_and_prints_steps(tmp_path, run):
     spec = tmp_path / "spec.txt"
     out = run("tao-commands", "--write-spec", str(spec), "--tfrecords", "/d/tf/*",

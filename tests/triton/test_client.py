@@ -472,3 +472,53 @@ def test_an_interrupt_waits_for_a_safe_point():
         done.append(namespace["release"]())
         time.sleep(5)  # interrupted here, at the next delivery
     assert done == ["finished"]
+
+
+class FailingPostprocessor(RecordingPostprocessor):
+    """Fails on its second batch, from the postprocessing thread."""
+
+    def __init__(self):
+        super().__init__()
+        self.calls = 0
+        self.threads: set[str] = set()
+
+    def batch(self, outputs, sizes, paths):
+        self.calls += 1
+        self.threads.add(threading.current_thread().name)
+        if self.calls == 2:
+            raise RuntimeError("clustering bug")
+        return super().batch(outputs, sizes, paths)
+
+
+@pytest.mark.parametrize("protocol", PROTOCOLS)
+def test_a_postprocessing_error_stops_the_run_and_is_raised(demo_server, tmp_path, protocol):  # noqa: F811
+    """Clustering runs off the sending thread; its error reaches the caller, no later batch is
+    clustered, and the shared-memory slots are released."""
+    paths = [str(p) for p in write_test_images(tmp_path / "img", 24)]
+    post = FailingPostprocessor()
+    with _client(demo_server, protocol, concurrency=2) as client:
+        with pytest.raises(RuntimeError, match="clustering bug"):
+            detect_images(client, paths, post, 1, progress=False)
+        assert post.calls == 2 and post.threads == {"cvlab-postprocess"}
+        assert detect_images(client, paths[:3], RecordingPostprocessor(), 1, progress=False)
+    assert _our_regions() == []
+
+
+def test_inference_runs_opencv_single_threaded(demo_server, tmp_path):  # noqa: F811
+    """Inside the pipeline OpenCV uses one thread (the pipeline's own threads work on several
+    frames); its thread count is restored afterwards."""
+    seen: list[int] = []
+
+    class Spy(RecordingPostprocessor):
+        def batch(self, outputs, sizes, paths):
+            seen.append(cv2.getNumThreads())
+            return super().batch(outputs, sizes, paths)
+
+    cv2.setNumThreads(2)
+    try:
+        paths = [str(p) for p in write_test_images(tmp_path / "img", 4)]
+        with _client(demo_server, "http") as client:
+            assert len(detect_images(client, paths, Spy(), 2, progress=False)) == 4
+        assert seen == [1, 1] and cv2.getNumThreads() == 2
+    finally:
+        cv2.setNumThreads(-1)  # OpenCV's default

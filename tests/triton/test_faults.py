@@ -16,13 +16,12 @@ import subprocess
 import sys
 import textwrap
 import threading
-import time
 from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
-from support.triton import MODEL, process_alive, write_demo_repo
+from support.triton import MODEL, process_alive, wait_until, write_demo_repo
 
 from cvlab.triton.client import TritonDetectNetClient
 from cvlab.triton.server import TritonServer
@@ -90,15 +89,6 @@ def descendants(pid: int) -> set[int]:
         frontier = {child for child, parent in parents.items() if parent in frontier} - found
         found |= frontier
     return found
-
-
-def wait_until(predicate, timeout: float = 60.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.1)
-    return bool(predicate())
 
 
 def check_outputs(out: Path, *, hidden_allowed: bool) -> int:

@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 from support.triton import MODEL, demo_server, write_test_images  # noqa: F401 - fixture
 
+from cvlab import images
 from cvlab.cli import main
 from cvlab.images import load_image
 from cvlab.inference.clustering_config import PEOPLENET_RGB_CONFIG, load_clustering_config
@@ -163,20 +164,26 @@ def test_each_frame_is_decoded_once_and_its_overlay_matches_a_fresh_read(
     monkeypatch,
     shared_memory,
 ):
-    """cv2.imread is spied on (the real one runs): one decode per image for tensor and overlay;
-    the overlay equals one drawn from the file read again, so frames and Detections pair up."""
+    """The decoders are spied on (the real ones run): one decode per image for tensor and
+    overlay (a JPEG from its bytes, read once; the PNG with cv2.imread); the overlay equals one
+    drawn from the file read again, so frames and Detections pair up."""
     paths = [str(p) for p in write_test_images(tmp_path / "images", 9)]
     png = tmp_path / "images" / "frame_009.png"
     cv2.imwrite(str(png), cv2.imread(paths[0])[:100])
     paths.append(str(png))
     reads: Counter = Counter()
-    real_imread = cv2.imread
+    real_imread, real_decode = cv2.imread, images._decode
 
     def imread(path, *args):
         reads[str(path)] += 1
         return real_imread(path, *args)
 
+    def decode(path, data, flag):
+        reads[str(path)] += 1
+        return real_decode(path, data, flag)
+
     monkeypatch.setattr(cv2, "imread", imread)
+    monkeypatch.setattr(images, "_decode", decode)
     out = tmp_path / "out"
     summary = run_inference(
         paths, MODEL, demo_server.http_url, batch_size=4, output_path=out,
@@ -204,12 +211,12 @@ def test_overlay_options_and_labels_only(demo_server, tmp_path, capsys, monkeypa
         image = cv2.resize(rng.integers(0, 255, (48, 80, 3), dtype=np.uint8), (1280, 768))
         cv2.imwrite(str(folder / f"big_{i}.jpg"), image)
     flags: list = []
-    real_imread = cv2.imread
-    monkeypatch.setattr(cv2, "imread", lambda p, *a: flags.append(a) or real_imread(p, *a))
+    real_decode = images._decode
+    monkeypatch.setattr(images, "_decode", lambda p, d, f: flags.append(f) or real_decode(p, d, f))
     out = tmp_path / "small"
     argv = _infer(folder, demo_server.http_url, out, "--overlay-size", "320x192")
     assert main([*argv, "--overlay-quality", "50"]) == 0
-    assert flags == [(cv2.IMREAD_REDUCED_COLOR_4,)] * 3  # 320x192: the model input and overlay
+    assert flags == [cv2.IMREAD_REDUCED_COLOR_4] * 3  # 320x192: the model input and overlay
     for i in range(3):
         assert cv2.imread(str(out / "infer_images" / f"big_{i}.jpg")).shape == (192, 320, 3)
     labels_only = tmp_path / "labels_only"

@@ -12,7 +12,14 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-from support.triton import MODEL, group_members, process_alive, write_demo_repo, write_test_images
+from support.triton import (
+    MODEL,
+    group_members,
+    process_alive,
+    wait_until,
+    write_demo_repo,
+    write_test_images,
+)
 
 from cvlab.cloud.gcs_emulator import triton_environment as gcs_emulator_env
 from cvlab.triton.server import (
@@ -21,6 +28,7 @@ from cvlab.triton.server import (
     TritonStartError,
     find_tritonserver,
     last_served_url,
+    pids_mentioning,
     python_backend_regions,
 )
 
@@ -220,27 +228,6 @@ def _pids_below(pid: int) -> list[int]:
     ]
 
 
-def _named_on_a_command_line(needle: bytes) -> bool:
-    """True while some live process has ``needle`` in its command line."""
-    for proc in Path("/proc").iterdir():
-        if proc.name.isdigit():
-            try:
-                if needle in (proc / "cmdline").read_bytes():
-                    return True
-            except OSError:
-                continue
-    return False
-
-
-def _wait_for(predicate, timeout: float = 60.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.1)
-    return bool(predicate())
-
-
 def _broken_repo(tmp_path: Path, change: str) -> Path:
     """The demo repository with one fault: ``no-model-py`` (the python stub cannot start and
     tritonserver waits for ever) or ``slow-init`` (initialize() takes 60 s)."""
@@ -350,9 +337,9 @@ def test_sigterm_during_startup_stops_cleanly(tmp_path):
         env=env,
     )
     try:
-        assert _wait_for(lambda: _pids_below(parent.pid), timeout=120), "no tritonserver"
+        assert wait_until(lambda: _pids_below(parent.pid), timeout=120), "no tritonserver"
         prefix = f"{BACKEND_SHM_PREFIX}cvlab_{parent.pid}_"
-        assert _wait_for(lambda: _backend_files(prefix), timeout=60)  # the stub started
+        assert wait_until(lambda: _backend_files(prefix), timeout=60)  # the stub started
         tritonserver = _pids_below(parent.pid)
         parent.send_signal(signal.SIGTERM)
         out, err = parent.communicate(timeout=60)
@@ -428,11 +415,11 @@ def test_a_killed_serve_is_swept_at_the_next_start(tmp_path, monkeypatch):
     left = _left_in(tmp_path / "tmp")
     assert [n.split("-")[2] for n in left] == [str(parent.pid)]  # cvlab-triton-<pid>-*
     prefix = f"{BACKEND_SHM_PREFIX}cvlab_{parent.pid}_"
-    assert _wait_for(lambda: not any(_stub_uses(n) for n in _backend_files(prefix)), 30)
+    assert wait_until(lambda: not any(_stub_uses(n) for n in _backend_files(prefix)), 30)
     # on a loaded machine the dead server's python stubs can outlive it for a while; the sweep
     # (rightly) keeps a folder that a live process still names on its command line
-    dead_dir = str(tmp_path / "tmp" / left[0]).encode()
-    assert _wait_for(lambda: not _named_on_a_command_line(dead_dir), 60)
+    dead_dir = str(tmp_path / "tmp" / left[0])
+    assert wait_until(lambda: not pids_mentioning(dead_dir), 60)
     monkeypatch.setattr("tempfile.tempdir", str(tmp_path / "tmp"))
     with TritonServer(repo) as server:  # its start sweeps
         assert server.is_ready()
@@ -442,9 +429,9 @@ def test_a_killed_serve_is_swept_at_the_next_start(tmp_path, monkeypatch):
 
 
 def _stub_uses(region: str) -> bool:
-    from cvlab.triton.server import _pids_mentioning
+    from cvlab.triton.server import pids_mentioning
 
-    return bool(_pids_mentioning(region))
+    return bool(pids_mentioning(region))
 
 
 def test_regions_of_dead_clients_are_released_by_the_server(tmp_path):
@@ -477,7 +464,7 @@ def test_regions_of_dead_clients_are_released_by_the_server(tmp_path):
             assert names.count(True) == 2
             os.killpg(child.pid, signal.SIGKILL)
             child.wait(10)
-            assert _wait_for(lambda: not any(f"cvlab_{child.pid}_" in n for n in _status(server)))
+            assert wait_until(lambda: not any(f"cvlab_{child.pid}_" in n for n in _status(server)))
             assert not list(Path("/dev/shm").glob(f"cvlab_{child.pid}_*"))
             time.sleep(0.5)  # a few more sweeps: the live client's region is left alone
             assert [n for n in _status(server) if n.startswith(f"cvlab_{os.getpid()}_")] == [

@@ -1,5 +1,9 @@
-"""Quiet notebooks: TensorFlow's and absl's log levels set before TensorFlow loads, and the
+"""Quiet TensorFlow for notebooks and commands: log levels set before it loads, and the
 known-harmless lines and warnings silenced where they start (everything else still shows).
+
+The notebooks call it on ``import cvlab.lab`` (:func:`cvlab.lab.progress.setup_notebook`);
+``cvlab`` commands that load TensorFlow (``tensorflow=True`` in :data:`cvlab.cli.VERBS`) call
+:func:`quiet_tensorflow` before they run.
 
 TensorFlow 2.21 writes two lines before its logging is initialised, so no log level can stop
 them: "All log messages before absl::InitializeLog() ..." and oneDNN's "custom operations are
@@ -108,25 +112,3 @@ def quiet_tensorflow() -> None:
         import absl.logging
 
         absl.logging.set_verbosity(absl.logging.ERROR)
-
-
-def in_notebook_kernel() -> bool:
-    """True inside a Jupyter kernel (an IPython ``ZMQInteractiveShell``)."""
-    ipython = sys.modules.get("IPython")
-    if ipython is None:
-        return False
-    shell = ipython.get_ipython()
-    return shell is not None and type(shell).__name__ == "ZMQInteractiveShell"
-
-
-def setup_notebook() -> bool:
-    """In a Jupyter kernel: quiet TensorFlow (:func:`quiet_tensorflow`) and progress bars that
-    are saved finished (:func:`cvlab.lab.progress.use_in_notebooks`). Elsewhere nothing
-    changes. Returns whether it ran; ``import cvlab.lab`` calls it."""
-    if not in_notebook_kernel():
-        return False
-    from cvlab.lab.progress import use_in_notebooks
-
-    quiet_tensorflow()
-    use_in_notebooks()
-    return True
