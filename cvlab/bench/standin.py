@@ -25,10 +25,12 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pandas as pd
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 #: Minimum AP per class on the held-out frames.
 AP_TARGETS: dict[str, float] = {"person": 0.85, "bag": 0.5, "face": 0.5}

@@ -38,110 +38,116 @@ from cvlab.lab.progress import setup_notebook
 
 setup_notebook()
 
-# isort: split
-from cvlab.cloud.gcs_emulator import GcsEmulator
-from cvlab.inference.clustering_config import PEOPLENET_IR_CONFIG, PEOPLENET_RGB_CONFIG
-from cvlab.lab.data import (
-    PreparedDataset,
-    dataset_statistics,
-    ensure_flir_source,
-    ensure_prepared_dataset,
-    evaluation_set,
-    input_images,
-    prepare_summary,
-    read_ground_truth,
-    sample_photo,
-    tfrecords_dir,
-    training_images,
-    validation_images,
-)
-from cvlab.lab.deploy import (
-    EMULATOR_MODEL_REPOSITORY,
-    Deployment,
-    EngineStep,
-    IrRepositories,
-    OnnxExport,
-    deploy_checks,
-    deploy_from_gcs,
-    ensure_ir_repository,
-    ensure_onnx,
-    repository_tree,
-    tensorrt_step,
-)
-from cvlab.lab.environment import (
-    NgcDownload,
-    download_ngc_model,
-    environment_table,
-    gke_setup_script,
-    how_long,
-    internet_reachable,
-    ngc_cli,
-    ngc_download_command,
-    verdict_table,
-)
-from cvlab.lab.inference import (
-    clustering_config,
-    coverage_summary,
-    ir_postprocessing_config,
-    rgb_postprocessing_config,
-    run_inference,
-    start_triton,
-    threshold_tuner,
-)
-from cvlab.lab.real_setup import (
-    flir_steps,
-    ir_client_steps,
-    ir_model_steps,
-    rgb_model_steps,
-    show_steps,
-    tao_steps,
-)
-from cvlab.lab.standin import RgbSamples, ensure_rgb_standin, rgb_sample_frames
-from cvlab.lab.training import (
-    TINY_EPOCHS,
-    TaoStep,
-    TrainedModel,
-    ensure_trained_model,
-    plot_history,
-    record_training_curve,
-    write_tao_spec,
-)
-from cvlab.lab.views import (
-    AP_NOTE,
-    SCORE_NOTE,
-    ThresholdEffect,
-    ap_table,
-    compare_evaluations,
-    conclusion,
-    detections_table,
-    evaluate,
-    folded,
-    history_table,
-    record_overlay_images,
-    show_before_after,
-    show_image,
-    show_overlays,
-    show_pr_curves,
-    show_threshold_effect,
-    table,
-    training_takeaway,
-)
-from cvlab.lab.workspace import (
-    DEFAULT_WORKSPACE,
-    IR_MODEL_NAME,
-    LAB_IR_MODEL_NAME,
-    REPO_ROOT,
-    RGB_MODEL_NAME,
-    Workspace,
-    atomic_write_text,
-    dataclass_table,
-    produced_table,
-    record_figure,
-    record_image,
-    record_table,
-    record_text,
-    resolve_workspace_path,
-)
+# The helpers, imported on first use (``lab.ensure_onnx`` imports cvlab.lab.deploy then), so
+# ``import cvlab.lab`` (and every ``cvlab`` command, whose parser names ``lab demo``) stays fast.
+_EXPORTS: dict[str, str] = {
+    "GcsEmulator": "cvlab.cloud.gcs_emulator",
+    "PEOPLENET_IR_CONFIG": "cvlab.inference.clustering_config",
+    "PEOPLENET_RGB_CONFIG": "cvlab.inference.clustering_config",
+    "PreparedDataset": "cvlab.lab.data",
+    "dataset_statistics": "cvlab.lab.data",
+    "ensure_flir_source": "cvlab.lab.data",
+    "ensure_prepared_dataset": "cvlab.lab.data",
+    "evaluation_set": "cvlab.lab.data",
+    "input_images": "cvlab.lab.data",
+    "prepare_summary": "cvlab.lab.data",
+    "read_ground_truth": "cvlab.lab.data",
+    "sample_photo": "cvlab.lab.data",
+    "tfrecords_dir": "cvlab.lab.data",
+    "training_images": "cvlab.lab.data",
+    "validation_images": "cvlab.lab.data",
+    "EMULATOR_MODEL_REPOSITORY": "cvlab.lab.deploy",
+    "Deployment": "cvlab.lab.deploy",
+    "EngineStep": "cvlab.lab.deploy",
+    "IrRepositories": "cvlab.lab.deploy",
+    "OnnxExport": "cvlab.lab.deploy",
+    "deploy_checks": "cvlab.lab.deploy",
+    "deploy_from_gcs": "cvlab.lab.deploy",
+    "ensure_ir_repository": "cvlab.lab.deploy",
+    "ensure_onnx": "cvlab.lab.deploy",
+    "repository_tree": "cvlab.lab.deploy",
+    "tensorrt_step": "cvlab.lab.deploy",
+    "NgcDownload": "cvlab.lab.environment",
+    "download_ngc_model": "cvlab.lab.environment",
+    "environment_table": "cvlab.lab.environment",
+    "gke_setup_script": "cvlab.lab.environment",
+    "how_long": "cvlab.lab.environment",
+    "internet_reachable": "cvlab.lab.environment",
+    "ngc_cli": "cvlab.lab.environment",
+    "ngc_download_command": "cvlab.lab.environment",
+    "verdict_table": "cvlab.lab.environment",
+    "clustering_config": "cvlab.lab.inference",
+    "coverage_summary": "cvlab.lab.inference",
+    "ir_postprocessing_config": "cvlab.lab.inference",
+    "rgb_postprocessing_config": "cvlab.lab.inference",
+    "run_inference": "cvlab.lab.inference",
+    "start_triton": "cvlab.lab.inference",
+    "threshold_tuner": "cvlab.lab.inference",
+    "flir_steps": "cvlab.lab.real_setup",
+    "ir_client_steps": "cvlab.lab.real_setup",
+    "ir_model_steps": "cvlab.lab.real_setup",
+    "rgb_model_steps": "cvlab.lab.real_setup",
+    "show_steps": "cvlab.lab.real_setup",
+    "tao_steps": "cvlab.lab.real_setup",
+    "RgbSamples": "cvlab.lab.standin",
+    "ensure_rgb_standin": "cvlab.lab.standin",
+    "rgb_sample_frames": "cvlab.lab.standin",
+    "TINY_EPOCHS": "cvlab.lab.training",
+    "TaoStep": "cvlab.lab.training",
+    "TrainedModel": "cvlab.lab.training",
+    "ensure_trained_model": "cvlab.lab.training",
+    "plot_history": "cvlab.lab.training",
+    "record_training_curve": "cvlab.lab.training",
+    "write_tao_spec": "cvlab.lab.training",
+    "AP_NOTE": "cvlab.lab.views",
+    "SCORE_NOTE": "cvlab.lab.views",
+    "ThresholdEffect": "cvlab.lab.views",
+    "ap_table": "cvlab.lab.views",
+    "compare_evaluations": "cvlab.lab.views",
+    "conclusion": "cvlab.lab.views",
+    "detections_table": "cvlab.lab.views",
+    "evaluate": "cvlab.lab.views",
+    "folded": "cvlab.lab.views",
+    "history_table": "cvlab.lab.views",
+    "record_overlay_images": "cvlab.lab.views",
+    "show_before_after": "cvlab.lab.views",
+    "show_image": "cvlab.lab.views",
+    "show_overlays": "cvlab.lab.views",
+    "show_pr_curves": "cvlab.lab.views",
+    "show_threshold_effect": "cvlab.lab.views",
+    "table": "cvlab.lab.views",
+    "training_takeaway": "cvlab.lab.views",
+    "DEFAULT_WORKSPACE": "cvlab.lab.workspace",
+    "IR_MODEL_NAME": "cvlab.lab.workspace",
+    "LAB_IR_MODEL_NAME": "cvlab.lab.workspace",
+    "REPO_ROOT": "cvlab.lab.workspace",
+    "RGB_MODEL_NAME": "cvlab.lab.workspace",
+    "Workspace": "cvlab.lab.workspace",
+    "atomic_write_text": "cvlab.lab.workspace",
+    "dataclass_table": "cvlab.lab.workspace",
+    "produced_table": "cvlab.lab.workspace",
+    "record_figure": "cvlab.lab.workspace",
+    "record_image": "cvlab.lab.workspace",
+    "record_table": "cvlab.lab.workspace",
+    "record_text": "cvlab.lab.workspace",
+    "resolve_workspace_path": "cvlab.lab.workspace",
+}
+
+
+def __getattr__(name: str):
+    """A helper of :data:`_EXPORTS`, imported from its module on first use."""
+    if name in _EXPORTS:
+        import importlib
+
+        value = getattr(importlib.import_module(_EXPORTS[name]), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *_EXPORTS])
+
 
 __all__ = [
     "AP_NOTE",

@@ -12,12 +12,14 @@ import os
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pandas as pd
 
 from cvlab.fileio import atomic_save_figure, atomic_write_image, atomic_write_text
+
+if TYPE_CHECKING:  # pandas loads on first use: `cvlab lab demo` imports this module
+    import pandas as pd
 
 #: Repository root when cvlab is installed editable from a checkout (``pyproject.toml`` beside it).
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -212,6 +214,8 @@ def produced_table(
             kind, count, size = "file", 1, p.stat().st_size
         shown = str(p.relative_to(root)) if root and p.is_relative_to(root) else str(p)
         rows.append((shown, kind, count, round(size / 1e6, 3)))
+    import pandas as pd
+
     return pd.DataFrame(rows, columns=["path", "kind", "files", "size (MB)"])
 
 
@@ -219,6 +223,8 @@ def dataclass_table(obj: Any) -> pd.DataFrame:
     """A dataclass (e.g. a config) as a two-column table (field, value)."""
     if not dataclasses.is_dataclass(obj):
         raise TypeError(f"{type(obj).__name__} is not a dataclass")
+    import pandas as pd
+
     return pd.DataFrame(
         [(f.name, getattr(obj, f.name)) for f in dataclasses.fields(obj)],
         columns=["field", "value"],
