@@ -99,7 +99,8 @@ def atomic_directory(path: str | os.PathLike) -> Iterator[Path]:
     deleted. Readers find the old folder, for an instant none, then the new one, never a
     half-written one. On an exception (Ctrl-C included) the new folder is removed and ``path``
     is as it was. When ``path`` is a symbolic link, the folder it points to is replaced and the
-    link kept.
+    link kept. What a killed writer (SIGKILL) left is cleaned up first
+    (:func:`recover_directory`).
 
     >>> import tempfile, pathlib
     >>> d = pathlib.Path(tempfile.mkdtemp())
@@ -118,6 +119,7 @@ def atomic_directory(path: str | os.PathLike) -> Iterator[Path]:
     if path.is_symlink():
         path = path.resolve()
     path.parent.mkdir(parents=True, exist_ok=True)
+    recover_directory(path)
     tag = _temporary_tag()
     tmp, old = (path.with_name(f".{path.name}.{tag}.{what}") for what in ("tmp", "old"))
     tmp.mkdir()
@@ -136,6 +138,56 @@ def atomic_directory(path: str | os.PathLike) -> Iterator[Path]:
         _remove_entry(old)  # still there only when the swap was complete
         raise
     _remove_entry(old)
+
+
+_SWAP_LEFTOVER = re.compile(
+    r"^\.(?P<name>.+)\.(?P<tag>[0-9a-f]{8}-(?P<pid>\d+)-\d+-\d+)\.(?P<kind>tmp|old)$"
+)
+
+
+def recover_directory(path: str | os.PathLike) -> list[str]:
+    """Clean up after :func:`atomic_directory` writers of ``path`` that were killed (SIGKILL, a
+    power cut) and had no chance to. Folders of live processes are left alone. For a dead
+    writer's folders:
+
+    - killed while filling: its half-filled ``.tmp`` folder is deleted;
+    - killed between its two renames (``path`` is missing; the previous folder is aside as
+      ``.old`` and the new, complete one still ``.tmp``): the new one takes ``path``, as the
+      writer meant, and the old one is deleted.
+
+    Returns what it did (``"removed <name>"`` / ``"restored <name>"``); :func:`atomic_directory`
+    calls it first.
+    """
+    path = Path(path)
+    done: list[str] = []
+    if not path.parent.is_dir():
+        return done
+    dead: dict[str, dict[str, Path]] = {}  # tag -> {"tmp": ..., "old": ...}
+    for entry in sorted(path.parent.iterdir()):
+        found = _SWAP_LEFTOVER.match(entry.name)
+        if found and found["name"] == path.name and not _process_alive(int(found["pid"])):
+            dead.setdefault(found["tag"], {})[found["kind"]] = entry
+    for entries in dead.values():
+        if "old" in entries and "tmp" in entries and not os.path.lexists(path):
+            os.rename(entries.pop("tmp"), path)  # the block had succeeded: the new folder
+            done.append(f"restored {path.name}")
+        for entry in entries.values():
+            _remove_entry(entry)
+            done.append(f"removed {entry.name}")
+    return done
+
+
+def _process_alive(pid: int) -> bool:
+    """True when a process ``pid`` exists (on this machine)."""
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # someone else's live process
+    return True
 
 
 def _remove_entry(path: Path) -> None:

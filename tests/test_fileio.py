@@ -204,3 +204,50 @@ def test_atomic_directory_keeps_a_symbolic_link(tmp_path):
         (new / "new").write_text("y")
     assert link.is_symlink() and [p.name for p in link.iterdir()] == ["new"]
     assert [p.name for p in elsewhere.parent.iterdir()] == ["set"]
+
+
+_KILLED_WRITER = """
+import os, signal, sys
+from cvlab import fileio
+target, when = sys.argv[1], sys.argv[2]
+real_rename, renames = os.rename, []
+
+def rename(src, dst):  # the fault: SIGKILL between the two renames of the swap
+    renames.append(src)
+    if when == "between-renames" and len(renames) == 2:
+        os.kill(os.getpid(), signal.SIGKILL)
+    real_rename(src, dst)
+
+os.rename = rename
+with fileio.atomic_directory(target) as tmp:
+    (tmp / "shard-0").write_text("new")
+    if when == "while-filling":
+        os.kill(os.getpid(), signal.SIGKILL)
+"""
+
+
+@pytest.mark.parametrize("when", ["while-filling", "between-renames"])
+def test_a_killed_writers_leftovers_are_cleaned_by_the_next_one(tmp_path, when):
+    """A real writer process SIGKILLed while filling the new folder (its .tmp stays: the
+    previous set is kept) or between the two renames (the previous set is aside as .old, the
+    complete new one still .tmp, the target missing: the new set takes its place): the next
+    atomic_directory of that path cleans up first, so a failing next write changes nothing."""
+    import subprocess
+    import sys
+
+    from cvlab.fileio import atomic_directory, recover_directory
+
+    target = tmp_path / "tfrecords"
+    target.mkdir()
+    (target / "shard-0").write_text("complete")
+    killed = subprocess.run([sys.executable, "-c", _KILLED_WRITER, str(target), when])
+    assert killed.returncode == -9
+    leftovers = sorted(p.suffix for p in tmp_path.iterdir() if p.name.startswith("."))
+    assert leftovers == ([".tmp"] if when == "while-filling" else [".old", ".tmp"])
+    assert target.exists() == (when == "while-filling")
+    with pytest.raises(InterruptedError), atomic_directory(target):  # recovers, then fails
+        raise InterruptedError
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["tfrecords"]
+    expected = "complete" if when == "while-filling" else "new"
+    assert (target / "shard-0").read_text() == expected
+    assert recover_directory(target) == []  # nothing left to do

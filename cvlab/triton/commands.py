@@ -441,6 +441,13 @@ def _print_summary(summary) -> None:
             print(f"  {path}: {reason}", file=sys.stderr)
     for err in summary.errors:
         print(f"error: {err}", file=sys.stderr)
+    if summary.failed_list is not None:
+        count = len(summary.skipped) + sum(len(e.paths) for e in summary.errors)
+        print(
+            f"{count} frame(s) without outputs, listed in {summary.failed_list}"
+            + ("; rerun with --resume to retry them" if summary.errors else ""),
+            file=sys.stderr,
+        )
 
 
 def _infer_commands(server, models: list[str]) -> list[str]:

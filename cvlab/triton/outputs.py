@@ -11,6 +11,9 @@ label, each atomically (:mod:`cvlab.fileio`), then one line ``<name>\\t<image>``
 ``OUT/infer_done.txt`` (the done-list). So a label file means its frame is complete, and an
 interrupted run leaves the done-list naming every frame it finished (``--resume`` skips them);
 the hidden temporary files a killed run may leave are removed by the next run into the folder.
+At the end of a run, ``OUT/infer_failed.txt`` lists every frame that got no outputs, one
+``<name>\\t<image>\\t<why>`` line each (an unreadable image, a failed request): done-list plus
+failed list = every image (:func:`write_failed_list`; no such file when nothing failed).
 Writing happens on worker threads behind a bounded queue: the request path only queues a frame,
 and memory stays flat however many images there are.
 
@@ -41,6 +44,7 @@ if TYPE_CHECKING:  # the command line imports this module: it stays light
 LABELS_DIR = "infer_labels"
 IMAGES_DIR = "infer_images"
 DONE_LIST = "infer_done.txt"
+FAILED_LIST = "infer_failed.txt"
 #: JPEG quality of the overlays by default: PIL's default, which the lab's client saves with.
 OVERLAY_QUALITY = 75
 
@@ -249,3 +253,32 @@ def count_done(output_path: str | os.PathLike) -> int:
         return 0
     with open(done, encoding="utf-8") as handle:
         return sum(1 for _ in handle)
+
+
+def write_failed_list(
+    output_path: str | os.PathLike,
+    failed: Sequence[tuple[str, str]],
+    names: dict[str, str],
+) -> Path | None:
+    """Write ``OUT/infer_failed.txt``: one ``<name>\\t<image>\\t<why>`` line per ``(image, why)``
+    in ``failed`` (``names``: image -> output name); remove a stale one when nothing failed.
+
+    >>> import tempfile, pathlib
+    >>> out = pathlib.Path(tempfile.mkdtemp())
+    >>> path = write_failed_list(out, [("x/b.jpg", "server went away")], {"x/b.jpg": "b"})
+    >>> path.read_text()
+    'b\\tx/b.jpg\\tserver went away\\n'
+    >>> write_failed_list(out, [], {}), path.exists()
+    (None, False)
+    """
+    from cvlab.fileio import atomic_write_text
+
+    path = Path(output_path) / FAILED_LIST
+    if not failed:
+        path.unlink(missing_ok=True)
+        return None
+    lines = []
+    for image, why in failed:
+        reason = " ".join(str(why).split())  # one line, no tabs
+        lines.append(f"{names.get(image, Path(image).stem)}\t{image}\t{reason}\n")
+    return atomic_write_text(path, "".join(lines))

@@ -88,6 +88,8 @@ class InferSummary:
     skipped: list[tuple[str, str]] = field(default_factory=list)
     #: the done-list (one ``<name>\t<image>`` line per finished frame)
     done_list: Path | None = None
+    #: the frames without outputs (``<name>\t<image>\t<why>``); None when none failed
+    failed_list: Path | None = None
     #: images written this run (label + overlay), and images an earlier run had done (resume)
     written: int = 0
     resumed: int = 0
@@ -273,9 +275,10 @@ def infer_frames(
     image, in input order.
 
     ``on_result`` gets each :class:`Frame` as soon as its batch is answered and clustered (to
-    write outputs while later batches are in flight), on the postprocessing thread; with ``keep_images`` its ``image`` is the frame the
-    reading thread decoded (BGR; ``decode_size``: the smallest size a JPEG may be decoded at,
-    default the model input), handed over once and not kept. Failed requests:
+    write outputs while later batches are in flight), on the postprocessing thread; with
+    ``keep_images`` its ``image`` is the frame the reading thread decoded (BGR;
+    ``decode_size``: the smallest size a JPEG may be decoded at, default the model input),
+    handed over once and not kept. Failed requests:
     ``on_error="raise"`` raises :class:`InferenceFailedError` (holding the successful
     Detections) after every request has finished; ``"collect"`` returns the successful frames
     (the failures stay in ``client.errors``). Unreadable images: ``unreadable="skip"`` leaves
@@ -424,6 +427,7 @@ def run_inference(
         is_case_insensitive,
         output_names,
         read_done_list,
+        write_failed_list,
     )
 
     if mode not in SUPPORTED_MODES:
@@ -534,6 +538,9 @@ def run_inference(
         summary.errors = list(client.errors)
         summary.skipped = [(p, skipped[p]) for p in paths if p in skipped]
         summary.written = writer.written if writer is not None else 0
+        if output_path is not None:
+            failed = [*summary.skipped, *((p, e.message) for e in summary.errors for p in e.paths)]
+            summary.failed_list = write_failed_list(output_path, failed, names)
     summary.seconds = time.perf_counter() - start
     return summary
 

@@ -204,6 +204,13 @@ def test_server_killed_mid_run(tmp_path, images):
     assert list(tmp.iterdir()) == []
     assert list(Path("/dev/shm").glob(f"{prefix}*")) == []  # the python backend's regions
     assert check_outputs(out, hidden_allowed=False) >= 8
+    # every frame is accounted for: the done-list plus the failed list are all the images
+    done = [line.split("\t")[1] for line in (out / "infer_done.txt").read_text().splitlines()]
+    failed = [line.split("\t") for line in (out / "infer_failed.txt").read_text().splitlines()]
+    assert failed and all(why for _, _, why in failed), failed
+    assert sorted(done + [image for _, image, _ in failed]) == sorted(
+        str(p) for p in images.iterdir()
+    )
 
 
 @pytest.fixture(scope="module")

@@ -20,7 +20,7 @@ from cvlab import images
 from cvlab.cli import main
 from cvlab.images import load_image
 from cvlab.inference.clustering_config import PEOPLENET_RGB_CONFIG, load_clustering_config
-from cvlab.triton.outputs import DONE_LIST, read_done_list
+from cvlab.triton.outputs import DONE_LIST, FAILED_LIST, read_done_list
 from cvlab.triton.pipeline import run_inference
 from cvlab.triton.server import free_port
 from cvlab.viz.overlay import colors_from_config, save_overlay
@@ -68,6 +68,15 @@ def test_unreadable_images_are_named_with_their_reason_and_exit_3(
         assert f"  {path}: {reason}" in captured.err
     assert _stems(out / "infer_labels", ".txt") == sorted(p.stem for p in good)
     assert sorted(read_done_list(out)) == sorted(p.stem for p in good)
+    failed = [line.split("\t") for line in (out / FAILED_LIST).read_text().splitlines()]
+    assert sorted(name for name, _, _ in failed) == sorted(p.stem for p in bad)
+    for _, image, why in failed:
+        assert why.startswith(bad[Path(image)]), (image, why)
+    assert "2 frame(s) without outputs, listed in" in captured.err
+    for path in bad:
+        path.unlink()
+    assert main(_infer(folder, demo_server.http_url, out)) == 0  # nothing failed: no list
+    assert not (out / FAILED_LIST).exists()
     missing = tmp_path / "gone.jpg"
     summary = run_inference(
         [*map(str, good[:2]), str(missing)],
