@@ -23,21 +23,28 @@ _EXPORTS = {
 __all__ = sorted(_EXPORTS)
 
 
-def __getattr__(name: str):
-    """``cvlab.Detections`` and the other core names, imported on first use.
+def lazy_exports(module: str, exports: dict[str, str]):
+    """``(__getattr__, __dir__)`` for package ``module`` whose names in ``exports``
+    (name -> the module defining it) are imported on first use and then kept (PEP 562).
 
     >>> import cvlab
     >>> cvlab.Detections.__name__
     'Detections'
     """
-    if name in _EXPORTS:
-        import importlib
+    import importlib
+    import sys
 
-        value = getattr(importlib.import_module(_EXPORTS[name]), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module 'cvlab' has no attribute {name!r}")
+    def __getattr__(name: str):
+        if name in exports:
+            value = getattr(importlib.import_module(exports[name]), name)
+            setattr(sys.modules[module], name, value)
+            return value
+        raise AttributeError(f"module {module!r} has no attribute {name!r}")
+
+    def __dir__() -> list[str]:
+        return sorted([*vars(sys.modules[module]), *exports])
+
+    return __getattr__, __dir__
 
 
-def __dir__() -> list[str]:
-    return sorted([*globals(), *_EXPORTS])
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

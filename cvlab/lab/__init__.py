@@ -34,6 +34,7 @@ from __future__ import annotations
 
 # First, before anything loads TensorFlow or tqdm: in a notebook kernel, TensorFlow's start-up
 # lines stay out of the notebook and progress bars are saved finished (no effect elsewhere).
+from cvlab import lazy_exports
 from cvlab.lab.progress import setup_notebook
 
 setup_notebook()
@@ -134,20 +135,7 @@ _EXPORTS: dict[str, str] = {
 }
 
 
-def __getattr__(name: str):
-    """A helper of :data:`_EXPORTS`, imported from its module on first use."""
-    if name in _EXPORTS:
-        import importlib
-
-        value = getattr(importlib.import_module(_EXPORTS[name]), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
-def __dir__() -> list[str]:
-    return sorted([*globals(), *_EXPORTS])
-
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
 
 __all__ = [
     "AP_NOTE",
