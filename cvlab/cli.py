@@ -44,7 +44,8 @@ class Verb:
     verb: str
     target: str  # "module:name"
     help: str
-    #: the command loads TensorFlow: it is imported first, without its start-up log lines
+    #: the command always loads TensorFlow: it is imported first, without its start-up log lines
+    #: (a command that loads it only for some options calls cvlab.quiet.quiet_tensorflow itself)
     tensorflow: bool = False
 
     @property
@@ -74,7 +75,7 @@ VERBS: tuple[Verb, ...] = (
     Verb("flir", "synth", "cvlab.datasets.commands:synth", "write a synthetic FLIR dataset"),
     Verb("flir", "prepare", "cvlab.datasets.commands:prepare",
          "FLIR -> KITTI, images, TFRecords", True),
-    Verb("flir", "stats", "cvlab.datasets.commands:stats", "class counts and box sizes", True),
+    Verb("flir", "stats", "cvlab.datasets.commands:stats", "class counts and box sizes"),
     Verb("train", "run", "cvlab.train.commands:run", "train DetectNet_v2 on TAO TFRecords", True),
     Verb("train", "evaluate", "cvlab.train.commands:evaluate", "TAO AP of KITTI predictions"),
     Verb("train", "tao-commands", "cvlab.train.commands:tao_commands", "the lab's TAO commands"),

@@ -72,8 +72,10 @@ def _temporary_tag() -> str:
     return f"{_PROCESS_TAG}-{os.getpid()}-{threading.get_ident()}-{next(_sequence)}"
 
 
+#: :func:`_temporary_tag` as a pattern (its pid is the writer's)
+_TAG = r"[0-9a-f]{8}-(?P<pid>\d+)-\d+-\d+"
 #: the name of a temporary file or folder of an atomic write still under way (or left by a kill)
-_UNFINISHED = re.compile(r"^\..*\.[0-9a-f]{8}-\d+-\d+-\d+(\.[^.]*)?$|^\..*\.tmp$")
+_UNFINISHED = re.compile(rf"^\..*\.{_TAG}(\.[^.]*)?$|^\..*\.tmp$")
 
 
 def is_unfinished_write(name: str) -> bool:
@@ -140,9 +142,7 @@ def atomic_directory(path: str | os.PathLike) -> Iterator[Path]:
     _remove_entry(old)
 
 
-_SWAP_LEFTOVER = re.compile(
-    r"^\.(?P<name>.+)\.(?P<tag>[0-9a-f]{8}-(?P<pid>\d+)-\d+-\d+)\.(?P<kind>tmp|old)$"
-)
+_SWAP_LEFTOVER = re.compile(rf"^\.(?P<name>.+)\.(?P<tag>{_TAG})\.(?P<kind>tmp|old)$")
 
 
 def recover_directory(path: str | os.PathLike) -> list[str]:
@@ -165,7 +165,7 @@ def recover_directory(path: str | os.PathLike) -> list[str]:
     dead: dict[str, dict[str, Path]] = {}  # tag -> {"tmp": ..., "old": ...}
     for entry in sorted(path.parent.iterdir()):
         found = _SWAP_LEFTOVER.match(entry.name)
-        if found and found["name"] == path.name and not _process_alive(int(found["pid"])):
+        if found and found["name"] == path.name and not pid_alive(int(found["pid"])):
             dead.setdefault(found["tag"], {})[found["kind"]] = entry
     for entries in dead.values():
         if "old" in entries and "tmp" in entries and not os.path.lexists(path):
@@ -177,17 +177,18 @@ def recover_directory(path: str | os.PathLike) -> list[str]:
     return done
 
 
-def _process_alive(pid: int) -> bool:
-    """True when a process ``pid`` exists (on this machine)."""
-    if pid == os.getpid():
-        return True
+def pid_alive(pid: int) -> bool:
+    """True while process ``pid`` exists and is not a zombie (in this PID namespace): the
+    owner of a leftover temporary file or folder is dead when this is False.
+
+    >>> pid_alive(os.getpid())
+    True
+    """
     try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
+        state = Path(f"/proc/{int(pid)}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError, ValueError):
         return False
-    except PermissionError:
-        return True  # someone else's live process
-    return True
+    return state not in ("Z", "X")
 
 
 def _remove_entry(path: Path) -> None:

@@ -209,7 +209,6 @@ def bench(args: argparse.Namespace) -> int:
         return bench_end_to_end(args)
 
     import numpy as np
-    import pandas as pd
 
     from cvlab.triton.client import TritonDetectNetClient
     from cvlab.triton.pipeline import default_postprocessor, detect_images
@@ -283,26 +282,38 @@ def bench(args: argparse.Namespace) -> int:
     if other:
         rows.append({"measure": f"perf_analyzer --shared-memory={other_memory} (other transport)",
                      "images_per_s": other, "runs": ""})  # fmt: skip
-    table = pd.DataFrame(rows)
-    print(
-        f"model {model} {input_size[0]}x{input_size[1]} (width {args.model_width}), batch {args.batch}, "
-        f"concurrency {args.concurrency}, {args.protocol}, {args.images} images of "
-        f"{image_size[0]}x{image_size[1]}, {os.cpu_count()} CPU core(s)"
-    )
-    print(table.to_string(index=False, float_format=lambda v: f"{v:.1f}"))
+    _print_table(model, args, args.images, rows)
     if ceiling:
         ratio = client_rate / ceiling
-        verdict = "meets" if ratio >= TARGET_RATIO else "below"
-        print(
-            f"client / perf_analyzer (same transport, medians) = {ratio:.0%} "
-            f"({verdict} the {TARGET_RATIO:.0%} target)"
-        )
+        _print_verdict("client / perf_analyzer (same transport, medians)", ratio, TARGET_RATIO)
         if ratio < TARGET_RATIO:
             print(
                 f"note: this machine has {os.cpu_count()} CPU core(s) shared by the server, the "
                 "client's JPEG decoding/resizing and postprocessing"
             )
     return 0
+
+
+def _print_table(model: str, args: argparse.Namespace, images: int, rows: list[dict]) -> None:
+    """The set-up line (model, batch, transport, images, cores), then the figures' table."""
+    import pandas as pd
+
+    (iw, ih), (w, h) = args.input_size, args.image_size
+    print(
+        f"model {model} {iw}x{ih} (width {args.model_width}), batch {args.batch}, concurrency "
+        f"{args.concurrency}, {args.protocol}, {images} images of {w}x{h}, "
+        f"{os.cpu_count()} CPU core(s)"
+    )
+    print(pd.DataFrame(rows).to_string(index=False, float_format=lambda v: f"{v:.1f}"))
+
+
+def _print_verdict(what: str, value: float, target: float, *, times: bool = False) -> None:
+    """``what = value (meets|below the target)``, as a percentage or (``times``) a multiple."""
+    verdict = "meets" if value >= target else "below"
+    shown, goal = (
+        (f"{value:.1f}x", f"{target:.0f}x") if times else (f"{value:.0%}", f"{target:.0%}")
+    )
+    print(f"{what} = {shown} ({verdict} the {goal} target)")
 
 
 def _demo_server(args: argparse.Namespace, tmp: Path, model: str):
@@ -379,7 +390,6 @@ def bench_end_to_end(args: argparse.Namespace) -> int:
     """``--end-to-end``: `cvlab infer` images/s beside perf_analyzer's ceiling (same model,
     batch, concurrency and transport), interleaved, medians; then peak RSS on twice the
     images."""
-    import pandas as pd
 
     model = "bench_demo"
     binary = None if args.no_perf_analyzer else get_perf_analyzer()
@@ -435,25 +445,16 @@ def bench_end_to_end(args: argparse.Namespace) -> int:
         rows.insert(1, {"measure": f"perf_analyzer --shared-memory={pa_memory} (server ceiling)",
                         "images_per_s": ceiling,
                         "runs": " ".join(f"{v:.0f}" for v in ceilings)})  # fmt: skip
-    input_size, image_size = args.input_size, args.image_size
-    print(
-        f"model {model} {input_size[0]}x{input_size[1]} (width {args.model_width}), batch "
-        f"{args.batch}, concurrency {args.concurrency}, {args.protocol}, {count} images of "
-        f"{image_size[0]}x{image_size[1]}, {os.cpu_count()} CPU core(s)"
-    )
-    print(pd.DataFrame(rows).to_string(index=False, float_format=lambda v: f"{v:.1f}"))
+    _print_table(model, args, count, rows)
     if ceiling:
-        ratio = e2e / ceiling
-        verdict = "meets" if ratio >= E2E_TARGET_RATIO else "below"
-        print(
-            f"end to end / perf_analyzer (same transport, medians) = {ratio:.0%} "
-            f"({verdict} the {E2E_TARGET_RATIO:.0%} target)"
+        _print_verdict(
+            "end to end / perf_analyzer (same transport, medians)", e2e / ceiling, E2E_TARGET_RATIO
         )
-    vs_lab = e2e / LAB_CLIENT_IMAGES_PER_S
-    verdict = "meets" if vs_lab >= E2E_TARGET_VS_LAB else "below"
-    print(
-        f"end to end / lab client ({LAB_CLIENT_IMAGES_PER_S} img/s, quoted) = {vs_lab:.1f}x "
-        f"({verdict} the {E2E_TARGET_VS_LAB:.0f}x target)"
+    _print_verdict(
+        f"end to end / lab client ({LAB_CLIENT_IMAGES_PER_S} img/s, quoted)",
+        e2e / LAB_CLIENT_IMAGES_PER_S,
+        E2E_TARGET_VS_LAB,
+        times=True,
     )
     print(
         f"peak RSS: {count} images {rss:.0f} MB, {2 * count} images {double.peak_rss_mb:.0f} MB "

@@ -53,6 +53,10 @@ def stats(args: argparse.Namespace) -> int:
     from cvlab.datasets import stats as dataset_stats
     from cvlab.formats.tfrecords import read_tfrecords
 
+    if args.tfrecords:  # only then is TensorFlow loaded: without its start-up lines
+        from cvlab.quiet import quiet_tensorflow
+
+        quiet_tensorflow()
     out = Path(args.output)
     df = (
         read_tfrecords(out / "tfrecords")

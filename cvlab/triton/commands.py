@@ -442,9 +442,9 @@ def _print_summary(summary) -> None:
     for err in summary.errors:
         print(f"error: {err}", file=sys.stderr)
     if summary.failed_list is not None:
-        count = len(summary.skipped) + sum(len(e.paths) for e in summary.errors)
         print(
-            f"{count} frame(s) without outputs, listed in {summary.failed_list}"
+            f"{len(summary.without_outputs)} frame(s) without outputs, listed in "
+            f"{summary.failed_list}"
             + ("; rerun with --resume to retry them" if summary.errors else ""),
             file=sys.stderr,
         )

@@ -280,5 +280,5 @@ def write_failed_list(
     lines = []
     for image, why in failed:
         reason = " ".join(str(why).split())  # one line, no tabs
-        lines.append(f"{names.get(image, Path(image).stem)}\t{image}\t{reason}\n")
+        lines.append(f"{names[image]}\t{image}\t{reason}\n")
     return atomic_write_text(path, "".join(lines))

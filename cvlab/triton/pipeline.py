@@ -103,6 +103,12 @@ class InferSummary:
         return len(self.detections) / self.seconds if self.seconds > 0 else 0.0
 
     @property
+    def without_outputs(self) -> list[tuple[str, str]]:
+        """``(image, why)`` of every frame that got no outputs: unreadable images, then the
+        frames of failed requests."""
+        return [*self.skipped, *((p, e.message) for e in self.errors for p in e.paths)]
+
+    @property
     def exit_status(self) -> int:
         """0: every image done; 1: some requests failed; 3: unreadable images were skipped."""
         if self.errors:
@@ -539,8 +545,7 @@ def run_inference(
         summary.skipped = [(p, skipped[p]) for p in paths if p in skipped]
         summary.written = writer.written if writer is not None else 0
         if output_path is not None:
-            failed = [*summary.skipped, *((p, e.message) for e in summary.errors for p in e.paths)]
-            summary.failed_list = write_failed_list(output_path, failed, names)
+            summary.failed_list = write_failed_list(output_path, summary.without_outputs, names)
     summary.seconds = time.perf_counter() - start
     return summary
 

@@ -64,6 +64,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from cvlab.errors import CvlabError
+from cvlab.fileio import pid_alive
 
 PR_SET_PDEATHSIG = 1
 _LIVE_SERVERS: weakref.WeakSet[TritonServer] = weakref.WeakSet()
@@ -168,20 +169,6 @@ def port_in_use(host: str, port: int) -> bool:
         except OSError:
             return True
     return False
-
-
-def pid_alive(pid: int) -> bool:
-    """True while process ``pid`` exists and is not a zombie (in this PID namespace).
-
-    Example:
-        >>> pid_alive(os.getpid())
-        True
-    """
-    try:
-        state = Path(f"/proc/{int(pid)}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except (OSError, IndexError, ValueError):
-        return False
-    return state not in ("Z", "X")
 
 
 def _die_with_parent() -> None:  # runs in the child between fork and exec

@@ -15,6 +15,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from cvlab.fileio import pid_alive
+
 #: small input keeps tests quick: 320x192 -> a 20x12 grid
 INPUT_SIZE = (320, 192)
 NUM_CLASSES = 3
@@ -50,20 +52,11 @@ def onnx_reference(x: np.ndarray) -> dict[str, np.ndarray]:
     return dict(zip(names, session.run(names, {"input_1": x}), strict=True))
 
 
-def process_alive(pid: int) -> bool:
-    """True while ``pid`` exists and is not a zombie."""
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except (FileNotFoundError, ProcessLookupError, IndexError):
-        return False
-    return state not in ("Z", "X")
-
-
 def group_members(pgid: int) -> list[int]:
     """Live processes in process group ``pgid``."""
     from cvlab.triton.server import group_pids
 
-    return [pid for pid in group_pids(pgid) if process_alive(pid)]
+    return [pid for pid in group_pids(pgid) if pid_alive(pid)]
 
 
 def wait_until(predicate, timeout: float = 60.0) -> bool:

@@ -21,8 +21,9 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-from support.triton import MODEL, process_alive, wait_until, write_demo_repo
+from support.triton import MODEL, wait_until, write_demo_repo
 
+from cvlab.fileio import pid_alive
 from cvlab.triton.client import TritonDetectNetClient
 from cvlab.triton.server import TritonServer
 
@@ -175,7 +176,7 @@ def test_killed_infer_leaks_nothing(server, images, tmp_path, signum, protocol):
         assert "interrupted" in err and "Traceback" not in err, err
         assert shm_files(pid) == []
     assert regions_of(pid, server_regions(server)) == []
-    assert wait_until(lambda: not any(process_alive(c) for c in children)), children
+    assert wait_until(lambda: not any(pid_alive(c) for c in children)), children
     assert list(tmp.iterdir()) == []
     assert check_outputs(out, hidden_allowed=signum == signal.SIGKILL) >= 8
     assert server.is_ready()
@@ -200,7 +201,7 @@ def test_server_killed_mid_run(tmp_path, images):
     assert process.returncode == 1, err
     assert "went away" in err and "Traceback" not in err, err
     assert shm_files(process.pid) == []
-    assert wait_until(lambda: not any(process_alive(c) for c in children)), children
+    assert wait_until(lambda: not any(pid_alive(c) for c in children)), children
     assert list(tmp.iterdir()) == []
     assert list(Path("/dev/shm").glob(f"{prefix}*")) == []  # the python backend's regions
     assert check_outputs(out, hidden_allowed=False) >= 8
@@ -254,8 +255,10 @@ def test_close_with_requests_in_flight(slow_server):
         inp.set_shared_memory(slot.name, slot.byte_size(1))
         http.InferenceServerClient(slow_server.http_url).infer(MODEL, [inp])
 
-    senders = [threading.Thread(target=send, daemon=True) for _ in range(2)]
-    for sender in senders:  # the first runs (1 s), the second waits in the queue
+    # the first runs (1 s each), the others wait in the queue: for ~3 s, longer than Triton's
+    # 2 s metrics interval, so the pending count below cannot be missed between two updates
+    senders = [threading.Thread(target=send, daemon=True) for _ in range(4)]
+    for sender in senders:
         sender.start()
     assert wait_until(lambda: _pending(slow_server) > 0, timeout=30)
     slots.close()

@@ -15,13 +15,13 @@ import pytest
 from support.triton import (
     MODEL,
     group_members,
-    process_alive,
     wait_until,
     write_demo_repo,
     write_test_images,
 )
 
 from cvlab.cloud.gcs_emulator import triton_environment as gcs_emulator_env
+from cvlab.fileio import pid_alive
 from cvlab.triton.server import (
     BACKEND_SHM_PREFIX,
     TritonServer,
@@ -39,7 +39,7 @@ def _wait_gone(pids: list[int], timeout: float = 15.0) -> list[int]:
     deadline = time.monotonic() + timeout
     alive = pids
     while time.monotonic() < deadline:
-        alive = [p for p in pids if process_alive(p)]
+        alive = [p for p in pids if pid_alive(p)]
         if not alive:
             return []
         time.sleep(0.1)
@@ -149,15 +149,21 @@ def _serve_env(tmp_path: Path) -> dict[str, str]:
     return dict(os.environ, TMPDIR=str(tmp_path / "tmp"), CVLAB_SERVE_FILE=str(tmp_path / "s.json"))
 
 
-@pytest.mark.parametrize(("signum", "code"), [(signal.SIGTERM, 0), (signal.SIGINT, 0)])
-def test_cli_serve_stops_server_on_signal(tmp_path, signum, code):
-    repo = write_demo_repo(tmp_path / "repo")
-    parent = subprocess.Popen(
+def _start_serve(repo: Path, env: dict[str, str], **pipes) -> subprocess.Popen:
+    """``cvlab triton serve --model-repository repo`` as a child, its stdout read as text."""
+    return subprocess.Popen(
         [sys.executable, "-m", "cvlab", "triton", "serve", "--model-repository", str(repo)],
         stdout=subprocess.PIPE,
         text=True,
-        env=_serve_env(tmp_path),
+        env=env,
+        **pipes,
     )
+
+
+@pytest.mark.parametrize(("signum", "code"), [(signal.SIGTERM, 0), (signal.SIGINT, 0)])
+def test_cli_serve_stops_server_on_signal(tmp_path, signum, code):
+    repo = write_demo_repo(tmp_path / "repo")
+    parent = _start_serve(repo, _serve_env(tmp_path))
     try:
         line = parent.stdout.readline()
         assert line.startswith("Triton ready: http 127.0.0.1:"), line
@@ -167,7 +173,7 @@ def test_cli_serve_stops_server_on_signal(tmp_path, signum, code):
         pids = [
             int(p.name)
             for p in Path("/proc").iterdir()
-            if p.name.isdigit() and process_alive(int(p.name)) and _ppid(int(p.name)) == parent.pid
+            if p.name.isdigit() and pid_alive(int(p.name)) and _ppid(int(p.name)) == parent.pid
         ]
         assert pids
         parent.send_signal(signum)  # SIGINT = Ctrl-C
@@ -224,7 +230,7 @@ def _pids_below(pid: int) -> list[int]:
     return [
         int(p.name)
         for p in Path("/proc").iterdir()
-        if p.name.isdigit() and process_alive(int(p.name)) and _ppid(int(p.name)) == pid
+        if p.name.isdigit() and pid_alive(int(p.name)) and _ppid(int(p.name)) == pid
     ]
 
 
@@ -329,13 +335,7 @@ def test_serve_help_shows_defaults_and_refuses_bad_ports(capsys):
 def test_sigterm_during_startup_stops_cleanly(tmp_path):
     repo = _broken_repo(tmp_path, "slow-init")
     env = _serve_env(tmp_path)
-    parent = subprocess.Popen(
-        [sys.executable, "-m", "cvlab", "triton", "serve", "--model-repository", str(repo)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=env,
-    )
+    parent = _start_serve(repo, env, stderr=subprocess.PIPE)
     try:
         assert wait_until(lambda: _pids_below(parent.pid), timeout=120), "no tritonserver"
         prefix = f"{BACKEND_SHM_PREFIX}cvlab_{parent.pid}_"
@@ -360,12 +360,7 @@ def test_serve_prints_the_infer_commands_and_records_its_urls(tmp_path, monkeypa
     env = _serve_env(tmp_path)
     monkeypatch.setenv("CVLAB_SERVE_FILE", env["CVLAB_SERVE_FILE"])
     assert last_served_url() is None
-    parent = subprocess.Popen(
-        [sys.executable, "-m", "cvlab", "triton", "serve", "--model-repository", str(repo)],
-        stdout=subprocess.PIPE,
-        text=True,
-        env=env,
-    )
+    parent = _start_serve(repo, env)
     try:
         lines = [parent.stdout.readline() for _ in range(4)]
         assert lines[0].startswith("Triton ready: http 127.0.0.1:"), lines
@@ -397,12 +392,7 @@ def test_a_killed_serve_is_swept_at_the_next_start(tmp_path, monkeypatch):
 
     repo = write_demo_repo(tmp_path / "repo")
     env = _serve_env(tmp_path)
-    parent = subprocess.Popen(
-        [sys.executable, "-m", "cvlab", "triton", "serve", "--model-repository", str(repo)],
-        stdout=subprocess.PIPE,
-        text=True,
-        env=env,
-    )
+    parent = _start_serve(repo, env)
     try:
         assert parent.stdout.readline().startswith("Triton ready")
         tritonserver = _pids_below(parent.pid)
