@@ -60,6 +60,7 @@ class Verb:
 
 #: area -> one-line description (areas follow the data's way through the lab).
 AREAS: dict[str, str] = {
+    "video": "real RGB data: the vtest.avi camera video, teacher labels, the RGB stand-in",
     "flir": "thermal data: synthetic FLIR set, FLIR -> KITTI -> TFRecords, statistics",
     "train": "retrain DetectNet_v2, evaluate AP, the TAO commands and logs",
     "export": "ONNX, TensorRT engines, the demo model",
@@ -72,6 +73,10 @@ AREAS: dict[str, str] = {
 # fmt: off
 VERBS: tuple[Verb, ...] = (
     Verb("", "infer", "cvlab.triton.commands:infer", "images -> Triton -> labels + overlays"),
+    Verb("video", "label", "cvlab.datasets.video_commands:label",
+         "teacher labels of vtest.avi -> KITTI, TFRecords", True),
+    Verb("video", "standin", "cvlab.datasets.video_commands:standin",
+         "train the RGB stand-in on them", True),
     Verb("flir", "synth", "cvlab.datasets.commands:synth", "write a synthetic FLIR dataset"),
     Verb("flir", "prepare", "cvlab.datasets.commands:prepare",
          "FLIR -> KITTI, images, TFRecords", True),
@@ -82,6 +87,8 @@ VERBS: tuple[Verb, ...] = (
     Verb("train", "tao-log", "cvlab.train.commands:tao_log", "a TAO train log as a table"),
     Verb("export", "onnx", "cvlab.export.commands:onnx", "Keras DetectNet_v2 -> ONNX", True),
     Verb("export", "tensorrt", "cvlab.export.commands:tensorrt", "ONNX -> TensorRT engine"),
+    Verb("export", "rgb-standin", "cvlab.export.commands:rgb_standin",
+         "a repository with the shipped RGB stand-in"),
     Verb("export", "demo-model", "cvlab.export.commands:demo_model",
          "a repository + demo model", True),
     Verb("triton", "serve", "cvlab.triton.commands:serve", "run a local Triton until Ctrl-C"),

@@ -40,6 +40,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -826,6 +827,40 @@ class SyntheticRgbSet:
         return str(self.root / "tfrecords" / "rgb-fold-*")
 
 
+def write_synthetic_rgb_frames(
+    root: str | os.PathLike,
+    num_images: int,
+    seed: int = 0,
+    image_size: tuple[int, int] = (640, 384),
+    *,
+    classes: Sequence[str] = PEOPLENET_CLASSES,
+    stream: int = 0,
+    progress: bool = False,
+) -> Counter:
+    """Daylight frames ``root/images/rgb_NNNNN.jpg`` and their KITTI labels
+    ``root/labels/rgb_NNNNN.txt`` (other ``rgb_*`` frames there are removed); returns the
+    objects written per class. Other files in those folders are left alone."""
+    from cvlab.formats.kitti import write_kitti
+
+    root = Path(root)
+    gen = SyntheticThermalGenerator(image_size, seed, style="rgb")
+    keep, objects = set(), Counter()
+    for i in tqdm(range(int(num_images)), desc="synthetic RGB", disable=not progress):
+        frame = gen.render(i, stream)
+        stem = f"rgb_{i:05d}"
+        keep.add(stem)
+        bgr = cv2.cvtColor(frame.image, cv2.COLOR_RGB2BGR)
+        _write_image(root / "images" / f"{stem}.jpg", bgr, (cv2.IMWRITE_JPEG_QUALITY, 95))
+        truth = frame.to_detections(classes)
+        write_kitti(root / "labels" / f"{stem}.txt", truth, False)
+        objects.update(truth.names)
+    for folder in ("images", "labels"):
+        for path in (root / folder).glob("rgb_*"):
+            if path.stem not in keep:
+                path.unlink()
+    return objects
+
+
 def write_synthetic_rgb_set(
     output_dir: str | os.PathLike,
     num_images: int = 200,
@@ -847,23 +882,12 @@ def write_synthetic_rgb_set(
         >>> s.tfrecords.frames_per_fold  # doctest: +SKIP
         {0: 2, 1: 8}
     """
-    from cvlab.formats.kitti import write_kitti
     from cvlab.formats.tfrecords import write_tfrecords
 
     root = Path(output_dir)
-    gen = SyntheticThermalGenerator(image_size, seed, style="rgb")
-    keep = set()
-    for i in tqdm(range(int(num_images)), desc="synthetic RGB", disable=not progress):
-        frame = gen.render(i, stream)
-        stem = f"rgb_{i:05d}"
-        keep.add(stem)
-        bgr = cv2.cvtColor(frame.image, cv2.COLOR_RGB2BGR)
-        _write_image(root / "images" / f"{stem}.jpg", bgr, (cv2.IMWRITE_JPEG_QUALITY, 95))
-        write_kitti(root / "labels" / f"{stem}.txt", frame.to_detections(classes), False)
-    for folder in ("images", "labels"):
-        for path in (root / folder).glob("rgb_*"):
-            if path.stem not in keep:
-                path.unlink()
+    write_synthetic_rgb_frames(
+        root, num_images, seed, image_size, classes=classes, stream=stream, progress=progress
+    )
     result = write_tfrecords(
         root,
         root / "tfrecords" / "rgb",

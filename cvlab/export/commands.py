@@ -131,3 +131,24 @@ def demo_model(args: argparse.Namespace) -> int:
     )
     print(f"wrote {model_dir} (serve with: cvlab triton serve --model-repository {args.output})")
     return 0
+
+
+def rgb_standin_arguments(p: argparse.ArgumentParser) -> None:
+    """``cvlab export rgb-standin`` options."""
+    p.add_argument("--output", required=True, help="model repository directory")
+    p.add_argument("--max-batch-size", type=int, default=16)
+
+
+def rgb_standin(args: argparse.Namespace) -> int:
+    """Write a Triton repository serving the shipped RGB stand-in and print how to query it."""
+    from cvlab.export.rgb_standin import STANDIN_CLUSTERING_CONFIG, write_standin_repository
+    from cvlab.shell import shell_quote as quote
+
+    model_dir = write_standin_repository(args.output, max_batch_size=args.max_batch_size)
+    print(f"wrote {model_dir}")
+    print(f"serve it:  cvlab triton serve --model-repository {quote(args.output)}")
+    print(
+        f"query it:  cvlab infer IMAGE_DIR -m {model_dir.name} -u 127.0.0.1:PORT "
+        f"--postprocessing_config {quote(str(STANDIN_CLUSTERING_CONFIG))} --output_path out"
+    )
+    return 0

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from cvlab.fileio import atomic_save_figure, atomic_write_image, atomic_write_text
+from cvlab.train.standin import MODEL_NAME as STANDIN_MODEL_NAME
 
 if TYPE_CHECKING:  # pandas loads on first use: `cvlab lab demo` imports this module
     import pandas as pd
@@ -26,7 +27,7 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 #: Workspace used by the notebooks when no other is given.
 DEFAULT_WORKSPACE = "runs/lab"
 #: Model names inside the lab's local Triton repository (the RGB stand-in and the IR model).
-RGB_MODEL_NAME = "peoplenet_rgb_standin"
+RGB_MODEL_NAME = STANDIN_MODEL_NAME
 IR_MODEL_NAME = "peoplenet_ir"
 #: The lab's name for the retrained IR model on GKE (tensorrt_plan).
 LAB_IR_MODEL_NAME = "peoplenet_ir_tlt"
