@@ -6,7 +6,7 @@
 #       extension: .py
 #       format_name: percent
 #       format_version: '1.3'
-#       jupytext_version: 1.19.6
+#       jupytext_version: 1.19.7
 #   kernelspec:
 #     display_name: Python 3
 #     language: python
@@ -38,9 +38,10 @@ TAO_EPOCHS = 60  # written into the TAO spec, as in the lab
 TAO_GPUS = 8
 TAO_KEY = "tlt_encode"  # the lab's model key (public; not a credential)
 FORCE_RETRAIN = True  # False: reuse a finished model in the workspace
-# Where training starts: a plain Keras .hdf5 (e.g. NGC's unencrypted trainable PeopleNet for
-# "peoplenet"); None: random initialisation. Encrypted .tlt files are refused with the way out.
-PRETRAINED_WEIGHTS = None
+# Where training starts (TAO's model_config.pretrained_model_file): "rgb_standin" = the offline
+# RGB stand-in's weights (as the lab starts from PeopleNet's); a plain Keras .hdf5 (e.g. NGC's
+# unencrypted trainable PeopleNet for "peoplenet"); None: random initialisation.
+PRETRAINED_WEIGHTS = "rgb_standin"
 
 # %%
 from IPython.display import display
@@ -73,6 +74,13 @@ display(lab.show_steps("TAO on a GPU machine", lab.tao_steps()))
 # One progress bar for the run (epoch, loss and the last validation mAP in its text) and a
 # loss/AP curve redrawn after every epoch (validation four times per run); checkpoints (resumed when the notebook is re-run with
 # `FORCE_RETRAIN = False`), TensorBoard logs and a metrics CSV in the training folder.
+
+# %% [markdown]
+# **Transfer learning, as in the lab.** The lab retrains from PeopleNet's weights; offline,
+# training starts from the RGB stand-in's (notebook 01's model, trained on a real camera
+# video): its backbone is loaded by layer name and the heads start fresh, as TAO does with
+# `pretrained_model_file`. The line printed first says how many layers were loaded;
+# `cvlab bench train` compares this start with random initialisation.
 
 # %%
 trained = lab.ensure_trained_model(

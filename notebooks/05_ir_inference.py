@@ -6,7 +6,7 @@
 #       extension: .py
 #       format_name: percent
 #       format_version: '1.3'
-#       jupytext_version: 1.19.6
+#       jupytext_version: 1.19.7
 #   kernelspec:
 #     display_name: Python 3
 #     language: python
@@ -73,8 +73,9 @@ print("Triton:", url)
 
 # %% [markdown]
 # ## Before: the RGB model on thermal frames
-# The RGB model learned people as coloured clothes under skin-tone heads; on thermal frames it
-# sees grey silhouettes (the domain gap). It has three output classes; only `person` is
+# The RGB model learned people from a daylight camera (offline: the stand-in trained on a real
+# campus video, notebook 01); on thermal frames it sees grey, textureless silhouettes (the
+# domain gap). It has three output classes; only `person` is
 # scored, exactly like the IR model (same images, same ground truth).
 
 # %%

@@ -116,13 +116,19 @@ def ir_postprocessing_config(
     return _with_threshold(config, confidence_threshold)
 
 
-def rgb_postprocessing_config(confidence_threshold: float | None = None) -> Any:
-    """The PeopleNet RGB clustering config (person, bag, face: the RGB model's three output
-    channels); thermal evaluation then looks at ``person`` only."""
-    from cvlab.inference.clustering_config import PEOPLENET_RGB_CONFIG, load_clustering_config
+def rgb_postprocessing_config(
+    confidence_threshold: float | None = None, path: str | os.PathLike[str] | None = None
+) -> Any:
+    """The RGB model's clustering config (person, bag, face: its three output channels):
+    ``path``, by default the offline stand-in's ``clustering_config_rgb_standin.prototxt``
+    (PeopleNet's config with the stand-in's thresholds; for real PeopleNet pass
+    :data:`~cvlab.inference.clustering_config.PEOPLENET_RGB_CONFIG`), optionally with another
+    DBSCAN confidence threshold; thermal evaluation then looks at ``person`` only."""
+    from cvlab.export.rgb_standin import STANDIN_CLUSTERING_CONFIG
+    from cvlab.inference.clustering_config import load_clustering_config
 
     with _legacy_float_quiet():
-        config = load_clustering_config(PEOPLENET_RGB_CONFIG)
+        config = load_clustering_config(path or STANDIN_CLUSTERING_CONFIG)
     return _with_threshold(config, confidence_threshold)
 
 

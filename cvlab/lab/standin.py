@@ -66,19 +66,15 @@ class RgbSamples:
 
     @property
     def paths(self) -> list[Path]:
-        """Every image, in the order the groups are listed (one inference call)."""
-        return [*self.scored, *self.strip, *self.photos, *self.synthetic]
+        """Every image once (a frame both scored and in the strip is sent once), in the order the
+        groups are listed: what one inference call takes."""
+        return list(dict.fromkeys([*self.scored, *self.strip, *self.photos, *self.synthetic]))
 
     def group(self, name: str, values: list[Any]) -> list[Any]:
-        """The part of ``values`` (one per :attr:`paths` entry) that belongs to group ``name``."""
-        sizes = {"scored": len(self.scored), "strip": len(self.strip)}
-        sizes.update(photos=len(self.photos), synthetic=len(self.synthetic))
-        start = 0
-        for key, size in sizes.items():
-            if key == name:
-                return values[start : start + size]
-            start += size
-        raise KeyError(name)
+        """The entries of ``values`` (one per :attr:`paths` entry) of group ``name``
+        (``scored``, ``strip``, ``photos`` or ``synthetic``), in the group's order."""
+        position = {p: i for i, p in enumerate(self.paths)}
+        return [values[position[p]] for p in getattr(self, name)]
 
 
 #: Seed of the synthetic daylight frames notebook 01 shows for bags (the stand-in's synthetic
@@ -132,7 +128,7 @@ def rgb_sample_frames(
     strip_frames = [
         i for i in range(strip_start, strip_start + strip_length) if i in HELDOUT_FRAMES
     ]
-    strip, _ = write_heldout_frames(folder / "strip", strip_frames)
+    strip, _ = write_heldout_frames(folder / "heldout", strip_frames)
     photos = []
     for src in real_photos(video):
         target = folder / "photos" / src.name

@@ -19,6 +19,9 @@ from cvlab.lab.workspace import Workspace
 #: Epochs of the tiny embedded-default run (about 2 minutes on 2 free CPU cores, 96 training
 #: frames; person AP about 0.8 on the held-out frames).
 TINY_EPOCHS = 24
+#: ``pretrained_weights`` value that names the shipped RGB stand-in's weights (what notebook 03
+#: starts from offline, as the lab starts from PeopleNet's).
+RGB_STANDIN = "rgb_standin"
 
 
 @dataclass
@@ -84,7 +87,8 @@ def ensure_trained_model(
     """Train DetectNet_v2 on the prepared TFRecords with cvlab's trainer (once; ``force``
     retrains from scratch). ``live_plot`` redraws the loss/mAP curve after every epoch in
     the notebook. ``pretrained_weights`` (Keras HDF5, loaded by layer name: the backbone, as
-    TAO does) is where training starts; the number of layers loaded is printed.
+    TAO does with ``model_config.pretrained_model_file``; :data:`RGB_STANDIN` for the shipped
+    RGB stand-in's) is where training starts; the number of layers loaded is printed.
     Returns the model path and the history DataFrame."""
     state = ws.state().get("trained")
     if state and not force and Path(state["model_path"]).exists():
@@ -97,6 +101,10 @@ def ensure_trained_model(
         )
     from cvlab.train.trainer import train
 
+    if str(pretrained_weights) == RGB_STANDIN:
+        from cvlab.train.standin import SHIPPED_DIR, WEIGHTS_FILE
+
+        pretrained_weights = SHIPPED_DIR / WEIGHTS_FILE
     prepared = prepared or ensure_prepared_dataset(ws)
     train_config = _train_config(config, prepared.class_names, pretrained_weights)
     if force and ws.training.exists():

@@ -504,3 +504,62 @@ def folded(content: Any, summary: str) -> Folded:
         return Folded(summary, shown._repr_html_(), repr(shown))
     text = str(content)
     return Folded(summary, f"<pre>{html_lib.escape(text)}</pre>", text)
+
+
+def strip_gif(
+    images: Sequence[str | os.PathLike[str]],
+    detections: Sequence[Any],
+    config: Any,
+    path: str | os.PathLike[str],
+    *,
+    fps: float = 5.0,
+    scale: float = 0.75,
+) -> Path:
+    """An animated GIF of consecutive frames with their boxes (and each frame's number and box
+    count written on it), looping, at ``fps`` frames per second; written atomically to ``path``."""
+    import io
+
+    import cv2
+    from PIL import Image
+
+    from cvlab.fileio import atomic_write_bytes
+    from cvlab.images import load_image
+
+    frames = []
+    for p, dets in zip(images, detections, strict=True):
+        rgb = _overlay(load_image(p), dets, config)
+        rgb = cv2.resize(rgb, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
+        text = f"{Path(p).stem}: {_count_text(dets)}"
+        cv2.putText(rgb, text, (8, 22), cv2.FONT_HERSHEY_SIMPLEX, 0.6, (0, 0, 0), 3)
+        cv2.putText(rgb, text, (8, 22), cv2.FONT_HERSHEY_SIMPLEX, 0.6, (255, 255, 255), 1)
+        frames.append(Image.fromarray(rgb))
+    buffer = io.BytesIO()
+    frames[0].save(
+        buffer,
+        format="GIF",
+        save_all=True,
+        append_images=frames[1:],
+        duration=int(1000 / fps),
+        loop=0,
+    )
+    return atomic_write_bytes(path, buffer.getvalue())
+
+
+def show_filmstrip(
+    images: Sequence[str | os.PathLike[str]],
+    detections: Sequence[Any],
+    config: Any,
+    *,
+    count: int = 4,
+    title: str = "",
+) -> Any:
+    """``count`` evenly spaced frames of a run of consecutive frames in a grid (what the
+    animation shows, for a page that cannot play it), a legend underneath; returns the Figure."""
+    picks = np.linspace(0, len(images) - 1, min(count, len(images))).round().astype(int)
+    return show_overlays(
+        [images[i] for i in picks],
+        [detections[i] for i in picks],
+        config,
+        title=title,
+        ncols=2,
+    )
