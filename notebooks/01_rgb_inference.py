@@ -241,7 +241,7 @@ display(lab.show_steps("RGB PeopleNet on Triton in GKE", lab.rgb_model_steps(ws)
 # ## What was produced, and where
 
 # %%
-ws.update_state(rgb_outputs=out_dir)
+ws.update_state(rgb_outputs=out_dir, rgb_real_ap=rgb_eval.ap["person"])
 display(
     lab.table(
         lab.produced_table(

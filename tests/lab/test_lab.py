@@ -42,7 +42,7 @@ def test_records_become_an_html_report(tmp_path: Path) -> None:
     ws = lab.Workspace(tmp_path / "ws")
     ws.update_state(
         flir_source=ws.flir_source, rgb_standin={"epochs": 1}, trained={"config": "tiny"},
-        deployed_gcs=lab.EMULATOR_MODEL_REPOSITORY, rgb_ap=0.0213, ir_ap=0.8049,
+        deployed_gcs=lab.EMULATOR_MODEL_REPOSITORY, rgb_ap=0.0213, ir_ap=0.8049, rgb_real_ap=0.903,
     )  # fmt: skip
     lab.record_table(ws, "00_environment", pd.DataFrame({"component": ["python"]}), "Env")
     lab.record_table(
@@ -53,7 +53,8 @@ def test_records_become_an_html_report(tmp_path: Path) -> None:
     )
     lab.record_table(ws, "03_training_history", pd.DataFrame({"epoch": [1]}), "History")
     lab.record_text(ws, "04_repository", "model_repository/\n└── m/", "Repository")
-    for name, title in (("02_stats", "Stats"), ("05_before_after", "Before/after")):
+    figures = (("01_rgb_overlays", "Real frames"), ("02_stats", "Stats"))
+    for name, title in (*figures, ("05_before_after", "Before/after")):
         fig, ax = plt.subplots()
         ax.plot([0, 1], [1, 0])
         lab.record_figure(ws, name, fig, title)
@@ -67,9 +68,11 @@ def test_records_become_an_html_report(tmp_path: Path) -> None:
     ).read_text()
     # the headline first: what ran, the RGB-vs-IR result, the before/after figure, the links
     headline = html[html.index("<section id='headline'>") : html.index("</section>")]
-    assert "Offline run: synthetic data, stand-in models" in headline
+    assert "Offline run: a real camera video, synthetic thermal data, stand-in models" in headline
     assert "RGB model <b>0.02</b> &rarr; retrained IR model <b>0.80</b>" in headline
+    assert "held-out real video frames: <b>0.90</b>" in headline
     assert "Before/after" in headline and "data:image/png;base64," in headline
+    assert headline.index("Real frames") < headline.index("Before/after")  # a real frame first
     assert "href='../nb/05_ir_inference.html'>05_ir_inference</a> (41 s)" in headline
     # then the sections in the story's order, details (environment, raw history) folded last
     order = [html.index(f"<h2>{h}</h2>") for h in ("Dataset", "Training", "Deploy", "Inference")]

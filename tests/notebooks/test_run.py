@@ -248,8 +248,10 @@ def test_report_from_the_run(lab_run: dict) -> None:
     html_path = build_report(lab_run["workspace"], lab_run["executed"] / "report.html", pages)
     html = html_path.read_text()
     headline = html[html.index("<section id='headline'>") : html.index("</section>")]
-    assert "Offline run: synthetic data, stand-in models" in headline
+    assert "Offline run: a real camera video, synthetic thermal data, stand-in models" in headline
     assert "Person AP on held-out thermal frames: RGB model" in headline
+    assert "Person AP of the RGB model on held-out real video frames" in headline
+    assert headline.index("Held-out frames of a real camera video") < headline.index("Before: RGB")
     assert "Before: RGB model, AP" in headline and "data:image/png;base64," in headline
     assert "href='05_ir_inference.html'" in headline
     assert "Training loss and validation mAP" in html and "Deployment checks" in html
