@@ -82,7 +82,7 @@ def test_records_become_an_html_report(tmp_path: Path) -> None:
     assert html.index("<summary>Env</summary>") > details
     assert html.index("<summary>History</summary>") > details
     assert "<td>0.805</td>" in html and "<td>RGB model</td>" in html  # rounded for people
-    assert html.count("data:image/png;base64,") == 2 and html.count("data:image/jpeg;base64,") == 1
+    assert html.count("data:image/png;base64,") == 3 and html.count("data:image/jpeg;base64,") == 1
     assert "width: 100%" in html and 'id="zoom"' in html  # full width, click to enlarge
     empty = build_report(tmp_path / "empty", tmp_path / "empty.html").read_text()
     assert empty.count("Nothing recorded") == 5
