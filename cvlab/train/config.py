@@ -109,8 +109,8 @@ class TrainingParams:
 _CVLAB_ONLY_AUGMENT = {"brightness_shift_max": 0.0}
 #: augmentation fields TAO's default (multi-source) loader does not use.
 _TAO_IGNORED_AUGMENT = {
-    "min_bbox_width": "TAO's default loader filters no boxes by size",
-    "min_bbox_height": "TAO's default loader filters no boxes by size",
+    "min_bbox_width": "TAO's default loader ignores it (it always drops boxes under 1 px)",
+    "min_bbox_height": "TAO's default loader ignores it (it always drops boxes under 1 px)",
     "vflip_probability": "TAO's default loader never flips vertically",
 }
 
