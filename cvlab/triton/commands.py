@@ -166,6 +166,18 @@ def infer_arguments(p: argparse.ArgumentParser) -> None:
         dest="class_list",
         help="comma-separated class names, e.g. person,bag,face (none: the config's classes)",
     )
+    add(
+        "--clustering",
+        choices=["dbscan", "dbscan_legacy", "nms", "hybrid"],
+        default="dbscan",
+        help="how grid cells become boxes, for every class. dbscan (default): TAO "
+        "DetectNet_v2's DBSCAN (1 - IoU distance, integer min_samples: the prototxt's 0.05 "
+        "becomes 1, with a warning). dbscan_legacy: the lab's tao_client.py box for box (it "
+        "feeds rows of the 1 - IoU matrix to a Euclidean DBSCAN and keeps the float "
+        "min_samples, so a lone weak cell is a box); not the default because those are not "
+        "TAO's rules. nms, hybrid: TAO's. The prototxt has no field for it: the lab client's "
+        "parser refuses unknown fields (docs/clustering.md)",
+    )
     add("--concurrency", type=positive_int, default=4, help="requests in flight (--async)")
     add("--timeout", type=float, default=30.0, help="network timeout in seconds")
     add("--no-progress", action="store_true", help="no progress bar")
@@ -348,6 +360,19 @@ def _lab_options(args: argparse.Namespace) -> tuple[str, str, bool | dict[str, o
     return mode, protocol, given or True
 
 
+def _clustering_config(args: argparse.Namespace, classes):
+    """``--postprocessing_config`` as the pipeline takes it, with ``--clustering`` applied
+    (the prototxt's, or the defaults for the classes, when not ``dbscan``)."""
+    if args.clustering == "dbscan":
+        return args.postprocessing_config
+    from cvlab.detectnet import PEOPLENET_CLASSES
+    from cvlab.inference.clustering_config import default_config, load_clustering_config
+
+    if args.postprocessing_config:
+        return load_clustering_config(args.postprocessing_config, algorithm=args.clustering)
+    return default_config(classes or PEOPLENET_CLASSES, algorithm=args.clustering)
+
+
 def infer(args: argparse.Namespace) -> int:
     """``cvlab infer``: the exit status is :attr:`~cvlab.triton.pipeline.InferSummary.exit_status`
     (see the epilog of ``cvlab infer --help``)."""
@@ -383,7 +408,7 @@ def infer(args: argparse.Namespace) -> int:
                 protocol=protocol,
                 async_mode=args.async_mode or args.streaming,
                 output_path=args.output_path,
-                postprocessing_config=args.postprocessing_config,
+                postprocessing_config=_clustering_config(args, classes),
                 class_list=classes,
                 ssl=ssl,
                 concurrency=args.concurrency,
