@@ -312,8 +312,13 @@ def serve_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def check_arguments(p: argparse.ArgumentParser) -> None:
-    """``cvlab triton check REPOSITORY``."""
-    p.add_argument("repository")
+    """``cvlab triton check REPOSITORY`` (or one ``.onnx`` file: its padding only)."""
+    p.add_argument(
+        "repository",
+        help="a model repository, or a DetectNet_v2 .onnx file. Every ONNX model's padding is "
+        "reported: symmetric (what TAO trained) or TF-SAME (TAO's keras2onnx export: a "
+        "shifted function of the trained network)",
+    )
 
 
 def _lab_options(args: argparse.Namespace) -> tuple[str, str, bool | dict[str, object]]:
@@ -550,11 +555,23 @@ def serve(args: argparse.Namespace) -> int:
 
 
 def check(args: argparse.Namespace) -> int:
+    import contextlib
+
+    from cvlab.errors import CvlabError
+    from cvlab.export.padding import check_onnx_padding
     from cvlab.triton.model_repository import validate_model_repository
 
-    problems = validate_model_repository(args.repository)
+    target = Path(args.repository)
+    if target.suffix.lower() == ".onnx":
+        print(check_onnx_padding(target).summary())
+        return 0
+    problems = validate_model_repository(target)
     for problem in problems:
         print(problem)
+    if target.is_dir():
+        for onnx_path in sorted(target.glob("*/[0-9]*/model.onnx")):
+            with contextlib.suppress(CvlabError):  # already a problem of the repository check
+                print(check_onnx_padding(onnx_path).summary())
     if not problems:
         print(f"{args.repository}: OK")
     return 1 if problems else 0
