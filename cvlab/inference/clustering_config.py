@@ -340,7 +340,7 @@ def _build(
         with warnings.catch_warnings():  # said once per file below, not once per class
             warnings.filterwarnings("ignore", message=".*legacy float", category=UserWarning)
             cfg = ClassClusteringConfig(**values)
-        if cfg.legacy_min_samples is not None:
+        if cfg.legacy_min_samples is not None and cfg.algorithm != "dbscan_legacy":
             legacy.setdefault((cfg.legacy_min_samples, cfg.dbscan_min_samples), []).append(name)
         for fname, reason in cfg.problems() + (extra_checks(cfg) if extra_checks else []):
             file_field = _FILE_FIELDS.get(fname, fname)

@@ -21,7 +21,9 @@ As TAO DetectNet_v2's default (multi-source) loader draws and applies it, per im
   The image is resampled bilinearly at pixel centres with background 0.5 (exact copies for
   flips and whole-pixel translations); each box's two corners ``(x1, y1)``, ``(x2, y2)`` go
   through ``S^-1`` and the new box is their per-axis min/max. Boxes are neither clipped nor
-  dropped (TAO's loader does neither; parts outside the canvas rasterise nothing).
+  dropped here (TAO's loader does neither after augmenting; parts outside the canvas
+  rasterise nothing). Before augmenting, the data pipeline sorts each box's corners and drops
+  boxes under 1 px, as TAO's loader does (:func:`cvlab.train.dataset.tao_label_boxes`).
 * Colour (3 channels): one 4x4 matrix on ``[r, g, b, 1]`` rows, clipped to ``[0, 1]``, applying
   contrast, then hue/saturation, then brightness (TAO's order):
 

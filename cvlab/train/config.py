@@ -109,8 +109,8 @@ class TrainingParams:
 _CVLAB_ONLY_AUGMENT = {"brightness_shift_max": 0.0}
 #: augmentation fields TAO's default (multi-source) loader does not use.
 _TAO_IGNORED_AUGMENT = {
-    "min_bbox_width": "TAO's default loader filters no boxes by size",
-    "min_bbox_height": "TAO's default loader filters no boxes by size",
+    "min_bbox_width": "TAO's default loader ignores it (it always drops boxes under 1 px)",
+    "min_bbox_height": "TAO's default loader ignores it (it always drops boxes under 1 px)",
     "vflip_probability": "TAO's default loader never flips vertically",
 }
 
@@ -256,9 +256,45 @@ def spec_fields_without_effect(exp: Experiment) -> Iterator[tuple[str, str]]:
         yield ("dataset_config.sampling_mode", "matters with several data_sources only")
 
 
+def unset_fields_tao_fails_on(exp: Experiment) -> Iterator[tuple[str, str]]:
+    """``(field path, why)`` for unset (0) fields whose 0 TAO's training refuses or trains
+    nothing with, where cvlab would otherwise have to invent a value.
+
+    * ``zoom_min`` 0 or above ``zoom_max``: TAO's ``AugmentationConfig.SpatialAugmentation``
+      raises (``zoom_min must be > 0.0``, ``zoom_min must be <= zoom_max``).
+    * ``max_objective_weight`` 0 with ``enable_autoweighting``: TAO's ``CostAutoWeightHook``
+      clamps every objective weight to ``min(max(w, min_w), max_w)`` = 0 after the first
+      epoch, so nothing trains from then on.
+    """
+    sp = exp.augmentation_config.spatial_augmentation
+    where = "augmentation_config.spatial_augmentation"
+    if sp.zoom_min > sp.zoom_max:
+        yield (
+            f"{where}.zoom_max",
+            f"zoom_max ({sp.zoom_max:g}) is below zoom_min ({sp.zoom_min:g}); TAO raises "
+            "'zoom_min must be <= zoom_max' (1.0 and 1.0: no zoom)",
+        )
+    elif sp.zoom_min <= 0:
+        yield (
+            f"{where}.zoom_min",
+            f"zoom_min must be > 0, got {sp.zoom_min:g} (unset); TAO raises 'zoom_min must be "
+            "> 0.0' (1.0 and 1.0: no zoom)",
+        )
+    cf = exp.cost_function_config
+    if cf.enable_autoweighting and cf.max_objective_weight <= 0:
+        yield (
+            "cost_function_config.max_objective_weight",
+            "is 0 (unset) with enable_autoweighting: TAO clamps every objective weight to 0 "
+            "after the first epoch and stops learning; set it (TAO's default spec: 0.9999)",
+        )
+
+
 def check_spec_for_cvlab(exp: Experiment, source: str = "<spec>") -> None:
-    """Raise :class:`SpecError` naming the first field cvlab cannot honour; warn (UserWarning)
-    about each set field that has no effect (in TAO either)."""
+    """Raise :class:`SpecError` naming the first field cvlab cannot honour (or that TAO fails
+    on: :func:`unset_fields_tao_fails_on`); warn (UserWarning) about each set field that has no
+    effect (in TAO either)."""
+    for where, why in unset_fields_tao_fails_on(exp):
+        raise SpecError(f"{where}: {why}", path=source, field=where)
     for where, why in unsupported_spec_fields(exp):
         raise SpecError(f"not supported by cvlab's trainer: {why}", path=source, field=where)
     for where, why in spec_fields_without_effect(exp):
@@ -548,8 +584,10 @@ class TrainConfig:
                 for name, c in params.classes.items()
             ],
             enable_autoweighting=params.enable_autoweighting,
-            max_objective_weight=params.max_objective_weight or 0.9999,
-            min_objective_weight=params.min_objective_weight or 0.0001,
+            # As the spec says (TAO): a 0 maximum with autoweighting is refused when the spec
+            # is read (unset_fields_tao_fails_on); without autoweighting it is never used.
+            max_objective_weight=params.max_objective_weight,
+            min_objective_weight=params.min_objective_weight,
         )
         raster = RasterizerConfig(
             deadzone_radius=params.deadzone_radius,
@@ -606,8 +644,9 @@ class TrainConfig:
 def augment_config_from_params(params: TrainingParams) -> AugmentConfig:
     """:class:`AugmentConfig` from a spec's augmentation fields, by proto field name.
 
-    Unset zoom (0) means 1.0, unset contrast_center 0.5 and unset rotate_probability 1.0 (as
-    TAO reads them); cvlab-only settings
+    As TAO reads them: unset contrast_center is 0 (TAO's ``ColorAugmentation`` keeps the
+    spec's value), unset rotate_probability 1.0; an unset zoom is refused when the spec is read
+    (:func:`unset_fields_tao_fails_on`; 1.0 for hand-built params); cvlab-only settings
     (``brightness_shift_max``) are 0 so that only the spec's fields act. A spec field that
     AugmentConfig lacks must be 0 (:func:`unsupported_spec_fields` refuses it otherwise).
     """
@@ -623,7 +662,7 @@ def augment_config_from_params(params: TrainingParams) -> AugmentConfig:
         }
     values["zoom_min"] = values.get("zoom_min") or 1.0
     values["zoom_max"] = values.get("zoom_max") or 1.0
-    values["contrast_center"] = values.get("contrast_center") or 0.5
+    values["contrast_center"] = values.get("contrast_center") or 0.0  # TAO: unset = 0
     values["rotate_probability"] = values.get("rotate_probability") or 1.0  # TAO: unset = 1
     known = {f.name for f in dataclasses.fields(AugmentConfig)}
     kwargs = {k: v for k, v in _CVLAB_ONLY_AUGMENT.items() if k in known}

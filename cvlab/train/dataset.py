@@ -7,8 +7,12 @@ Records follow TAO ``dataset_convert`` (the schema, file names and fold split li
 ``<image_root>/<frame/id>.<ext>``; :func:`cvlab.formats.tfrecords.split_folds` picks the
 training and validation files.
 
-Each example: decode (parallel) -> RGB float ``[0, 1]`` resized to the model input -> TAO
+Each example: decode (parallel) -> RGB float ``[0, 1]`` resized to the model input -> boxes
+with sorted corners, those under 1 px wide or high dropped (:func:`tao_label_boxes`) -> TAO
 augmentation (training only) -> NCHW -> targets rasterised by :mod:`cvlab.train.targets`.
+
+JPEGs decode as TAO decodes them (:func:`decode_image`: ``dct_method="INTEGER_ACCURATE"``),
+which gives the same pixels as OpenCV (:func:`cvlab.images.load_image`, the inference side).
 
 Example:
     >>> ds = make_dataset("data/tfrecords/*", "data", ["person"], (320, 192), batch_size=8)  # doctest: +SKIP
@@ -53,13 +57,63 @@ def detect_image_extension(files: Sequence[str], image_root: str | os.PathLike) 
     raise ValueError(f"{files[0]}: no records")
 
 
+#: TAO's minimum box width and height in pixels (its default loader's fixed filter).
+TAO_MIN_BOX_SIZE = 1.0
+
+
+def decode_image(data, extension: str):
+    """``uint8 [H, W, 3]`` from an image file's bytes, as TAO's loader decodes them.
+
+    JPEG (``.jpg``/``.jpeg``) with ``dct_method="INTEGER_ACCURATE"`` (TAO's
+    ``images2d_reference.decode_image``; TensorFlow's default, INTEGER_FAST, changes about
+    half the pixels by up to a few levels); other formats with ``tf.io.decode_image``.
+    """
+    import tensorflow as tf
+
+    if extension.lower() in (".jpg", ".jpeg"):
+        return tf.io.decode_jpeg(data, channels=3, dct_method="INTEGER_ACCURATE")
+    return tf.io.decode_image(data, channels=3, expand_animations=False)
+
+
+def tao_label_boxes(boxes, class_ids):
+    """Boxes ``[N, 4]`` with each box's corners sorted, minus those under 1 px wide or high.
+
+    What TAO's default loader does to every label before augmentation: ``x1, x2`` and
+    ``y1, y2`` become their min and max (``segment_min``/``segment_max``), then
+    ``filter_bbox_label_based_on_minimum_dims(min_height=1.0, min_width=1.0)`` keeps a box
+    when ``x2 - x1 >= 1`` and ``y2 - y1 >= 1``. Returns ``(boxes, class_ids)``.
+
+    >>> import tensorflow as tf
+    >>> b, c = tao_label_boxes(tf.constant([[5., 9., 1., 2.], [0., 0., 0.5, 8.]]), tf.constant([0, 1]))
+    >>> b.numpy().tolist(), c.numpy().tolist()
+    ([[1.0, 2.0, 5.0, 9.0]], [0])
+    """
+    import tensorflow as tf
+
+    boxes = tf.reshape(boxes, (-1, 4))
+    sorted_boxes = tf.stack(
+        [
+            tf.minimum(boxes[:, 0], boxes[:, 2]),
+            tf.minimum(boxes[:, 1], boxes[:, 3]),
+            tf.maximum(boxes[:, 0], boxes[:, 2]),
+            tf.maximum(boxes[:, 1], boxes[:, 3]),
+        ],
+        axis=1,
+    )
+    keep = tf.logical_and(
+        sorted_boxes[:, 2] - sorted_boxes[:, 0] >= TAO_MIN_BOX_SIZE,
+        sorted_boxes[:, 3] - sorted_boxes[:, 1] >= TAO_MIN_BOX_SIZE,
+    )
+    return tf.boolean_mask(sorted_boxes, keep), tf.boolean_mask(class_ids, keep)
+
+
 def _parse(raw, class_table, image_root: str, extension: str, input_size):
     import tensorflow as tf
 
     ex = tf.io.parse_single_example(raw, feature_spec(TRAINER_FEATURES))
     width, height = input_size
     path = tf.strings.join([image_root, "/", ex["frame/id"], extension])
-    image = tf.io.decode_image(tf.io.read_file(path), channels=3, expand_animations=False)
+    image = decode_image(tf.io.read_file(path), extension)
     image = tf.image.resize(tf.image.convert_image_dtype(image, tf.float32), (height, width))
     sx = width / tf.cast(ex["frame/width"], tf.float32)
     sy = height / tf.cast(ex["frame/height"], tf.float32)
@@ -68,7 +122,9 @@ def _parse(raw, class_table, image_root: str, extension: str, input_size):
     names = tf.strings.lower(tf.sparse.to_dense(ex["target/object_class"], b""))
     class_ids = class_table.lookup(names)
     keep = class_ids >= 0
-    return image, tf.boolean_mask(boxes, keep), tf.boolean_mask(class_ids, keep)
+    # In model-input pixels: the same as TAO's (original) pixels when the image is already at
+    # the model size, as the lab's prepared images are.
+    return (image, *tao_label_boxes(tf.boolean_mask(boxes, keep), tf.boolean_mask(class_ids, keep)))
 
 
 def make_dataset(

@@ -21,8 +21,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-import numpy as np
-
 EPSILON = 1e-5
 
 
@@ -179,7 +177,7 @@ def autoweight(
                 updated[tc.name][o.name] = current[tc.name][o.name]
             else:
                 w = raw[o.name] / total
-                updated[tc.name][o.name] = float(
-                    np.clip(w, config.min_objective_weight, config.max_objective_weight)
-                )
+                # TAO's order: max with the minimum, then min with the maximum.
+                w = min(max(w, config.min_objective_weight), config.max_objective_weight)
+                updated[tc.name][o.name] = float(w)
     return updated

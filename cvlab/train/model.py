@@ -25,7 +25,9 @@ Example:
 from __future__ import annotations
 
 import os
+import re
 import string
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -418,18 +420,28 @@ class WeightsReport:
     missing: list[str]  # weighted layers in scope that the file does not have
     heads_loaded: bool
     considered: int  # weighted layers in scope (the backbone, plus the heads with load_graph)
+    #: the file's weighted layers that set nothing in the model (the heads excluded when
+    #: load_graph is off: TAO never loads them then)
+    unused: list[str] = field(default_factory=list)
+    #: where the file's architecture disagrees with the model's, each naming the spec field
+    #: to change (:func:`architecture_warnings`)
+    warnings: list[str] = field(default_factory=list)
 
     def summary(self) -> str:
-        """One line, e.g. ``loaded 21/21 backbone layers from w.hdf5; heads not loaded ...``."""
+        """One line, e.g. ``loaded 21/21 backbone layers from w.hdf5; heads not loaded ...``,
+        then one ``warning:`` line per architecture mismatch."""
         scope = "layers (backbone + heads)" if self.heads_loaded else "backbone layers"
         text = f"loaded {len(self.loaded)}/{self.considered} {scope} from {self.path}"
         if self.skipped:
             text += f"; {len(self.skipped)} skipped (shape mismatch: {', '.join(self.skipped)})"
         if self.missing:
             text += f"; {len(self.missing)} not in the file"
+        if self.unused:
+            shown = ", ".join(self.unused[:4]) + (", ..." if len(self.unused) > 4 else "")
+            text += f"; {len(self.unused)} of the file's layers unused ({shown})"
         if not self.heads_loaded:
             text += "; heads (output_cov, output_bbox) not loaded: load_graph is off, as in TAO"
-        return text
+        return "\n".join([text, *(f"warning: {w}" for w in self.warnings)])
 
     def __str__(self) -> str:
         return self.summary()
@@ -491,14 +503,89 @@ def load_weights_by_name(
         )
     for layer, arrays in plan:
         layer.set_weights(arrays)
+    loaded = [layer.name for layer, _ in plan]
+    done = set(loaded)
+    unused = [
+        name
+        for name, arrays in stored.items()
+        if arrays and name not in done and (load_graph or name not in HEAD_LAYERS)
+    ]
+    found = architecture_warnings(
+        [n for n, w in stored.items() if w], [layer.name for layer in model.layers if layer.weights]
+    )
+    for text in found:
+        warnings.warn(f"{path}: {text}", UserWarning, stacklevel=2)
     return WeightsReport(
         path=path,
-        loaded=[layer.name for layer, _ in plan],
+        loaded=loaded,
         skipped=skipped,
         missing=missing,
         heads_loaded=load_graph,
         considered=len(scope),
+        unused=unused,
+        warnings=found,
     )
+
+
+_SUBBLOCK = re.compile(r"block_(\d)([a-z])_conv_1$")
+_LATER_SHORTCUT = re.compile(r"block_\d[b-z]_conv_shortcut$")
+_DEPTH_OF_SUBBLOCKS = {4: 10, 8: 18, 16: 34}
+
+
+def _resnet_shape(names: list[str]) -> tuple[int | None, bool | None, bool]:
+    """``(depth or None, projection shortcuts in every block, batch norm)`` from TAO layer
+    names (``block_1b_conv_shortcut`` exists only with ``all_projections``; a ResNet-10 has no
+    second sub-block, so its projections are None: either way)."""
+    subblocks = sum(bool(_SUBBLOCK.match(n)) for n in names)
+    later = any(m and m.group(2) != "a" for m in map(_SUBBLOCK.match, names))
+    projections = any(_LATER_SHORTCUT.match(n) for n in names) if later else None
+    batch_norm = any(n == "bn_conv1" or re.match(r"block_\d[a-z]_bn_", n) for n in names)
+    return _DEPTH_OF_SUBBLOCKS.get(subblocks), projections, batch_norm
+
+
+def architecture_warnings(file_layers: list[str], model_layers: list[str]) -> list[str]:
+    """Where a TAO ResNet weights file's architecture disagrees with the model's, one sentence
+    each naming the spec field to change (``model_config.all_projections``, ``num_layers``,
+    ``use_batch_norm``); ``[]`` when they agree or the file is not a TAO ResNet.
+
+    TAO (and cvlab) load by name and silently leave out what does not fit: a PeopleNet file
+    with projection shortcuts in every block loaded by a spec without ``all_projections`` loses
+    its ``block_*b_conv_shortcut``/``bn_shortcut`` layers.
+
+    >>> f = ["conv1", "bn_conv1", "block_1a_conv_1", "block_1b_conv_1", "block_1b_conv_shortcut"]
+    >>> architecture_warnings(f, ["conv1", "bn_conv1", "block_1a_conv_1", "block_1b_conv_1"])[0]
+    'the file has projection shortcuts in every block (block_1b_conv_shortcut) and the model does not: set model_config.all_projections: true'
+    """
+    if not any(_SUBBLOCK.match(n) for n in file_layers):
+        return []
+    f_depth, f_proj, f_bn = _resnet_shape(file_layers)
+    m_depth, m_proj, m_bn = _resnet_shape(model_layers)
+    out = []
+    if f_proj is not None and m_proj is not None and f_proj != m_proj:
+        if f_proj:
+            examples = ", ".join(n for n in file_layers if _LATER_SHORTCUT.match(n))
+            shown = examples if len(examples) < 80 else examples[:77] + "..."
+            out.append(
+                f"the file has projection shortcuts in every block ({shown}) and the model does "
+                "not: set model_config.all_projections: true"
+            )
+        else:
+            out.append(
+                "the model has projection shortcuts in every block and the file does not "
+                "(no block_1b_conv_shortcut): set model_config.all_projections: false"
+            )
+    if f_depth and m_depth and f_depth != m_depth:
+        out.append(
+            f"the file is a ResNet-{f_depth} and the model a ResNet-{m_depth}: set "
+            f"model_config.num_layers: {f_depth}"
+        )
+    if f_bn != m_bn:
+        out.append(
+            f"the file has {'' if f_bn else 'no '}batch norm layers and the model "
+            f"{'none' if f_bn else 'has'}: set model_config.use_batch_norm: "
+            f"{'true' if f_bn else 'false'}"
+        )
+    return out
 
 
 def _depth(model: keras.Model) -> str:

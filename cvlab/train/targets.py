@@ -308,8 +308,10 @@ def build_targets(
 
     Args:
         boxes_per_class: for each class, an ``(N, 4)`` array of ``x1, y1, x2, y2`` in pixels of
-            the model input (after augmentation). Every finite box is drawn, as TAO does
-            (inverted or tiny boxes still get ``bbox_min_radius`` of coverage).
+            the model input (after augmentation). Every finite box is drawn, as TAO's
+            rasterizer does; the data pipeline has already sorted each box's corners and
+            dropped boxes under 1 px, as TAO's loader does
+            (:func:`cvlab.train.dataset.tao_label_boxes`).
         input_size: model input ``(width, height)``.
         config: rasteriser settings (TAO defaults).
     """

@@ -71,6 +71,30 @@ def write_scalars(writer, values: dict, step: int) -> None:
     writer.flush()
 
 
+def steps_per_epoch(num_examples: int, batch_size: int) -> int:
+    """TAO's ``compute_steps_per_epoch``: rounded up (the last step of an epoch reads on into
+    the next pass of the endless, shuffled training stream).
+
+    ``batch_size`` is the global batch (per-replica batch x replicas; TAO rounds up per GPU
+    and then per processor, which is the same number).
+
+    >>> steps_per_epoch(10, 4), steps_per_epoch(8, 4), steps_per_epoch(3, 4)
+    (3, 2, 1)
+    """
+    return max(1, -(-int(num_examples) // int(batch_size)))
+
+
+def tao_validation_frames(num_frames: int, batch_size: int) -> int:
+    """How many validation frames TAO's training-time validation evaluates:
+    ``num_frames // batch_size`` steps of ``batch_size`` (scripts/train.py), so the last
+    ``num_frames % batch_size`` frames of a pass are left out. cvlab evaluates all of them.
+
+    >>> tao_validation_frames(50, 4), tao_validation_frames(48, 4)
+    (48, 48)
+    """
+    return (int(num_frames) // int(batch_size)) * int(batch_size)
+
+
 def validation_due(epoch: int, num_epochs: int, period: int, first: int | None = None) -> bool:
     """TAO's validation hook: validate at ``first + k * period`` and at the last epoch, never
     when ``period`` is 0 (``first`` None: ``period``).
@@ -240,7 +264,7 @@ def train(
     strategy = strategy or distribution_strategy()
     # batch_size is per replica (TAO's batch_size_per_gpu).
     global_batch = config.batch_size * strategy.num_replicas_in_sync
-    steps = max(1, num_examples // global_batch)
+    steps = steps_per_epoch(num_examples, global_batch)
     if max_steps_per_epoch:
         steps = min(steps, max_steps_per_epoch)
     names = config.class_names

@@ -166,6 +166,18 @@ def infer_arguments(p: argparse.ArgumentParser) -> None:
         dest="class_list",
         help="comma-separated class names, e.g. person,bag,face (none: the config's classes)",
     )
+    add(
+        "--clustering",
+        choices=["dbscan", "dbscan_legacy", "nms", "hybrid"],
+        default="dbscan",
+        help="how grid cells become boxes, for every class. dbscan (default): TAO "
+        "DetectNet_v2's DBSCAN (1 - IoU distance, integer min_samples: the prototxt's 0.05 "
+        "becomes 1, with a warning). dbscan_legacy: the lab's tao_client.py box for box (it "
+        "feeds rows of the 1 - IoU matrix to a Euclidean DBSCAN and keeps the float "
+        "min_samples, so a lone weak cell is a box); not the default because those are not "
+        "TAO's rules. nms, hybrid: TAO's. The prototxt has no field for it: the lab client's "
+        "parser refuses unknown fields (docs/clustering.md)",
+    )
     add("--concurrency", type=positive_int, default=4, help="requests in flight (--async)")
     add("--timeout", type=float, default=30.0, help="network timeout in seconds")
     add("--no-progress", action="store_true", help="no progress bar")
@@ -300,8 +312,13 @@ def serve_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def check_arguments(p: argparse.ArgumentParser) -> None:
-    """``cvlab triton check REPOSITORY``."""
-    p.add_argument("repository")
+    """``cvlab triton check REPOSITORY`` (or one ``.onnx`` file: its padding only)."""
+    p.add_argument(
+        "repository",
+        help="a model repository, or a DetectNet_v2 .onnx file. Every ONNX model's padding is "
+        "reported: symmetric (what TAO trained) or TF-SAME (TAO's keras2onnx export: a "
+        "shifted function of the trained network)",
+    )
 
 
 def _lab_options(args: argparse.Namespace) -> tuple[str, str, bool | dict[str, object]]:
@@ -348,6 +365,19 @@ def _lab_options(args: argparse.Namespace) -> tuple[str, str, bool | dict[str, o
     return mode, protocol, given or True
 
 
+def _clustering_config(args: argparse.Namespace, classes):
+    """``--postprocessing_config`` as the pipeline takes it, with ``--clustering`` applied
+    (the prototxt's, or the defaults for the classes, when not ``dbscan``)."""
+    if args.clustering == "dbscan":
+        return args.postprocessing_config
+    from cvlab.detectnet import PEOPLENET_CLASSES
+    from cvlab.inference.clustering_config import default_config, load_clustering_config
+
+    if args.postprocessing_config:
+        return load_clustering_config(args.postprocessing_config, algorithm=args.clustering)
+    return default_config(classes or PEOPLENET_CLASSES, algorithm=args.clustering)
+
+
 def infer(args: argparse.Namespace) -> int:
     """``cvlab infer``: the exit status is :attr:`~cvlab.triton.pipeline.InferSummary.exit_status`
     (see the epilog of ``cvlab infer --help``)."""
@@ -383,7 +413,7 @@ def infer(args: argparse.Namespace) -> int:
                 protocol=protocol,
                 async_mode=args.async_mode or args.streaming,
                 output_path=args.output_path,
-                postprocessing_config=args.postprocessing_config,
+                postprocessing_config=_clustering_config(args, classes),
                 class_list=classes,
                 ssl=ssl,
                 concurrency=args.concurrency,
@@ -525,11 +555,23 @@ def serve(args: argparse.Namespace) -> int:
 
 
 def check(args: argparse.Namespace) -> int:
+    import contextlib
+
+    from cvlab.errors import CvlabError
+    from cvlab.export.padding import check_onnx_padding
     from cvlab.triton.model_repository import validate_model_repository
 
-    problems = validate_model_repository(args.repository)
+    target = Path(args.repository)
+    if target.suffix.lower() == ".onnx":
+        print(check_onnx_padding(target).summary())
+        return 0
+    problems = validate_model_repository(target)
     for problem in problems:
         print(problem)
+    if target.is_dir():
+        for onnx_path in sorted(target.glob("*/[0-9]*/model.onnx")):
+            with contextlib.suppress(CvlabError):  # already a problem of the repository check
+                print(check_onnx_padding(onnx_path).summary())
     if not problems:
         print(f"{args.repository}: OK")
     return 1 if problems else 0

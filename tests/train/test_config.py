@@ -243,4 +243,52 @@ def test_augmentation_fields_pass_through_by_name():
         aug = TrainConfig.from_spec(exp).augment
     assert aug.color_shift_stddev == pytest.approx(0.1) and aug.rotate_rad_max == 5.0
     assert aug.rotate_probability == 1.0  # unset in the spec: 1.0, as TAO reads it
-    assert (aug.translate_max_x, aug.contrast_center) == (8.0, 0.5)
+    assert (aug.translate_max_x, aug.contrast_center) == (8.0, 0.5)  # set in the spec
+
+
+def test_unset_contrast_center_is_zero_as_tao():
+    """TAO's ColorAugmentation keeps the spec's contrast_center (augmentation_config.py:152):
+    unset means 0, not 0.5."""
+    exp = _default_exp()
+    exp.augmentation_config.color_augmentation.ClearField("contrast_center")
+    with pytest.warns(UserWarning):
+        assert TrainConfig.from_spec(exp).augment.contrast_center == 0.0
+
+
+@pytest.mark.parametrize(
+    ("field_path", "mutate", "tao_says"),
+    [
+        ("spatial_augmentation.zoom_min",
+         lambda e: e.augmentation_config.spatial_augmentation.ClearField("zoom_min"),
+         "zoom_min must be > 0.0"),
+        ("spatial_augmentation.zoom_min",
+         lambda e: (e.augmentation_config.spatial_augmentation.ClearField("zoom_min"),
+                    e.augmentation_config.spatial_augmentation.ClearField("zoom_max")),
+         "zoom_min must be > 0.0"),
+        ("spatial_augmentation.zoom_max",
+         lambda e: e.augmentation_config.spatial_augmentation.ClearField("zoom_max"),
+         "zoom_min must be <= zoom_max"),
+        ("cost_function_config.max_objective_weight",
+         lambda e: e.cost_function_config.ClearField("max_objective_weight"),
+         "clamps every objective weight to 0"),
+    ],
+)  # fmt: skip
+def test_unset_fields_tao_fails_on_are_refused_by_name(field_path, mutate, tao_says):
+    """TAO raises on zoom_min 0 / above zoom_max (augmentation_config.py:113-116) and, with
+    autoweighting, clamps every objective weight to max_objective_weight = 0 after the first
+    epoch (cost_auto_weight_hook.py:172-173): cvlab refuses them with the field named."""
+    exp = _default_exp()
+    mutate(exp)
+    with pytest.raises(SpecError, match=tao_says) as info:
+        TrainConfig.from_spec(exp)
+    assert info.value.field.endswith(field_path)
+
+
+def test_max_objective_weight_without_autoweighting_is_not_used():
+    exp = _default_exp()
+    exp.cost_function_config.ClearField("max_objective_weight")
+    exp.cost_function_config.ClearField("min_objective_weight")
+    exp.cost_function_config.enable_autoweighting = False
+    with pytest.warns(UserWarning):
+        cost = TrainConfig.from_spec(exp).cost
+    assert (cost.max_objective_weight, cost.min_objective_weight) == (0.0, 0.0)  # as the spec

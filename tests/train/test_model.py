@@ -260,3 +260,48 @@ def test_freeze_bn_and_blocks():
     mean = free.get_layer("bn_conv1").get_weights()[2].copy()
     free(x + 3.0, training=True)
     assert not np.allclose(free.get_layer("bn_conv1").get_weights()[2], mean)
+
+
+def test_weights_report_lists_unused_file_layers_and_names_the_spec_field(tmp_path):
+    """The lab's all_projections trap: a file with projection shortcuts in every block
+    (PeopleNet, TAO's default spec) loaded into a model without them loses its
+    block_*b_conv_shortcut/bn_shortcut layers, in TAO as in cvlab. The report lists them and
+    warns with the spec field to change; likewise depth and batch norm."""
+
+    def tiny(**kwargs):
+        return build_detectnet_v2(1, input_size=(64, 32), width_multiplier=0.125, **kwargs)
+
+    with_proj = tmp_path / "proj.h5"
+    save_legacy_h5_weights(tiny(all_projections=True), str(with_proj))
+    with pytest.warns(UserWarning, match="all_projections: true"):
+        report = load_weights_by_name(tiny(all_projections=False), with_proj)
+    assert len(report.loaded) == report.considered and not report.missing
+    shortcuts = [f"block_{s}b_{k}_shortcut" for s in "1234" for k in ("conv", "bn")]
+    assert sorted(report.unused) == sorted(shortcuts)
+    assert "8 of the file's layers unused (block_1b_conv_shortcut" in report.summary()
+    assert "warning: " in str(report) and "model_config.all_projections: true" in str(report)
+
+    without = tmp_path / "noproj.h5"
+    save_legacy_h5_weights(tiny(all_projections=False), str(without))
+    with pytest.warns(UserWarning, match="all_projections: false"):
+        report = load_weights_by_name(tiny(all_projections=True), without)
+    assert "block_1b_conv_shortcut" in report.missing and not report.unused
+
+    r10 = tmp_path / "r10.h5"
+    save_legacy_h5_weights(tiny(num_layers=10), str(r10))
+    with pytest.warns(UserWarning, match="ResNet-10 and the model a ResNet-18"):
+        report = load_weights_by_name(tiny(), r10, min_fraction=0.3)
+    assert any("model_config.num_layers: 10" in w for w in report.warnings)
+
+    no_bn = tmp_path / "nobn.h5"
+    save_legacy_h5_weights(tiny(use_batch_norm=False), str(no_bn))
+    with pytest.warns(UserWarning, match="use_batch_norm: false"):
+        load_weights_by_name(tiny(), no_bn, min_fraction=0.3)
+
+    # The same architecture: nothing unused, no warning.
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        report = load_weights_by_name(tiny(all_projections=True), with_proj)
+    assert not report.unused and not report.warnings

@@ -216,3 +216,22 @@ def test_checkpoint_interval_and_validation_schedule_as_tao(tiny_dataset, tmp_pa
     assert float(regularization_cost(result.model)) > 0.0
     # the task cost is ~0.1 here, the L1 term ~3: the logged loss must carry it
     assert (result.history["loss"] > 0.9 * float(regularization_cost(result.model))).all()
+
+
+def test_steps_per_epoch_round_up_as_tao(tiny_dataset, tmp_path):  # noqa: F811
+    """TAO's compute_steps_per_epoch (training/utilities.py:97-102) rounds up: 8 training
+    frames at batch 3 take 3 steps per epoch (not 2). TAO's training-time validation takes
+    num_validation_samples // batch_size steps (scripts/train.py:667)."""
+    from cvlab.train.trainer import steps_per_epoch, tao_validation_frames
+
+    # TAO's numbers: divmod, +1 on a remainder; then the same per processor.
+    for n, b in [(8, 3), (8, 4), (1, 8), (6000, 16), (6001, 16)]:
+        q, r = divmod(n, b)
+        assert steps_per_epoch(n, b) == q + (r != 0)
+    assert tao_validation_frames(4, 3) == 3 and tao_validation_frames(1, 4) == 0
+    pattern, root = tiny_dataset
+    result = train(
+        tiny_train_config(batch_size=3, epochs=1, validate_every=0), pattern, root, tmp_path,
+        progress=False,
+    )  # fmt: skip
+    assert result.history["step"].tolist() == [3]

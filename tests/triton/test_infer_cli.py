@@ -620,3 +620,55 @@ def test_infer_without_url_uses_the_running_serve_record(tmp_path, monkeypatch, 
     assert main(["infer", str(image), "-m", "m", "--output_path", str(tmp_path / "out")]) == 2
     err = capsys.readouterr().err
     assert f"127.0.0.1:{port}" in err and err.count("\n") == 1
+
+
+# --- the anchor client's clustering from the command line ---------------------------------------
+def test_clustering_option_selects_the_lab_clients_dbscan(
+    lab_server, images, reference, tmp_path, capsys
+):
+    """``--clustering dbscan_legacy`` gives run_inference's dbscan_legacy labels (the
+    tao-toolkit-triton-apps client's rules); the default stays TAO's dbscan; --help says why."""
+    import warnings
+
+    from cvlab.inference.clustering_config import load_clustering_config
+    from cvlab.triton.pipeline import run_inference
+
+    want = tmp_path / "want"
+    legacy = load_clustering_config(PEOPLENET_RGB_CONFIG, algorithm="dbscan_legacy")
+    run_inference(
+        str(images), LAB_MODEL, lab_server.http_url, batch_size=4, output_path=want,
+        postprocessing_config=legacy, progress=False,
+    )  # fmt: skip
+    out = tmp_path / "out"
+    argv = ["infer", str(images), "-m", LAB_MODEL, "-u", lab_server.http_url, "-b", "4",
+            "--no-progress", "--output_path", str(out), "--clustering", "dbscan_legacy",
+            "--postprocessing_config", str(PEOPLENET_RGB_CONFIG)]  # fmt: skip
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # the float min_samples is dbscan_legacy's meaning
+        assert main(argv) == 0, capsys.readouterr().err
+    _assert_same_labels(_labels(out), _labels(want))
+    assert _labels(out) != reference  # the random demo model's cells cluster differently
+
+    parser = build_parser()
+    assert vars(parser.parse_args(["infer", "x", "-m", "m"]))["clustering"] == "dbscan"
+    with pytest.raises(SystemExit):
+        main(["infer", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert "dbscan_legacy: the lab's tao_client.py box for box" in text
+    assert "not the default because those are not TAO's rules" in text
+
+
+def test_the_lab_clients_prototxt_parser_refuses_an_extra_field():
+    """Why --clustering is an option and not a prototxt field: tao-toolkit-triton-apps reads
+    the clustering prototxt with text_format.Merge (detectnet_processor.py:50), which refuses
+    unknown fields."""
+    from google.protobuf import text_format
+
+    from cvlab.protos.triton_apps import postprocessor_config_pb2 as pb
+
+    text = PEOPLENET_RGB_CONFIG.read_text()
+    text_format.Merge(text, pb.PostprocessingConfig())
+    with pytest.raises(text_format.ParseError, match="clustering_algorithm"):
+        text_format.Merge(
+            text + '\nclustering_algorithm: "dbscan_legacy"\n', pb.PostprocessingConfig()
+        )

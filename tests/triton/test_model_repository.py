@@ -136,7 +136,8 @@ def test_cli_make_demo_model_and_check_repository(tmp_path, capsys):
     assert cfg.max_batch_size == 4 and cfg.backend == "python"
     assert [list(o.dims) for o in cfg.output] == [[4, 12, 20], [1, 12, 20]]
     assert main(["triton", "check", str(repo)]) == 0
-    assert "OK" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "OK" in out and "model.onnx: symmetric padding on every layer" in out
     (repo / "tiny" / "config.pbtxt").write_text('name: "tiny"\nplatform: 7\n')
     assert main(["triton", "check", str(repo)]) == 1
     assert "config.pbtxt:2:" in capsys.readouterr().out
