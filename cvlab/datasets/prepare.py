@@ -54,7 +54,7 @@ from tqdm.auto import tqdm
 
 from cvlab.datasets.classes import ClassMapping
 from cvlab.detectnet import PEOPLENET_INPUT_SIZE
-from cvlab.fileio import atomic_write_image, atomic_write_text
+from cvlab.fileio import UnsafePathError, atomic_write_image, atomic_write_text, safe_path
 from cvlab.formats.flir_coco import (
     FlirAnnotation,
     FlirDataset,
@@ -208,12 +208,12 @@ def _convert_one(
     image_type: ImageType,
     marker: _Marker,
 ) -> _ImageResult:
-    img_out = out / IMAGES_DIR / f"{image.id}.jpg"
-    label_out = out / LABELS_DIR / f"{image.id}.txt"
-    if (
-        img_out.parent.resolve() != (out / IMAGES_DIR).resolve()
-        or label_out.parent != out / LABELS_DIR
-    ):
+    try:  # the id comes from the annotations' file_name: written nowhere but in out
+        img_out = safe_path(out / IMAGES_DIR, f"{image.id}.jpg")
+        label_out = safe_path(out / LABELS_DIR, f"{image.id}.txt")
+        if "/" in image.id:
+            raise UnsafePathError(f"{image.id!r}: a folder part in an output name")
+    except UnsafePathError:
         return _ImageResult(image, "unreadable", BoxCounts(), f"unsafe output name {image.id!r}")
     try:
         src = _source_path(image, image_type)

@@ -33,7 +33,7 @@ from tritonclient.grpc import model_config_pb2 as mc
 
 from cvlab.detectnet import BBOX_OUTPUT, COV_OUTPUT, INPUT_NAME, PEOPLENET_INPUT_SIZE
 from cvlab.errors import ConfigError
-from cvlab.fileio import atomic_path, atomic_write_text
+from cvlab.fileio import atomic_path, atomic_write_text, safe_path
 
 TARGETS = ("tensorrt_plan", "onnxruntime_onnx", "python")
 #: model file name inside the version directory, per target
@@ -230,7 +230,7 @@ def write_model_repository(
     if not model_file.is_file():
         raise FileNotFoundError(f"model file not found: {model_file}")
     cfg = build_model_config(spec, target)
-    model_dir = Path(repo_dir) / spec.name
+    model_dir = safe_path(repo_dir, spec.name)  # a name from a config.pbtxt stays in repo_dir
     version_dir = model_dir / str(int(version))
     version_dir.mkdir(parents=True, exist_ok=True)
     if target == "python":
