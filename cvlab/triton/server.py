@@ -437,7 +437,7 @@ class TritonServer:
             raise
         # remembered now: if the server is killed from outside, stop() can still unlink them
         with contextlib.suppress(ProcessLookupError, AttributeError):
-            self._backend_regions.update(python_backend_regions(os.getpgid(self.process.pid)))
+            self._backend_regions.update(python_backend_regions(self.process.pid))
         if self.shm_sweep_interval:
             self._sweeping.clear()
             self._sweeper = threading.Thread(
@@ -651,19 +651,22 @@ def _unlink_prefixed(prefix: str) -> None:
 def _kill_group(
     process: subprocess.Popen, timeout: float, known_regions: Iterable[str] = ()
 ) -> None:
-    try:
-        pgid = os.getpgid(process.pid)
-    except ProcessLookupError:
-        pgid = None
-    regions = set(known_regions) | set(python_backend_regions(pgid) if pgid is not None else [])
-    if process.poll() is None and pgid is not None:
+    """SIGTERM to the server's process group, SIGKILL after ``timeout`` s, then SIGKILL to
+    whatever is left in the group (python stubs), and unlink the stubs' regions.
+
+    The group id is the leader's pid (the server starts its own session), never
+    ``os.getpgid()``: once the leader is dead and reaped (killed from outside, e.g. by the OOM
+    killer, and ``poll()`` ran) that lookup fails while its stubs live on in the group. Linux
+    hands out no pid still in use as a group id, so the id stays the group's."""
+    pgid = process.pid
+    regions = set(known_regions) | set(python_backend_regions(pgid))
+    if process.poll() is None:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(pgid, signal.SIGTERM)
         with contextlib.suppress(subprocess.TimeoutExpired):
             process.wait(timeout)
-    if pgid is not None:  # the stubs and anything else left in the group
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(pgid, signal.SIGKILL)
+    with contextlib.suppress(ProcessLookupError, PermissionError):  # stubs, and the rest
+        os.killpg(pgid, signal.SIGKILL)
     with contextlib.suppress(subprocess.TimeoutExpired):
         process.wait(5)
     for name in regions:

@@ -87,6 +87,57 @@ def test_stop_after_inference_leaves_no_python_backend_memory(tmp_path):
         client.close()
 
 
+def test_server_killed_alone_mid_inference_leaves_no_stub(tmp_path):
+    """Issue 20 item 3, the OOM-killer case: SIGKILL reaches tritonserver alone while a
+    request runs in the python backend; once the dead server is reaped (``poll()``, as the
+    shm sweeper does), stop() still kills its stub and unlinks the stub's region. The stub is
+    held with SIGSTOP first: it stands for a stub that does not notice its parent's death
+    (about half of them here), which stop() alone must clean up."""
+    import threading
+
+    import numpy as np
+
+    from cvlab.triton.client import TritonDetectNetClient
+
+    repo = write_demo_repo(tmp_path / "repo")
+    server = TritonServer(repo, shm_sweep_interval=0).start()
+    stubs: list[int] = []
+    try:
+        leader = server.pid
+        stubs = [p for p in group_members(leader) if p != leader]
+        regions = python_backend_regions(leader)
+        assert stubs and regions
+        client = TritonDetectNetClient(  # gRPC: usable from another thread (not gevent)
+            server.grpc_url, MODEL, "", "grpc", shared_memory="none", timeout_s=20, retries=0
+        )
+        batch = [np.zeros((8, 3, 192, 320), np.float32)] * 4
+        errors: list[BaseException] = []
+
+        def infer() -> None:
+            try:
+                client.infer_tensors(batch)
+            except BaseException as exc:  # the server dies under it: expected
+                errors.append(exc)
+
+        worker = threading.Thread(target=infer)
+        worker.start()
+        time.sleep(0.5)  # requests on their way to the stub
+        for pid in stubs:
+            os.kill(pid, signal.SIGSTOP)
+        os.kill(leader, signal.SIGKILL)  # the server alone, not its group
+        assert wait_until(lambda: server.process.poll() is not None, 10)  # reaped
+        worker.join(30)
+        client.close()
+        server.stop(timeout=2.0)
+        assert _wait_gone(stubs, 10) == []
+        assert [r for r in regions if (Path("/dev/shm") / r).exists()] == []
+    finally:
+        for pid in stubs:
+            if pid_alive(pid):
+                os.kill(pid, signal.SIGKILL)
+        server.close()
+
+
 def test_model_load_failure_names_model_and_reason(tmp_path):
     repo = write_demo_repo(tmp_path / "repo", name="broken")
     model_py = repo / "broken" / "1" / "model.py"
