@@ -52,7 +52,7 @@ from typing import Any
 import pandas as pd
 from tqdm.auto import tqdm
 
-from cvlab.datasets.classes import ClassMapping
+from cvlab.datasets.classes import ClassMapping, canonical_class_name
 from cvlab.detectnet import PEOPLENET_INPUT_SIZE
 from cvlab.fileio import UnsafePathError, atomic_write_image, atomic_write_text, safe_path
 from cvlab.formats.flir_coco import (
@@ -366,6 +366,27 @@ def _annotation_hashes(dataset: FlirDataset) -> dict[str, str]:
     return hashes
 
 
+def _check_classes(mapping: ClassMapping, dataset: FlirDataset) -> None:
+    """Every class asked for is a category of the annotation files (aliases applied), else a
+    :class:`FlirFormatError` naming the first file, the unknown names and the categories:
+    a typo (``persn``) must not give a dataset without objects."""
+    known = {
+        canonical_class_name(name, mapping.aliases)
+        for table in dataset.categories.values()
+        for name in table.values()
+    }
+    unknown = [c for c in mapping.classes if c not in known]
+    if unknown:
+        files = sorted(str(f) for f in dataset.annotation_files.values())
+        raise FlirFormatError(
+            f"no categor{'y' if len(unknown) == 1 else 'ies'} "
+            f"{', '.join(repr(c) for c in unknown)} in the annotations (they have: "
+            f"{', '.join(sorted(known))})",
+            path=files[0] if files else None,
+            field="classes",
+        )
+
+
 def _no_usable_image(dataset: FlirDataset, unreadable: Sequence[str]) -> FlirFormatError:
     """The one-line error for a dataset that yields no image at all (file(s) named)."""
     files = ", ".join(str(p) for p in dataset.annotation_files.values())
@@ -444,6 +465,7 @@ def prepare_flir_dataset(
         raise ValueError(f"{source}: 16-bit TIFFs exist only in FLIR v1, this is {dataset.layout}")
     if not dataset.images:
         raise _no_usable_image(dataset, [])  # before anything is written
+    _check_classes(mapping, dataset)
     options = _Options(list(mapping.classes), keep_background, list(output_size), image_type)
     marker = _Marker(out / OPTIONS_FILE, options, _annotation_hashes(dataset))
 
