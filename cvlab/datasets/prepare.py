@@ -193,9 +193,17 @@ def _source_path(image: FlirImage, image_type: ImageType) -> Path:
 
 
 def _is_finished(src: Path, img_out: Path, label_out: Path) -> bool:
+    """True when both outputs were written after the source last changed.
+
+    "Changed" is the later of the source's mtime and its ctime: ``cp -p``, ``tar x`` and
+    ``unzip`` give a replaced source an older mtime, but no tool can set the ctime, which any
+    write or rename moves to now. (A ``chmod`` or ``touch`` of a source costs one
+    reconversion, never a stale image.)
+    """
     try:
-        src_mtime = src.stat().st_mtime
-        return img_out.stat().st_mtime >= src_mtime and label_out.stat().st_mtime >= src_mtime
+        st = src.stat()
+        changed = max(st.st_mtime_ns, st.st_ctime_ns)
+        return img_out.stat().st_mtime_ns >= changed and label_out.stat().st_mtime_ns >= changed
     except OSError:
         return False
 
