@@ -16,8 +16,9 @@ Output layout of :func:`prepare_flir_dataset` (``OUT`` = ``output_dir``):
   run on other splits, or a now unreadable source) are removed, because TAO's converter takes
   every image in the folder.
 
-Resume (a re-run into the same ``OUT``): an image is reused when it is newer than its source and
-the options are those of the last run; its label is recomputed from the CURRENT annotations every
+Resume (a re-run into the same ``OUT``): an image is reused when it is newer than its source's
+last change (mtime and ctime: a ``cp -p`` replacement with an older mtime is redone) and the
+options are those of the last run; its label is recomputed from the CURRENT annotations every
 time and rewritten when it differs (``labels_updated``), and the TFRecords are always rebuilt from
 the labels, so an edited annotation file never leaves stale training data. A dataset without a
 single usable image raises :class:`cvlab.formats.flir_coco.FlirFormatError` and writes nothing.
