@@ -3,9 +3,11 @@
 Readers (Triton polling a repository, a notebook watching metrics.csv, a re-run resuming work)
 never see a half-written file, and a failure leaves the previous file (or none) in place. Every
 write cvlab makes goes through here: text, bytes, images (OpenCV), matplotlib figures and
-notebooks; :func:`list_images` is the one way a folder of images is listed. A set of files that
-only makes sense complete (TFRecord shards and their manifest) is written into a new folder that
-takes the old one's place at the end (:func:`atomic_directory`).
+notebooks; :func:`list_images` is the one way a folder of images is listed, and
+:func:`safe_path` the one check on a file name that comes from remote or dataset content. A set
+of files that
+only makes sense complete (TFRecord shards and their manifest) is written into a new folder
+that takes the old one's place at the end (:func:`atomic_directory`).
 
 Example:
     >>> import tempfile, pathlib
@@ -29,8 +31,10 @@ import secrets
 import shutil
 import threading
 from collections.abc import Iterable, Iterator, Sequence
-from pathlib import Path
+from pathlib import Path, PureWindowsPath
 from typing import Any
+
+from cvlab.errors import CvlabError
 
 #: File suffixes taken as images by :func:`list_images` (compared in lower case).
 IMAGE_SUFFIXES: tuple[str, ...] = (".jpg", ".jpeg", ".png")
@@ -278,3 +282,51 @@ def list_images(
         raise NotADirectoryError(f"{directory}: not a directory")
     wanted = {s.lower() for s in suffixes}
     return sorted(p for p in directory.iterdir() if p.is_file() and p.suffix.lower() in wanted)
+
+
+class UnsafePathError(CvlabError, ValueError):
+    """A file name from remote or dataset content would be written outside its destination."""
+
+
+def safe_path(root: str | os.PathLike, name: str, *, links: bool = True) -> Path:
+    r"""``root / name`` when ``name`` (a relative name from a bucket, an annotation file, a
+    manifest) stays inside ``root``; :class:`UnsafePathError` naming it otherwise.
+
+    Refused: empty names, absolute names (``/etc/x``, and ``\x`` or ``C:x`` made on Windows),
+    names with a ``..`` part (``\`` counts as a separator there too) or a NUL byte, names with
+    an empty part (``a//b``; a bucket name ``dl//tmp/x`` below the prefix ``dl`` is ``/tmp/x``),
+    and, with ``links`` (for writing), names that resolve outside ``root`` through a symbolic
+    link already there. ``links=False`` checks the name on its face only: for reading a
+    dataset whose folders may be the user's own links to elsewhere.
+
+    >>> safe_path("/data/out", "images/a.jpg").as_posix()
+    '/data/out/images/a.jpg'
+    >>> for bad in ("../x", "/tmp/x.txt", "a//b", "a/..\\..\\b", "", "C:x"):
+    ...     try:
+    ...         safe_path("/data/out", bad)
+    ...     except UnsafePathError as exc:
+    ...         print(exc)
+    '../x': a '..' part would leave /data/out
+    '/tmp/x.txt': an absolute name would leave /data/out
+    'a//b': an empty part in the name (refused in /data/out)
+    'a/..\\..\\b': a '..' part would leave /data/out
+    '': an empty name is no file in /data/out
+    'C:x': an absolute name would leave /data/out
+    """
+    root = Path(root)
+    text = str(name)
+    if not text:
+        raise UnsafePathError(f"{text!r}: an empty name is no file in {root}")
+    if text.startswith("/") or PureWindowsPath(text).anchor:
+        raise UnsafePathError(f"{text!r}: an absolute name would leave {root}")
+    if ".." in text.replace("\\", "/").split("/"):
+        raise UnsafePathError(f"{text!r}: a '..' part would leave {root}")
+    if "\0" in text:
+        raise UnsafePathError(f"{text!r}: a NUL byte in the name (refused in {root})")
+    parts = text.split("/")
+    if "" in parts[:-1] or parts[-1] in ("", "."):
+        raise UnsafePathError(f"{text!r}: an empty part in the name (refused in {root})")
+    target = root.joinpath(*parts)
+    if links and not target.resolve().is_relative_to(root.resolve()):
+        raise UnsafePathError(f"{text!r}: resolves outside {root} (through a symbolic link)")
+    return target

@@ -251,3 +251,21 @@ def test_a_killed_writers_leftovers_are_cleaned_by_the_next_one(tmp_path, when):
     expected = "complete" if when == "while-filling" else "new"
     assert (target / "shard-0").read_text() == expected
     assert recover_directory(target) == []  # nothing left to do
+
+
+def test_safe_path_refuses_names_that_leave_the_root(tmp_path):
+    """Issue 20 item 2: the one check on names from remote or dataset content."""
+    from cvlab.fileio import UnsafePathError, safe_path
+
+    root = tmp_path / "root"
+    (root / "sub").mkdir(parents=True)
+    (root / "out").symlink_to(tmp_path)  # a link already there, pointing out
+    assert safe_path(root, "sub/a.jpg") == root / "sub" / "a.jpg"
+    assert safe_path(root, "out/x", links=False) == root / "out" / "x"  # read: on its face
+    for bad in ("../x", "a/../../x", "a\\..\\..\\x", "/etc/x", "\\x", "C:x", "a//b", "", "a\0b"):
+        with pytest.raises(UnsafePathError):
+            safe_path(root, bad)
+        with pytest.raises(UnsafePathError):
+            safe_path(root, bad, links=False)
+    with pytest.raises(UnsafePathError, match="symbolic link"):
+        safe_path(root, "out/x")

@@ -32,7 +32,7 @@ from tqdm.auto import tqdm
 
 from cvlab.cloud.gcs_emulator import check_endpoint
 from cvlab.errors import CvlabError
-from cvlab.fileio import atomic_path
+from cvlab.fileio import UnsafePathError, atomic_path, safe_path
 
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
@@ -489,7 +489,12 @@ def download_directory(
     progress: bool = True,
     on_file_done: Callable[[str], None] | None = None,
 ) -> SyncReport:
-    """Download every object below ``gs_url`` into ``local_dir``; unchanged files are skipped."""
+    """Download every object below ``gs_url`` into ``local_dir``; unchanged files are skipped.
+
+    Objects whose names would land outside ``local_dir`` (``..`` parts, ``prefix//abs/path``,
+    a symbolic link out: :func:`cvlab.fileio.safe_path`) are refused, never written, and listed
+    in the :class:`GcsSyncError` raised at the end (the others are downloaded).
+    """
     location = GcsLocation.parse(gs_url)
     local_dir = Path(local_dir)
     client = client or make_client()
@@ -498,8 +503,13 @@ def download_directory(
     report = SyncReport(source=location.url, destination=str(local_dir))
     start = time.perf_counter()
     todo: dict[str, BlobInfo] = {}
+    targets: dict[str, Path] = {}
     for rel, info in remote.items():
-        target = local_dir / rel
+        try:  # an object name must not write outside local_dir ("dl//tmp/x", "dl/../x")
+            target = targets[rel] = safe_path(local_dir, rel)
+        except UnsafePathError as exc:
+            report.failed[rel] = f"refused: {exc}"
+            continue
         if target.is_file() and _same_content(target, info):
             report.skipped.append(rel)
         else:
@@ -513,7 +523,7 @@ def download_directory(
     )
 
     def task(rel: str, info: BlobInfo) -> str:
-        _download_one(bucket.blob(location.blob_name(rel)), local_dir / rel)
+        _download_one(bucket.blob(location.blob_name(rel)), targets[rel])
         bar.update(info.size)
         return rel
 

@@ -58,6 +58,8 @@ def stats(args: argparse.Namespace) -> int:
 
         quiet_tensorflow()
     out = Path(args.output)
+    if not out.is_dir():
+        raise FileNotFoundError(f"{out}: no such folder (a `cvlab flir prepare` output)")
     df = (
         read_tfrecords(out / "tfrecords")
         if args.tfrecords

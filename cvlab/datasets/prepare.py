@@ -16,8 +16,9 @@ Output layout of :func:`prepare_flir_dataset` (``OUT`` = ``output_dir``):
   run on other splits, or a now unreadable source) are removed, because TAO's converter takes
   every image in the folder.
 
-Resume (a re-run into the same ``OUT``): an image is reused when it is newer than its source and
-the options are those of the last run; its label is recomputed from the CURRENT annotations every
+Resume (a re-run into the same ``OUT``): an image is reused when it is newer than its source's
+last change (mtime and ctime: a ``cp -p`` replacement with an older mtime is redone) and the
+options are those of the last run; its label is recomputed from the CURRENT annotations every
 time and rewritten when it differs (``labels_updated``), and the TFRecords are always rebuilt from
 the labels, so an edited annotation file never leaves stale training data. A dataset without a
 single usable image raises :class:`cvlab.formats.flir_coco.FlirFormatError` and writes nothing.
@@ -52,9 +53,9 @@ from typing import Any
 import pandas as pd
 from tqdm.auto import tqdm
 
-from cvlab.datasets.classes import ClassMapping
+from cvlab.datasets.classes import ClassMapping, canonical_class_name
 from cvlab.detectnet import PEOPLENET_INPUT_SIZE
-from cvlab.fileio import atomic_write_image, atomic_write_text
+from cvlab.fileio import UnsafePathError, atomic_write_image, atomic_write_text, safe_path
 from cvlab.formats.flir_coco import (
     FlirAnnotation,
     FlirDataset,
@@ -193,9 +194,17 @@ def _source_path(image: FlirImage, image_type: ImageType) -> Path:
 
 
 def _is_finished(src: Path, img_out: Path, label_out: Path) -> bool:
+    """True when both outputs were written after the source last changed.
+
+    "Changed" is the later of the source's mtime and its ctime: ``cp -p``, ``tar x`` and
+    ``unzip`` give a replaced source an older mtime, but no tool can set the ctime, which any
+    write or rename moves to now. (A ``chmod`` or ``touch`` of a source costs one
+    reconversion, never a stale image.)
+    """
     try:
-        src_mtime = src.stat().st_mtime
-        return img_out.stat().st_mtime >= src_mtime and label_out.stat().st_mtime >= src_mtime
+        st = src.stat()
+        changed = max(st.st_mtime_ns, st.st_ctime_ns)
+        return img_out.stat().st_mtime_ns >= changed and label_out.stat().st_mtime_ns >= changed
     except OSError:
         return False
 
@@ -208,12 +217,10 @@ def _convert_one(
     image_type: ImageType,
     marker: _Marker,
 ) -> _ImageResult:
-    img_out = out / IMAGES_DIR / f"{image.id}.jpg"
-    label_out = out / LABELS_DIR / f"{image.id}.txt"
-    if (
-        img_out.parent.resolve() != (out / IMAGES_DIR).resolve()
-        or label_out.parent != out / LABELS_DIR
-    ):
+    try:  # the id comes from the annotations' file_name: written nowhere but in out
+        img_out = safe_path(out / IMAGES_DIR, f"{image.id}.jpg")
+        label_out = safe_path(out / LABELS_DIR, f"{image.id}.txt")
+    except UnsafePathError:
         return _ImageResult(image, "unreadable", BoxCounts(), f"unsafe output name {image.id!r}")
     try:
         src = _source_path(image, image_type)
@@ -366,6 +373,27 @@ def _annotation_hashes(dataset: FlirDataset) -> dict[str, str]:
     return hashes
 
 
+def _check_classes(mapping: ClassMapping, dataset: FlirDataset) -> None:
+    """Every class asked for is a category of the annotation files (aliases applied), else a
+    :class:`FlirFormatError` naming the first file, the unknown names and the categories:
+    a typo (``persn``) must not give a dataset without objects."""
+    known = {
+        canonical_class_name(name, mapping.aliases)
+        for table in dataset.categories.values()
+        for name in table.values()
+    }
+    unknown = [c for c in mapping.classes if c not in known]
+    if unknown:
+        files = sorted(str(f) for f in dataset.annotation_files.values())
+        raise FlirFormatError(
+            f"no categor{'y' if len(unknown) == 1 else 'ies'} "
+            f"{', '.join(repr(c) for c in unknown)} in the annotations (they have: "
+            f"{', '.join(sorted(known))})",
+            path=files[0] if files else None,
+            field="classes",
+        )
+
+
 def _no_usable_image(dataset: FlirDataset, unreadable: Sequence[str]) -> FlirFormatError:
     """The one-line error for a dataset that yields no image at all (file(s) named)."""
     files = ", ".join(str(p) for p in dataset.annotation_files.values())
@@ -444,6 +472,7 @@ def prepare_flir_dataset(
         raise ValueError(f"{source}: 16-bit TIFFs exist only in FLIR v1, this is {dataset.layout}")
     if not dataset.images:
         raise _no_usable_image(dataset, [])  # before anything is written
+    _check_classes(mapping, dataset)
     options = _Options(list(mapping.classes), keep_background, list(output_size), image_type)
     marker = _Marker(out / OPTIONS_FILE, options, _annotation_hashes(dataset))
 

@@ -33,9 +33,17 @@ HEIGHT_BINS = (0, 16, 32, 64, 128, 256, 512, 10_000)
 
 
 def labels_dataframe(labels_dir: str | os.PathLike) -> pd.DataFrame:
-    """All ``*.txt`` KITTI files of a folder as one row per object (class None: empty file)."""
+    """All ``*.txt`` KITTI files of a folder as one row per object (class None: empty file).
+
+    Raises :class:`FileNotFoundError` naming the folder when it holds no ``*.txt`` file (or is
+    no folder): a mistyped path must not read as an empty dataset.
+    """
     rows = []
-    for path in sorted(Path(labels_dir).glob("*.txt")):
+    files = sorted(Path(labels_dir).glob("*.txt"))
+    if not files:
+        what = "no KITTI label files (*.txt) in" if Path(labels_dir).is_dir() else "no folder"
+        raise FileNotFoundError(f"{what} {labels_dir} (is it a `cvlab flir prepare` output?)")
+    for path in files:
         dets = read_kitti(path)
         if len(dets) == 0:
             rows.append({"frame_id": path.stem, "object_class": None})

@@ -35,10 +35,11 @@ import os
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path, PureWindowsPath
+from pathlib import Path
 from typing import Any, Literal
 
 from cvlab.errors import FormatError
+from cvlab.fileio import UnsafePathError, safe_path
 
 Layout = Literal["v1", "v2"]
 
@@ -192,25 +193,6 @@ def read_categories(path: Path, data: dict[str, Any]) -> dict[int, str]:
     return table
 
 
-def inside_path(base: Path, file_name: str) -> Path | None:
-    r"""``base / file_name`` if the name stays below ``base`` on its face, else None.
-
-    Checked lexically, never by resolving links: empty and absolute names (``/x``, ``\x``,
-    ``C:x``) and any ``..`` part are refused; a folder that is a symbolic link is followed later,
-    when the file is opened.
-
-    >>> inside_path(Path("/d/train"), "thermal_8_bit/FLIR_00001.jpeg")
-    PosixPath('/d/train/thermal_8_bit/FLIR_00001.jpeg')
-    >>> [inside_path(Path("/d"), n) for n in ("../x.jpg", "a/../../x.jpg", "/etc/x", r"a\..\x")]
-    [None, None, None, None]
-    """
-    if not file_name or PureWindowsPath(file_name).anchor or Path(file_name).is_absolute():
-        return None
-    if ".." in file_name.replace("\\", "/").split("/"):
-        return None
-    return base / file_name
-
-
 def _check_id(value: Any, path: Path, where: str) -> Any:
     if isinstance(value, bool) or not isinstance(value, int | float | str):
         raise FlirFormatError(
@@ -272,8 +254,9 @@ def load_split(split_dir: Path, split: str, dataset: FlirDataset, seen: dict[str
         json_ids.add(image_id)
         width = _optional_int(entry.get("width"), path, f"{where} 'width'")
         height = _optional_int(entry.get("height"), path, f"{where} 'height'")
-        resolved = inside_path(split_dir, file_name)
-        if resolved is None:
+        try:  # the folders may be links to elsewhere: the name is checked on its face
+            resolved = safe_path(split_dir, file_name, links=False)
+        except UnsafePathError:
             dataset.skipped.append((f"{path}#{where} {file_name}", "path outside the dataset root"))
             continue
         stem = resolved.stem

@@ -356,7 +356,9 @@ def evaluate_kitti_dirs(
     """Evaluate a directory of 16-field KITTI prediction files against 15-field label files.
 
     Files are paired by name; a label file without predictions counts as no detections.
-    ``class_names`` defaults to the classes in the labels.
+    ``class_names`` defaults to the classes in the labels. Raises :class:`FileNotFoundError`
+    when either folder is missing, or when no prediction file pairs with a label (a
+    mistyped folder would otherwise score AP 0).
     """
     from pathlib import Path
 
@@ -365,6 +367,12 @@ def evaluate_kitti_dirs(
     labels = sorted(Path(labels_dir).glob("*.txt"))
     if not labels:
         raise FileNotFoundError(f"{labels_dir}: no KITTI label files (*.txt)")
+    if not Path(predictions_dir).is_dir():
+        raise FileNotFoundError(f"{predictions_dir}: no such predictions folder")
+    if not any((Path(predictions_dir) / p.name).exists() for p in labels):
+        raise FileNotFoundError(
+            f"{predictions_dir}: no prediction file has the name of a label file in {labels_dir}"
+        )
     gts = [read_kitti(p) for p in labels]
     if class_names is None:
         class_names = sorted({n for g in gts for n in g.names})

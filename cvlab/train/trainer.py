@@ -237,6 +237,7 @@ def train(
     from cvlab.train.dataset import make_dataset
     from cvlab.train.losses import autoweight, component_costs, regularization_cost, total_cost
     from cvlab.train.model import build_from_config, load_weights_by_name, save_legacy_h5_weights
+    from cvlab.train.run_checks import check_classes_in_records, check_resume, write_run_record
     from cvlab.train.schedule import SoftStartAnnealingSchedule, make_optimizer
 
     config = dataclasses.replace(
@@ -252,11 +253,15 @@ def train(
         except RuntimeError:  # already initialised
             pass
     out = Path(output_dir)
-    out.mkdir(parents=True, exist_ok=True)
     train_files, val_files = split_folds(tfrecords_pattern, config.validation_fold)
     num_examples = count_records(train_files)
     if num_examples < 1:
         raise ValueError(f"{tfrecords_pattern}: the training folds hold no records")
+    # before anything is written: classes in the data, and a resume continues the same model
+    resuming = resume and tf.train.latest_checkpoint(str(out / "checkpoints")) is not None
+    check_resume(out, config, resuming)
+    check_classes_in_records(train_files, config.class_names, config.target_class_mapping)
+    write_run_record(out, config)
     keras.utils.set_random_seed(config.seed)
 
     from cvlab.train.model import distribution_strategy

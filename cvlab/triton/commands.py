@@ -515,6 +515,15 @@ def serve(args: argparse.Namespace) -> int:
         startup_timeout=args.startup_timeout,
         log_path=args.log_file,
     )
+    if not args.model_repository.startswith("gs://"):
+        from cvlab.triton.model_repository import validate_model_repository
+
+        # Triton reports a python-backend model ready whatever its config.pbtxt says, and then
+        # every request fails: refuse as `cvlab triton check` would.
+        problems = validate_model_repository(args.model_repository, tensors_only=True)
+        if problems:
+            more = f" (+{len(problems) - 1} more)" if len(problems) > 1 else ""
+            raise CvlabError(f"{problems[0]}{more}; `cvlab triton check` lists every problem")
     with sigterm_as_interrupt():  # SIGTERM and SIGHUP: the same clean stop as Ctrl-C
         try:
             server.start()

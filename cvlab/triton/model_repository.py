@@ -33,7 +33,7 @@ from tritonclient.grpc import model_config_pb2 as mc
 
 from cvlab.detectnet import BBOX_OUTPUT, COV_OUTPUT, INPUT_NAME, PEOPLENET_INPUT_SIZE
 from cvlab.errors import ConfigError
-from cvlab.fileio import atomic_path, atomic_write_text
+from cvlab.fileio import atomic_path, atomic_write_text, safe_path
 
 TARGETS = ("tensorrt_plan", "onnxruntime_onnx", "python")
 #: model file name inside the version directory, per target
@@ -230,7 +230,7 @@ def write_model_repository(
     if not model_file.is_file():
         raise FileNotFoundError(f"model file not found: {model_file}")
     cfg = build_model_config(spec, target)
-    model_dir = Path(repo_dir) / spec.name
+    model_dir = safe_path(repo_dir, spec.name)  # a name from a config.pbtxt stays in repo_dir
     version_dir = model_dir / str(int(version))
     version_dir.mkdir(parents=True, exist_ok=True)
     if target == "python":
@@ -285,26 +285,35 @@ def _onnx_problems(onnx_path: Path, cfg: mc.ModelConfig, config_path: Path) -> l
     return problems
 
 
-def validate_model_repository(repo_dir: str | os.PathLike) -> list[str]:
+def validate_model_repository(
+    repo_dir: str | os.PathLike, *, tensors_only: bool = False
+) -> list[str]:
     """Check every model of a local repository; return the problems found (empty when fine).
 
     Checks: config.pbtxt parses and is complete, a numeric version directory with the model
     file the platform/backend expects exists, and ONNX files agree with the config on input/output
     names and dims. TensorRT engines can only be checked for presence here.
+
+    ``tensors_only``: only the ONNX-versus-config disagreements, what tritonserver itself does
+    not see for a python-backend model (it reports the model ready, then every request fails);
+    ``cvlab triton serve`` refuses to start on them. The rest tritonserver reports itself.
     """
     repo = Path(repo_dir)
     if not repo.is_dir():
-        return [f"{repo}: not a directory"]
+        return [] if tensors_only else [f"{repo}: not a directory"]
     problems: list[str] = []
     model_dirs = sorted(p for p in repo.iterdir() if p.is_dir() and not p.name.startswith("."))
     if not model_dirs:
-        return [f"{repo}: no model directories"]
+        return [] if tensors_only else [f"{repo}: no model directories"]
     for model_dir in model_dirs:
         config_path = model_dir / "config.pbtxt"
         try:
             cfg = read_model_config(config_path)
         except ModelConfigError as exc:
-            problems.append(str(exc))
+            problems.extend([] if tensors_only else [str(exc)])
+            continue
+        if tensors_only:
+            problems.extend(_tensor_problems(model_dir, cfg, config_path))
             continue
         if cfg.name != model_dir.name:
             problems.append(
@@ -321,12 +330,29 @@ def validate_model_repository(repo_dir: str | os.PathLike) -> list[str]:
             if model_path is None or not model_path.is_file():
                 problems.append(f"{version_dir}: missing {filename or 'model file'} for {kind}")
                 continue
-            onnx_path = {"onnxruntime_onnx": model_path, "python": version_dir / "model.onnx"}.get(
-                kind
-            )
+            onnx_path = _onnx_file(version_dir, cfg)
             if onnx_path is not None:
                 if onnx_path.is_file():
                     problems.extend(_onnx_problems(onnx_path, cfg, config_path))
                 else:
                     problems.append(f"{version_dir}: missing model.onnx next to model.py")
+    return problems
+
+
+def _onnx_file(version_dir: Path, cfg: mc.ModelConfig) -> Path | None:
+    """The ONNX file a version of the model runs (None: not an ONNX model)."""
+    if cfg.backend == "python":
+        return version_dir / "model.onnx"  # beside the generated model.py
+    if cfg.platform == "onnxruntime_onnx":
+        return version_dir / (cfg.default_model_filename or MODEL_FILENAMES[cfg.platform])
+    return None
+
+
+def _tensor_problems(model_dir: Path, cfg: mc.ModelConfig, config_path: Path) -> list[str]:
+    """The ONNX-versus-config disagreements of one model (its ONNX files that exist)."""
+    problems: list[str] = []
+    for version_dir in sorted(p for p in model_dir.iterdir() if p.is_dir() and p.name.isdigit()):
+        onnx_path = _onnx_file(version_dir, cfg)
+        if onnx_path is not None and onnx_path.is_file():
+            problems.extend(_onnx_problems(onnx_path, cfg, config_path))
     return problems

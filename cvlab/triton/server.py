@@ -219,6 +219,27 @@ def _reason(line: str) -> str:
     return text.split("\\n", 1)[0].strip()
 
 
+def usage_error(log: str) -> str:
+    r"""Why tritonserver refused its command line ("" when it did not).
+
+    It prints its whole usage text (hundreds of lines, with words such as "error" in them) and
+    the reason last, as its one unindented line that is not a heading:
+
+    >>> usage_error("Usage: tritonserver [options]\n  --help\n\tPrint usage\nServer:\n\n"
+    ...             "The server cannot listen to HTTP and GRPC requests at 127.0.0.1:8000\n")
+    'The server cannot listen to HTTP and GRPC requests at 127.0.0.1:8000'
+    """
+    if "Usage: tritonserver" not in log:
+        return ""
+    lines = [
+        line.strip()
+        for line in log.splitlines()
+        if line.strip() and not line[0].isspace() and not line.rstrip().endswith(":")
+    ]
+    lines = [line for line in lines if not line.startswith("Usage: tritonserver")]
+    return lines[-1] if lines else ""
+
+
 def pids_mentioning(text: str) -> list[int]:
     """Processes whose command line contains ``text`` (a folder or region name in use)."""
     needle = text.encode()
@@ -384,6 +405,14 @@ class TritonServer:
     # --- lifecycle ------------------------------------------------------------------------------
     def _check_ports(self) -> None:
         given = {"HTTP": self.http_port, "gRPC": self.grpc_port, "metrics": self.metrics_port}
+        named = [(what, port) for what, port in given.items() if port]
+        for i, (what, port) in enumerate(named):
+            for other, same in named[i + 1 :]:
+                if port == same:
+                    raise TritonStartError(
+                        f"the {what} and {other} ports are both {port}: each endpoint needs "
+                        "its own port"
+                    )
         for what, port in given.items():
             if port and port_in_use(self.host, port):
                 raise TritonStartError(
@@ -437,7 +466,7 @@ class TritonServer:
             raise
         # remembered now: if the server is killed from outside, stop() can still unlink them
         with contextlib.suppress(ProcessLookupError, AttributeError):
-            self._backend_regions.update(python_backend_regions(os.getpgid(self.process.pid)))
+            self._backend_regions.update(python_backend_regions(self.process.pid))
         if self.shm_sweep_interval:
             self._sweeping.clear()
             self._sweeper = threading.Thread(
@@ -494,9 +523,12 @@ class TritonServer:
         failures = _failure_lines(log)
         loads = [line for line in failures if "failed to load '" in line.lower()]
         reason = _reason((loads or failures)[0]) if failures else ""
+        refused = usage_error(log)
         kept = f"; log {self._log_path}" if self._user_log else ""
-        headline = f"{what} ({where}{kept})" + (f": {reason}" if reason else "")
-        return TritonStartError(headline, _interesting_lines(log))
+        headline = f"{what} ({where}{kept})" + (
+            f": {refused or reason}" if refused or reason else ""
+        )
+        return TritonStartError(headline, [] if refused else _interesting_lines(log))
 
     def wait_ready(self, timeout: float = 60.0) -> None:
         """Wait until ready; raise :class:`TritonStartError` (with log lines) as soon as the
@@ -651,19 +683,22 @@ def _unlink_prefixed(prefix: str) -> None:
 def _kill_group(
     process: subprocess.Popen, timeout: float, known_regions: Iterable[str] = ()
 ) -> None:
-    try:
-        pgid = os.getpgid(process.pid)
-    except ProcessLookupError:
-        pgid = None
-    regions = set(known_regions) | set(python_backend_regions(pgid) if pgid is not None else [])
-    if process.poll() is None and pgid is not None:
+    """SIGTERM to the server's process group, SIGKILL after ``timeout`` s, then SIGKILL to
+    whatever is left in the group (python stubs), and unlink the stubs' regions.
+
+    The group id is the leader's pid (the server starts its own session), never
+    ``os.getpgid()``: once the leader is dead and reaped (killed from outside, e.g. by the OOM
+    killer, and ``poll()`` ran) that lookup fails while its stubs live on in the group. Linux
+    hands out no pid still in use as a group id, so the id stays the group's."""
+    pgid = process.pid
+    regions = set(known_regions) | set(python_backend_regions(pgid))
+    if process.poll() is None:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(pgid, signal.SIGTERM)
         with contextlib.suppress(subprocess.TimeoutExpired):
             process.wait(timeout)
-    if pgid is not None:  # the stubs and anything else left in the group
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(pgid, signal.SIGKILL)
+    with contextlib.suppress(ProcessLookupError, PermissionError):  # stubs, and the rest
+        os.killpg(pgid, signal.SIGKILL)
     with contextlib.suppress(subprocess.TimeoutExpired):
         process.wait(5)
     for name in regions:

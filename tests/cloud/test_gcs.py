@@ -274,3 +274,32 @@ def test_bad_key_file_is_not_echoed(no_google_credentials, monkeypatch, tmp_path
     out = capsys.readouterr()
     for text in (str(info.value), out.out, out.err):
         assert "SECRETSECRET" not in text
+
+
+def test_download_refuses_object_names_that_leave_the_destination(gcs_emulator, tmp_path, capsys):
+    """Issue 20 item 2: ``dl//ABS/x`` (an absolute name below the prefix) and a symbolic link
+    out of the destination are refused and listed, exit 2; the rest downloads. (Real GCS also
+    takes ``..`` parts, which the emulator refuses to store: tests/test_fileio.py covers them.)"""
+    from cvlab.cli import main
+
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    dst = tmp_path / "dst"
+    dst.mkdir()
+    (dst / "link").symlink_to(outside)
+    bucket = gcs_emulator.client().bucket(BUCKET)
+    names = {
+        "dl/ok/model.onnx": "inside",
+        f"dl/{outside}/abs.txt": "absolute",  # dl//tmp/... once joined
+        "dl/link/through.txt": "symlink",
+    }
+    for name, text in names.items():
+        bucket.blob(name).upload_from_string(text)
+    status = main(["cloud", "download", f"gs://{BUCKET}/dl", str(dst), "--no-progress"])
+    err = capsys.readouterr().err
+    assert status == 2
+    assert (dst / "ok" / "model.onnx").read_text() == "inside"
+    assert list(outside.iterdir()) == []
+    for rel in (f"{outside}/abs.txt", "link/through.txt"):
+        assert f"{rel}: refused" in err
+    assert len(err.strip().splitlines()) == 1

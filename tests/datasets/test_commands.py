@@ -73,3 +73,17 @@ def test_ctrl_c_while_writing_tfrecords_keeps_the_previous_set(
     assert {p: p.read_bytes() for p in sorted((out / "tfrecords").iterdir())} == before
     assert (out / "dataset_convert_spec.txt").read_bytes() == spec  # still matches the set
     assert not [p for p in out.rglob(".*") if p.name != ".flir-split.json"]
+
+
+def test_a_class_not_in_the_annotations_is_refused(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Issue 20 item 10: ``--classes persn`` is one error line naming the class and the file,
+    exit 2, and nothing written (not "objects: none", exit 0). Aliases still count."""
+    src = generate_synthetic_flir(tmp_path / "flir", "v2", num_images=2, seed=1)
+    out = tmp_path / "out"
+    assert _prepare(src, out, "--classes", "person,persn") == 2
+    err = capsys.readouterr().err
+    assert "'persn'" in err and "coco.json" in err and "person" in err
+    assert len(err.strip().splitlines()) == 1 and not out.exists()
+    assert _prepare(src, out, "--classes", "person,bike") == EXIT_OK  # v2 spells it bike

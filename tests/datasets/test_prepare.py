@@ -13,6 +13,7 @@ from support.flir import ann, image, write_frame, write_v1_split
 
 from cvlab.datasets.classes import ClassMapping
 from cvlab.datasets.prepare import kitti_lines, prepare_flir_dataset
+from cvlab.datasets.synthetic import generate_synthetic_flir
 from cvlab.formats.flir_coco import FlirAnnotation, load_flir
 from cvlab.formats.kitti import read_kitti
 from cvlab.formats.tfrecords import read_split
@@ -160,6 +161,28 @@ def test_prepare_resumes_and_redoes_stale_files(synthetic_v1: Path, tmp_path: Pa
     assert other.images_written == 12  # different options: nothing reused
     assert other.objects["car"] > 0
     assert other.stale_files_removed == 2 and not (out / "images" / "STALE.jpg").exists()
+
+
+def test_a_source_replaced_with_an_older_mtime_is_redone(tmp_path: Path) -> None:
+    """Issue 20 item 7: ``cp -p`` (as ``tar x`` and ``unzip``) puts another image in place of a
+    source with an OLDER mtime than the output: the image is converted again, not reused."""
+    import shutil
+
+    src = generate_synthetic_flir(tmp_path / "flir", "v1", num_images=3, seed=5)
+    out = tmp_path / "out"
+    first = prepare_flir_dataset(src, out, num_shards=1, progress=False)
+    assert first.images_written == 3
+    frames = src / "train" / "thermal_8_bit"
+    a, b = sorted(frames.iterdir())[:2]
+    older = shutil.copy2(b, tmp_path / "older.jpeg")  # another image, an old mtime
+    os.utime(older, (time.time() - 3600,) * 2)
+    shutil.copy2(older, a)  # cp -p older a: a's content and (old) mtime are b's
+    assert a.stat().st_mtime < (out / "images" / f"{a.stem}.jpg").stat().st_mtime
+    again = prepare_flir_dataset(src, out, num_shards=1, progress=False)
+    assert (again.images_resumed, again.images_written) == (2, 1)
+    assert (out / "images" / f"{a.stem}.jpg").read_bytes() == (
+        out / "images" / f"{b.stem}.jpg"
+    ).read_bytes()
 
 
 def test_prepare_16bit_v1_and_refuses_v2(

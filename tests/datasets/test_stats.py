@@ -62,3 +62,17 @@ def test_bad_size_argument(capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit):
         main(["flir", "prepare", "a", "b", "--size", "960by544"])
     assert "960x544" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("tfrecords", [False, True])
+def test_stats_of_a_mistyped_folder_is_one_error_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], tfrecords: bool
+) -> None:
+    """Issue 20 item 10: ``flir stats nosuch`` (or an empty folder) is exit 2 and one line,
+    not empty tables and exit 0."""
+    (tmp_path / "empty" / "labels").mkdir(parents=True)
+    for folder in (tmp_path / "nosuch", tmp_path / "empty"):
+        assert main(["flir", "stats", str(folder)] + ["--tfrecords"] * tfrecords) == 2
+        captured = capsys.readouterr()
+        assert captured.out == "" and str(folder) in captured.err
+        assert len(captured.err.strip().splitlines()) == 1

@@ -86,3 +86,20 @@ def test_tao_log_command(tmp_path, run):
     assert "ap_person" in out
     assert len((tmp_path / "m.csv").read_text().splitlines()) == 4
     assert np.isfinite(float((tmp_path / "m.csv").read_text().splitlines()[3].split(",")[6]))
+
+
+def test_evaluate_with_a_mistyped_predictions_folder_is_one_error_line(tmp_path, capsys):
+    """Issue 20 item 10: ``--predictions nosuch`` (or a folder whose files pair with no
+    label) is exit 2 and one line, not AP 0 and exit 0."""
+    names = ("person",)
+    (tmp_path / "labels").mkdir()
+    (tmp_path / "other").mkdir()
+    gt = Detections([[0, 0, 20, 40]], [1], [0], names, (100, 100))
+    write_kitti(tmp_path / "labels/a.txt", gt, with_confidence=False)
+    write_kitti(tmp_path / "other/zzz.txt", gt, with_confidence=False)
+    for pred in ("nosuch", "other"):
+        argv = ["train", "evaluate", "--predictions", str(tmp_path / pred)]
+        assert main([*argv, "--labels", str(tmp_path / "labels")]) == 2
+        captured = capsys.readouterr()
+        assert captured.out == "" and str(tmp_path / pred) in captured.err
+        assert len(captured.err.strip().splitlines()) == 1

@@ -235,3 +235,40 @@ def test_steps_per_epoch_round_up_as_tao(tiny_dataset, tmp_path):  # noqa: F811
         progress=False,
     )  # fmt: skip
     assert result.history["step"].tolist() == [3]
+
+
+def _cli_run(pattern, root, out, *more: str) -> int:
+    return cvlab_main(
+        ["train", "run", "--tfrecords", pattern, "--images", str(root), "--output", str(out),
+         "--batch-size", "2", "--input-size", "160x96", "--width-multiplier", "0.125",
+         "--max-steps", "1", "--validate-every", "0", "--quiet", *more]
+    )  # fmt: skip
+
+
+def test_resume_refuses_another_model_and_missing_classes(tiny_dataset, tmp_path, capsys):  # noqa: F811
+    """Issue 20 item 6: a finished person run re-run with ``--classes car --epochs 3`` (or
+    another architecture) is refused, the difference named, and its model left as it was;
+    ``--classes persn`` (no such class in the data) fails and writes nothing."""
+    pattern, root = tiny_dataset
+    out = tmp_path / "run"
+    assert _cli_run(pattern, root, out, "--epochs", "1") == 0
+    saved = (out / "model.h5").read_bytes()
+    capsys.readouterr()
+    for change, named in (
+        (["--classes", "car"], "classes: ['person'] -> ['car']"),
+        (["--width-multiplier", "0.25"], "model.width_multiplier: 0.125 -> 0.25"),
+    ):
+        assert _cli_run(pattern, root, out, "--epochs", "3", *change) == 2
+        err = capsys.readouterr().err
+        assert named in err and len(err.strip().splitlines()) == 1, err
+    assert (out / "model.h5").read_bytes() == saved
+    assert pd.read_csv(out / "metrics.csv")["epoch"].tolist() == [1]
+    # the same run with more epochs still resumes
+    assert _cli_run(pattern, root, out, "--epochs", "2") == 0
+    assert pd.read_csv(out / "metrics.csv")["epoch"].tolist() == [1, 2]
+
+    fresh = tmp_path / "typo"
+    assert _cli_run(pattern, root, fresh, "--epochs", "1", "--classes", "person,persn") == 2
+    err = capsys.readouterr().err
+    assert "'persn'" in err and "person" in err and len(err.strip().splitlines()) == 1
+    assert not fresh.exists()

@@ -52,6 +52,18 @@ def test_write_read_round_trip(tmp_path, target):
     assert not [p for p in (tmp_path / "repo").rglob(".*.tmp")]
 
 
+def test_model_name_cannot_leave_the_repository(tmp_path):
+    """Issue 20 item 2: a model name (it may come from a config.pbtxt) is a folder in the
+    repository, never a path out of it."""
+    from cvlab.fileio import UnsafePathError
+
+    for name in ("../escaped", f"/{tmp_path}/abs"):
+        spec = peoplenet_spec(name, NUM_CLASSES, INPUT_SIZE, MAX_BATCH)
+        with pytest.raises(UnsafePathError, match="would leave"):
+            write_model_repository(tmp_path / "repo", spec, demo_onnx_path(), target="python")
+    assert sorted(p.name for p in tmp_path.iterdir()) == []
+
+
 def test_lab_peoplenet_ir_config_reads_back():
     cfg = read_model_config(LAB_CONFIG)
     spec = spec_from_config(cfg)

@@ -87,6 +87,57 @@ def test_stop_after_inference_leaves_no_python_backend_memory(tmp_path):
         client.close()
 
 
+def test_server_killed_alone_mid_inference_leaves_no_stub(tmp_path):
+    """Issue 20 item 3, the OOM-killer case: SIGKILL reaches tritonserver alone while a
+    request runs in the python backend; once the dead server is reaped (``poll()``, as the
+    shm sweeper does), stop() still kills its stub and unlinks the stub's region. The stub is
+    held with SIGSTOP first: it stands for a stub that does not notice its parent's death
+    (about half of them here), which stop() alone must clean up."""
+    import threading
+
+    import numpy as np
+
+    from cvlab.triton.client import TritonDetectNetClient
+
+    repo = write_demo_repo(tmp_path / "repo")
+    server = TritonServer(repo, shm_sweep_interval=0).start()
+    stubs: list[int] = []
+    try:
+        leader = server.pid
+        stubs = [p for p in group_members(leader) if p != leader]
+        regions = python_backend_regions(leader)
+        assert stubs and regions
+        client = TritonDetectNetClient(  # gRPC: usable from another thread (not gevent)
+            server.grpc_url, MODEL, "", "grpc", shared_memory="none", timeout_s=20, retries=0
+        )
+        batch = [np.zeros((8, 3, 192, 320), np.float32)] * 4
+        errors: list[BaseException] = []
+
+        def infer() -> None:
+            try:
+                client.infer_tensors(batch)
+            except BaseException as exc:  # the server dies under it: expected
+                errors.append(exc)
+
+        worker = threading.Thread(target=infer)
+        worker.start()
+        time.sleep(0.5)  # requests on their way to the stub
+        for pid in stubs:
+            os.kill(pid, signal.SIGSTOP)
+        os.kill(leader, signal.SIGKILL)  # the server alone, not its group
+        assert wait_until(lambda: server.process.poll() is not None, 10)  # reaped
+        worker.join(30)
+        client.close()
+        server.stop(timeout=2.0)
+        assert _wait_gone(stubs, 10) == []
+        assert [r for r in regions if (Path("/dev/shm") / r).exists()] == []
+    finally:
+        for pid in stubs:
+            if pid_alive(pid):
+                os.kill(pid, signal.SIGKILL)
+        server.close()
+
+
 def test_model_load_failure_names_model_and_reason(tmp_path):
     repo = write_demo_repo(tmp_path / "repo", name="broken")
     model_py = repo / "broken" / "1" / "model.py"
@@ -277,6 +328,9 @@ def test_failed_start_stops_at_the_reason_and_leaks_nothing(tmp_path, monkeypatc
     """No model.py: the python stub fails and tritonserver would wait for ever; the start
     stops at the log line that says so, unlinks the backend region, removes its temp dir and
     names no log file it deleted."""
+    from support.triton import demo_onnx_path
+
+    demo_onnx_path()  # built first: TensorFlow's own temporary files are not the server's
     monkeypatch.setattr("tempfile.tempdir", str(tmp_path / "tmp"))
     (tmp_path / "tmp").mkdir()
     server = TritonServer(_broken_repo(tmp_path, "no-model-py"), startup_timeout=300)
@@ -473,3 +527,50 @@ def _status(server) -> list[str]:
         r["name"]
         for r in http.InferenceServerClient(server.http_url).get_system_shared_memory_status()
     ]
+
+
+def test_serve_with_one_port_for_two_endpoints_says_why(tmp_path, capsys):
+    """Issue 20 item 11: ``--http-port`` equal to ``--grpc-port`` is refused before the start,
+    in one line naming the port; and where tritonserver itself refuses its command line, the
+    reason it prints after its usage text is the one shown."""
+    from cvlab.cli import main
+    from cvlab.triton.server import server_environment, usage_error
+
+    repo = write_demo_repo(tmp_path / "repo")
+    port = "18555"
+    argv = ["triton", "serve", "--model-repository", str(repo), "--http-port", port]
+    assert main([*argv, "--grpc-port", port]) == 2
+    out, err = capsys.readouterr()
+    assert out == "" and err.count("\n") == 1
+    assert "HTTP and gRPC ports are both 18555" in err
+    refused = subprocess.run(
+        [str(find_tritonserver()), f"--model-repository={repo}", f"--http-port={port}",
+         f"--grpc-port={port}", "--http-address=127.0.0.1", "--grpc-address=127.0.0.1",
+         "--allow-metrics=false"],
+        capture_output=True, text=True, env=server_environment(), timeout=60,
+    )  # fmt: skip
+    assert refused.returncode != 0
+    reason = usage_error(refused.stdout + refused.stderr)
+    assert "cannot listen to HTTP requests and GRPC requests" in reason and port in reason
+
+
+def test_serve_refuses_a_config_that_disagrees_with_the_model(tmp_path):
+    """Issue 20 item 11: a config.pbtxt whose dims do not match the ONNX model (1 class, the
+    model has 3) is refused at start-up, one line naming the field, as `cvlab triton check`
+    does; before, the server reported ready and every request failed."""
+    from support.triton import INPUT_SIZE, MAX_BATCH, demo_onnx_path
+
+    from cvlab.triton.model_repository import peoplenet_spec, write_model_repository
+
+    repo = tmp_path / "repo"
+    spec = peoplenet_spec(MODEL, 1, INPUT_SIZE, MAX_BATCH)
+    write_model_repository(repo, spec, demo_onnx_path(), target="python")
+    proc = _start_serve(repo, _serve_env(tmp_path), stderr=subprocess.PIPE)
+    try:
+        out, err = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    assert proc.returncode == 2 and "ready" not in out.lower()
+    assert err.count("\n") == 1 and "config.pbtxt" in err and "dims" in err
