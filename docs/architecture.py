@@ -26,6 +26,12 @@ of its docstring). Do not edit by hand: change the docstring, then run
 ## The data's way
 
 ```
+ The RGB stand-in (built once, shipped in resources/models; `cvlab video label|standin`)
+   vtest.avi (datasets.video: split by time, 600-794 held out)
+     --datasets.teachers (tiled SSDLite, BlazeFace) + datasets.tracks (time cleaning)-->
+     KITTI labels --formats.tfrecords--> TFRecords --train.standin (TAO spec, train.trainer)-->
+     Keras weights + ONNX --export.rgb_standin--> model repository `peoplenet_rgb_standin`
+
  RGB inference (notebook 01, `cvlab infer`)
    image files --images/inference.preprocess--> NCHW tensors --triton.client--> Triton
      --raw output_cov / output_bbox--> inference.decode + inference.cluster (postprocess)
@@ -35,7 +41,8 @@ of its docstring). Do not edit by hand: change the docstring, then run
  Thermal retraining and deployment (notebooks 02-05)
    FLIR download (formats.flir_coco) or synthetic scenes (datasets.synthetic)
      --datasets.prepare--> KITTI labels + resized JPEGs --formats.tfrecords--> TAO TFRecords
-     --train.dataset + train.trainer--> Keras DetectNet_v2 --export.onnx--> ONNX
+     --train.dataset + train.trainer (from the stand-in's backbone)--> Keras DetectNet_v2
+     --export.onnx--> ONNX
      --export.tensorrt--> TensorRT plan --triton.model_repository--> model repository
      --cloud.gcs--> gs:// bucket --> Triton on GKE (cloud.gke, cloud.manifests, cloud.deploy)
 ```
