@@ -3,6 +3,9 @@
     cvlab video label --output runs/vtest_labels            # teachers -> KITTI + TFRecords
     cvlab video standin --labels runs/vtest_labels --install  # train, export, ship the weights
 
+``cvlab video standin`` labels the video first when ``--labels`` holds no labelled set, so one
+command rebuilds the shipped stand-in from the video.
+
 Both need the teachers only to (re)build labels (``make teachers``); heavy imports happen
 inside the commands.
 """
@@ -65,7 +68,12 @@ def standin_arguments(p: argparse.ArgumentParser) -> None:
     """``cvlab video standin`` options."""
     from cvlab.train.standin import STANDIN_EPOCHS
 
-    p.add_argument("--labels", default="runs/vtest_labels", help="folder `video label` wrote")
+    p.add_argument(
+        "--labels",
+        default="runs/vtest_labels",
+        help="folder `video label` wrote (labelled first, with its defaults, when it is not)",
+    )
+    p.add_argument("--video", default=None, help="a copy of vtest.avi (as for `video label`)")
     p.add_argument("--output", default="runs/rgb_standin", help="training folder")
     p.add_argument("--epochs", type=positive_int, default=STANDIN_EPOCHS)
     p.add_argument(
@@ -78,9 +86,15 @@ def standin_arguments(p: argparse.ArgumentParser) -> None:
 
 def standin(args: argparse.Namespace) -> int:
     """Train the RGB stand-in on a labelled video set; print where it went and how long."""
+    from pathlib import Path
+
+    from cvlab.datasets.video_labels import RECORD_FILE, label_video
     from cvlab.train.standin import SHIPPED_DIR, train_standin
 
     started = time.perf_counter()
+    if not (Path(args.labels) / RECORD_FILE).is_file():
+        report = label_video(args.labels, args.video, progress=not args.no_progress)
+        print(f"labelled the video into {report.root} in {report.seconds:.0f} s")
     build = train_standin(
         args.labels,
         args.output,

@@ -563,3 +563,86 @@ def show_filmstrip(
         title=title,
         ncols=2,
     )
+
+
+@dataclass
+class ThresholdSteps:
+    """What :func:`show_threshold_steps` showed: one row per threshold (``table``: threshold,
+    boxes, correct, false, missed, precision, recall) and the Figure."""
+
+    table: pd.DataFrame
+    figure: Any
+
+    def sentence(self) -> str:
+        """What the steps teach, from the numbers."""
+        rows = self.table.to_dict("records")
+        low, config, high = rows[0], rows[1], rows[-1]
+
+        def people(n: int) -> str:
+            return f"{n} {'person' if n == 1 else 'people'}"
+
+        return (
+            f"Lowering the threshold to {low['threshold']:g} finds "
+            f"{people(low['correct'] - config['correct'])} more but adds "
+            f"{low['false'] - config['false']} false boxes (precision "
+            f"{config['precision']:.2f} -> {low['precision']:.2f}); raising it to "
+            f"{high['threshold']:g} removes {config['false'] - high['false']} false boxes and "
+            f"loses {people(config['correct'] - high['correct'])} (recall "
+            f"{config['recall']:.2f} -> {high['recall']:.2f}). The config's "
+            f"{config['threshold']:g} sits between."
+        )
+
+
+def show_threshold_steps(
+    tuner: Any,
+    truth: Sequence[Any],
+    class_name: str = "person",
+    factors: Sequence[float] = (0.25, 1.0, 4.0),
+    index: int = 0,
+) -> ThresholdSteps:
+    """Precision and recall of ``class_name`` over the first ``len(truth)`` tuner images at the
+    config's threshold times each of ``factors`` (a step down, the config, a step up), in a
+    table, and image ``index`` drawn at each step (ground truth in white). Nothing is chosen
+    from the numbers: the steps are fixed multiples of the config's threshold."""
+    import matplotlib.pyplot as plt
+
+    from cvlab.train.evaluate import evaluate_detections
+
+    base = float(tuner.config.classes[class_name].dbscan_confidence_threshold)
+    rows, panels = [], []
+    for factor in factors:
+        threshold = round(base * factor, 3)
+        with tuner.threshold(class_name, threshold):
+            found = [tuner.detections(i) for i in range(len(truth))]
+            row = evaluate_detections(found, list(truth), (class_name,)).per_class.iloc[0]
+            panels.append(tuner.render(index, [class_name], truth[index]))
+        correct, boxes = int(row["tp"]), int(row["num_pred"])
+        rows.append(
+            {
+                "threshold": threshold,
+                "boxes": boxes,
+                "correct": correct,
+                "false": boxes - correct,
+                "missed": int(row["num_gt"]) - correct,
+                "precision": float(row["precision"]),
+                "recall": float(row["recall"]),
+            }
+        )
+    fig, axes = plt.subplots(1, len(rows), figsize=(6.0 * len(rows), 4.4), squeeze=False)
+    names = ("lower", "the config's", "higher")
+    for ax, row, rgb, name in zip(axes[0], rows, panels, names, strict=False):
+        ax.imshow(rgb)
+        ax.set_title(
+            f"{name} threshold {row['threshold']:g}: precision {row['precision']:.2f}, "
+            f"recall {row['recall']:.2f}",
+            fontsize=10,
+        )
+        ax.axis("off")
+    fig.suptitle(
+        f"{tuner.names[index]}: the {class_name} threshold trades false boxes for missed people",
+        fontsize=12,
+    )
+    _legend(fig, tuner.config, truth=True, classes=(class_name,))
+    fig.tight_layout(rect=(0, 0.06, 1, 1))
+    plt.show()
+    return ThresholdSteps(pd.DataFrame(rows), fig)
