@@ -398,13 +398,18 @@ def infer(args: argparse.Namespace) -> int:
                 resume=args.resume,
             )
     except KeyboardInterrupt:
-        from cvlab.triton.outputs import count_done
+        from cvlab.triton.outputs import FAILED_LIST, count_done
 
         done = Path(args.output_path) / DONE_LIST
+        failed = Path(args.output_path) / FAILED_LIST
         if done.is_file():
+            left = ""
+            if failed.is_file():
+                with open(failed, encoding="utf-8") as handle:
+                    left = f", {sum(1 for _ in handle)} not done, listed in {failed}"
             print(
-                f"cvlab infer: {count_done(args.output_path)} frame(s) done, listed in {done}; "
-                "rerun with --resume to finish the others",
+                f"cvlab infer: {count_done(args.output_path)} frame(s) done, listed in "
+                f"{done}{left}; rerun with --resume to finish the others",
                 file=sys.stderr,
             )
         raise

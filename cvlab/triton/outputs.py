@@ -168,6 +168,8 @@ class FrameWriter:
         self.overlay_quality = int(overlay_quality)
         self.show_labels = show_labels
         self.written = 0
+        #: output names of the frames written this run
+        self.done_names: set[str] = set()
         self._error: BaseException | None = None
         self._lock = threading.Lock()
         self._done = open(self.done_path, "a" if resume else "w", encoding="utf-8")  # noqa: SIM115
@@ -211,6 +213,7 @@ class FrameWriter:
             self._done.write(line)
             self._done.flush()
             self.written += 1
+            self.done_names.add(name)
 
     def _work(self) -> None:
         while True:

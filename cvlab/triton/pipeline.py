@@ -531,10 +531,15 @@ def run_inference(
                     unreadable=unreadable,
                     on_skip=on_skip,
                 )
-            except BaseException:
+            except BaseException as exc:
                 if writer is not None:  # the queued frames are written, even on Ctrl-C
                     with contextlib.suppress(Exception):  # the first error is the one to report
                         writer.close()
+                    if isinstance(exc, KeyboardInterrupt):  # every frame not done, listed
+                        left = [(p, skipped.get(p, "interrupted")) for p in paths]
+                        left = [(p, w) for p, w in left if names[p] not in writer.done_names]
+                        with contextlib.suppress(OSError):
+                            write_failed_list(output_path, left, names)
                 raise
             if writer is not None:
                 writer.close()
