@@ -5,7 +5,8 @@ never see a half-written file, and a failure leaves the previous file (or none) 
 write cvlab makes goes through here: text, bytes, images (OpenCV), matplotlib figures and
 notebooks; :func:`list_images` is the one way a folder of images is listed. A set of files that
 only makes sense complete (TFRecord shards and their manifest) is written into a new folder that
-takes the old one's place at the end (:func:`atomic_directory`).
+takes the old one's place at the end (:func:`atomic_directory`). A folder one run writes at a
+time is held with :func:`lock_directory`.
 
 Example:
     >>> import tempfile, pathlib
@@ -31,6 +32,8 @@ import threading
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
+
+from cvlab.errors import CvlabError
 
 #: File suffixes taken as images by :func:`list_images` (compared in lower case).
 IMAGE_SUFFIXES: tuple[str, ...] = (".jpg", ".jpeg", ".png")
@@ -191,6 +194,53 @@ def pid_alive(pid: int) -> bool:
     return state not in ("Z", "X")
 
 
+class DirectoryLocked(CvlabError, RuntimeError):
+    """Another process holds the folder's lock (see :func:`lock_directory`)."""
+
+
+#: the lock file :func:`lock_directory` keeps in a folder (hidden, never removed: removing it
+#: while another process waits on it would let two processes hold "the" lock)
+LOCK_FILE = ".cvlab.lock"
+
+
+@contextlib.contextmanager
+def lock_directory(path: str | os.PathLike, what: str = "cvlab") -> Iterator[Path]:
+    """Hold an exclusive lock on folder ``path`` (created if missing) inside the block.
+
+    A second holder is refused at once with :class:`DirectoryLocked` naming the folder and the
+    holder's pid; the lock (``flock`` on ``path/.cvlab.lock``) goes with its process, so a
+    killed run never leaves the folder locked.
+
+    >>> import tempfile
+    >>> d = tempfile.mkdtemp()
+    >>> with lock_directory(d, "cvlab infer"):
+    ...     with lock_directory(d, "cvlab infer"):
+    ...         pass
+    Traceback (most recent call last):
+    ...
+    cvlab.fileio.DirectoryLocked: ... is in use by another cvlab infer (pid ...): wait for it to finish or write elsewhere
+    """
+    import fcntl
+
+    folder = Path(path)
+    folder.mkdir(parents=True, exist_ok=True)
+    fd = os.open(folder / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "unknown"
+            raise DirectoryLocked(
+                f"{folder} is in use by another {what} (pid {holder}): wait for it to finish "
+                "or write elsewhere"
+            ) from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        yield folder
+    finally:
+        os.close(fd)  # releases the lock
+
+
 def _remove_entry(path: Path) -> None:
     """Delete a folder (with its content) or a file; nothing when there is none."""
     if path.is_dir() and not path.is_symlink():
@@ -267,14 +317,24 @@ def atomic_write_notebook(path: str | os.PathLike, nb: Any) -> Path:
 
 
 def list_images(
-    directory: str | os.PathLike, suffixes: Iterable[str] = IMAGE_SUFFIXES
+    directory: str | os.PathLike,
+    suffixes: Iterable[str] = IMAGE_SUFFIXES,
+    *,
+    broken_links: bool = False,
 ) -> list[Path]:
     """Files directly in ``directory`` whose suffix, in any case, is one of ``suffixes``, sorted.
 
-    Raises :class:`NotADirectoryError` when ``directory`` is not a folder.
+    ``broken_links=True`` also lists symbolic links whose target is missing (a reader then
+    reports each one, rather than it vanishing from the list). Raises
+    :class:`NotADirectoryError` when ``directory`` is not a folder.
     """
     directory = Path(directory)
     if not directory.is_dir():
         raise NotADirectoryError(f"{directory}: not a directory")
     wanted = {s.lower() for s in suffixes}
-    return sorted(p for p in directory.iterdir() if p.is_file() and p.suffix.lower() in wanted)
+    return sorted(
+        p
+        for p in directory.iterdir()
+        if p.suffix.lower() in wanted
+        and (p.is_file() or (broken_links and p.is_symlink() and not p.exists()))
+    )

@@ -137,6 +137,9 @@ def _read_bytes(path: Path) -> bytes:
     try:
         return path.read_bytes()
     except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
+        if path.is_symlink():
+            target = os.readlink(path)
+            raise UnreadableImageError(path, f"broken symbolic link (to {target})") from None
         raise UnreadableImageError(path, "no such file") from None
     except OSError as exc:
         raise UnreadableImageError(path, f"cannot read: {exc.strerror or exc}") from None

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import math
 import os
 import queue
 import signal
@@ -247,6 +248,59 @@ class _Deadlines:
         return call
 
 
+def check_url(url: str) -> str:
+    """``host:port`` as given, or :class:`TritonClientError` naming what is wrong with it (an
+    empty host, a port that is not 1-65535: gRPC would silently wrap 99999 to 34463).
+
+    >>> check_url("127.0.0.1:8001")
+    '127.0.0.1:8001'
+    >>> check_url(":99999")
+    Traceback (most recent call last):
+    ...
+    cvlab.triton.client.TritonClientError: server address ':99999': no host name; expected HOST:PORT such as 127.0.0.1:8000
+    """
+    host, sep, port = url.rpartition(":")
+    example = "expected HOST:PORT such as 127.0.0.1:8000"
+    if not sep or not port.isdigit():
+        raise TritonClientError(f"server address {url!r}: no port number; {example}")
+    if not host.strip("[]"):
+        raise TritonClientError(f"server address {url!r}: no host name; {example}")
+    if not 1 <= int(port) <= 65535:
+        raise TritonClientError(f"server address {url!r}: port {int(port)} is not in 1-65535")
+    return url
+
+
+def check_tls_files(tls: Mapping[str, Any]) -> None:
+    """Load the TLS files once with Python's ssl module: a file that is missing or not PEM is
+    one :class:`TritonClientError` naming it (tritonclient would print tracebacks, gRPC log
+    lines and then a misleading connection error)."""
+    import ssl
+
+    context = ssl.create_default_context()
+    checks = []
+    if tls.get("ca_file"):
+        checks.append(
+            (
+                "CA file",
+                tls["ca_file"],
+                lambda: context.load_verify_locations(cafile=str(tls["ca_file"])),
+            )
+        )
+    if tls.get("cert_file") and tls.get("key_file"):
+        checks.append(
+            (
+                "client certificate/key",
+                f"{tls['cert_file']}, {tls['key_file']}",
+                lambda: context.load_cert_chain(str(tls["cert_file"]), str(tls["key_file"])),
+            )
+        )
+    for what, name, load in checks:
+        try:
+            load()
+        except (OSError, ssl.SSLError, ValueError) as exc:
+            raise TritonClientError(f"TLS {what} {name}: cannot be loaded: {exc}") from None
+
+
 @dataclass
 class RequestError:
     """One failed request: which frames it carried and why."""
@@ -278,8 +332,15 @@ def _is_timeout(exc: BaseException) -> bool:
     if isinstance(exc, TimeoutError):  # socket.timeout and concurrent.futures' too
         return True
     text = f"{getattr(exc, 'status', lambda: '')() or ''} {exc}".lower()
-    return any(k in text for k in ("deadline_exceeded", "deadline exceeded", "timed out",
-                                   "failed to obtain inference response"))
+    return any(
+        k in text
+        for k in (
+            "deadline_exceeded",
+            "deadline exceeded",
+            "timed out",
+            "failed to obtain inference response",
+        )
+    )
 
 
 def _is_retryable(exc: BaseException) -> bool:
@@ -378,6 +439,11 @@ class TritonDetectNetClient:
             if url.startswith(prefix):
                 ssl = ssl or prefix == "https://"
                 url = url[len(prefix) :]
+        check_url(url)
+        if not (math.isfinite(float(timeout_s)) and float(timeout_s) > 0):
+            raise ValueError(f"timeout must be a finite number of seconds above 0, got {timeout_s}")
+        if ssl:
+            check_tls_files(tls)
         version = str(model_version or "")
         if version and not (version.isdigit() and int(version) > 0):
             raise ValueError(
@@ -412,6 +478,7 @@ class TritonDetectNetClient:
                 names = {"ca_file": "ca_certs", "cert_file": "certfile", "key_file": "keyfile"}
                 options = {names[k]: str(v) for k, v in tls.items() if v and k in names}
                 http_tls = {"ssl_options": options or None, "insecure": bool(tls.get("insecure"))}
+
             def http_client(timeout_s: float, concurrency: int):
                 return module.InferenceServerClient(
                     url,

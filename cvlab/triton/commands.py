@@ -10,7 +10,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from cvlab.cli import parse_size, positive_int
+from cvlab.cli import parse_size, positive_float, positive_int
 from cvlab.triton.outputs import DONE_LIST, OVERLAY_QUALITY
 
 #: Where ``cvlab infer`` looks without ``-u`` when no ``cvlab triton serve`` is running.
@@ -167,7 +167,13 @@ def infer_arguments(p: argparse.ArgumentParser) -> None:
         help="comma-separated class names, e.g. person,bag,face (none: the config's classes)",
     )
     add("--concurrency", type=positive_int, default=4, help="requests in flight (--async)")
-    add("--timeout", type=float, default=30.0, help="network timeout in seconds")
+    add(
+        "--timeout",
+        type=positive_float,
+        default=30.0,
+        help="seconds any call to the server may take; a server silent that long is taken as "
+        "stalled and the frames left are listed as failed",
+    )
     add("--no-progress", action="store_true", help="no progress bar")
     add(
         "--on-error",
@@ -403,15 +409,15 @@ def infer(args: argparse.Namespace) -> int:
         done = Path(args.output_path) / DONE_LIST
         failed = Path(args.output_path) / FAILED_LIST
         if done.is_file():
-            left = ""
-            if failed.is_file():
-                with open(failed, encoding="utf-8") as handle:
-                    left = f", {sum(1 for _ in handle)} not done, listed in {failed}"
             print(
-                f"cvlab infer: {count_done(args.output_path)} frame(s) done, listed in "
-                f"{done}{left}; rerun with --resume to finish the others",
+                f"cvlab infer: {count_done(args.output_path)} frame(s) done, listed in {done}; "
+                "rerun with --resume to finish the others",
                 file=sys.stderr,
             )
+        if failed.is_file():
+            with open(failed, encoding="utf-8") as handle:
+                left = sum(1 for _ in handle)
+            print(f"cvlab infer: {left} frame(s) not done, listed in {failed}", file=sys.stderr)
         raise
     _print_summary(summary)
     return summary.exit_status

@@ -41,6 +41,7 @@ from cvlab.cli import EXIT_FAILED_REQUESTS, EXIT_OK, EXIT_SKIPPED_IMAGES
 from cvlab.detections import Detections
 from cvlab.detectnet import PEOPLENET_CLASSES
 from cvlab.errors import ConfigError
+from cvlab.fileio import lock_directory
 from cvlab.triton.client import RequestError, TritonClientError, TritonDetectNetClient
 
 SUPPORTED_MODES = ("DetectNet_v2",)
@@ -178,8 +179,8 @@ def collect_images(images: str | os.PathLike | Sequence[str | os.PathLike]) -> l
 
     if isinstance(images, str | os.PathLike):
         path = Path(images)
-        if path.is_dir():
-            found = [str(p) for p in list_images(path)]
+        if path.is_dir():  # a broken link is listed: its reader says so (a failed frame)
+            found = [str(p) for p in list_images(path, broken_links=True)]
             if not found:
                 raise FileNotFoundError(f"{path}: no .jpg/.jpeg/.png images")
             return found
@@ -431,6 +432,7 @@ def run_inference(
         OVERLAY_QUALITY,
         FrameWriter,
         is_case_insensitive,
+        is_done,
         output_names,
         read_done_list,
         write_failed_list,
@@ -447,30 +449,40 @@ def run_inference(
     paths = collect_images(images)
     names: dict[str, str] = {}
     done: dict[str, str] = {}
+    held = contextlib.ExitStack()
     if output_path is not None:  # before any request: names that collide are refused here
         out = Path(output_path)
         if out.exists() and not out.is_dir():
             raise NotADirectoryError(f"{out}: the output path is a file, not a folder")
-        out.mkdir(parents=True, exist_ok=True)
-        names = output_names(paths, case_insensitive=is_case_insensitive(out))
-        done = read_done_list(out) if resume else {}
+        # one run at a time per folder: two would truncate each other's done-list and delete
+        # each other's temporary files
+        held.enter_context(lock_directory(out, "cvlab infer"))
+        try:
+            names = output_names(paths, case_insensitive=is_case_insensitive(out))
+            done = read_done_list(out) if resume else {}
+        except BaseException:
+            held.close()
+            raise
     summary = InferSummary(detections=[])
     summary.renamed = {p: n for p, n in names.items() if n != Path(p).stem}
     if done:
-        todo = [p for p in paths if names[p] not in done]
+        todo = [p for p in paths if not is_done(p, names[p], done)]
         summary.resumed = len(paths) - len(todo)
         paths = todo
     start = time.perf_counter()
-    with TritonDetectNetClient(
-        url,
-        model,
-        version,
-        protocol,
-        timeout_s=timeout_s,
-        concurrency=concurrency,
-        ssl=ssl,
-        shared_memory=shared_memory,
-    ) as client:
+    with (
+        held,
+        TritonDetectNetClient(
+            url,
+            model,
+            version,
+            protocol,
+            timeout_s=timeout_s,
+            concurrency=concurrency,
+            ssl=ssl,
+            shared_memory=shared_memory,
+        ) as client,
+    ):
         if client.max_batch_size > 0 and batch_size > client.max_batch_size:
             if not clamp_batch:
                 raise ValueError(
