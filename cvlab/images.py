@@ -107,7 +107,9 @@ def _header(
         with Image.open(io.BytesIO(data) if data is not None else path) as im:
             (width, height), fmt = im.size, im.format
             orientation = 1
-            if fmt in ("JPEG", "PNG", "TIFF", "WEBP", "MPO"):
+            # a PNG's EXIF is read only from before its pixels: PIL would decode the image
+            # to look after them
+            if fmt in ("JPEG", "MPO", "TIFF") or (fmt == "PNG" and "exif" in im.info):
                 try:
                     orientation = int(im.getexif().get(0x0112, 1) or 1)
                 except Exception:  # noqa: BLE001 - a broken EXIF block: OpenCV ignores it too
