@@ -390,5 +390,9 @@ def test_stalled_server_ends_the_run_within_the_timeout(
     assert shm_files(pid) == []
     assert list(tmp.iterdir()) == []
     assert wait_until(stall_server.is_ready, timeout=60)
-    stall_server.sweep_shared_memory()  # regions a stalled server could not be asked to release
-    assert regions_of(pid, server_regions(stall_server)) == []
+
+    def swept() -> bool:  # regions a stalled server could not be asked to release; "in use"
+        stall_server.sweep_shared_memory()  # until the requests queued before SIGSTOP are done
+        return regions_of(pid, server_regions(stall_server)) == []
+
+    assert wait_until(swept, timeout=60), server_regions(stall_server)
