@@ -590,8 +590,8 @@ class TritonDetectNetClient:
             except Exception as exc:  # noqa: BLE001 - classified below
                 if _is_timeout(exc):
                     raise ServerUnavailableError(
-                        f"Triton server at {self.url} ({self.protocol}) did not answer within "
-                        f"{self.timeout_s:g} s ({what}): it is stalled or overloaded"
+                        f"Triton server at {self.url} ({self.protocol}) did not answer in time "
+                        f"({what}): it is stalled or overloaded"
                     ) from None
                 if not _is_retryable(exc):
                     raise
@@ -975,6 +975,7 @@ class TritonDetectNetClient:
                 f"{self.model_name!r} (server config); use -b <= {self.max_batch_size}"
             )
         self.errors = []
+        self._unanswering = None
         in_flight: list[_Pending] = []
         window = self.concurrency if async_mode else 1
         server_down: str | None = None
