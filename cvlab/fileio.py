@@ -5,9 +5,9 @@ never see a half-written file, and a failure leaves the previous file (or none) 
 write cvlab makes goes through here: text, bytes, images (OpenCV), matplotlib figures and
 notebooks; :func:`list_images` is the one way a folder of images is listed, and
 :func:`safe_path` the one check on a file name that comes from remote or dataset content. A set
-of files that
-only makes sense complete (TFRecord shards and their manifest) is written into a new folder
-that takes the old one's place at the end (:func:`atomic_directory`).
+of files that only makes sense complete (TFRecord shards and their manifest) is written into a
+new folder that takes the old one's place at the end (:func:`atomic_directory`). A folder one run
+writes at a time is held with :func:`lock_directory`.
 
 Example:
     >>> import tempfile, pathlib
@@ -195,6 +195,52 @@ def pid_alive(pid: int) -> bool:
     return state not in ("Z", "X")
 
 
+class DirectoryLocked(CvlabError, RuntimeError):
+    """Another process holds the folder's lock (see :func:`lock_directory`)."""
+
+
+@contextlib.contextmanager
+def lock_directory(path: str | os.PathLike, what: str = "cvlab") -> Iterator[Path]:
+    """Hold an exclusive lock on folder ``path`` inside the block.
+
+    A second holder is refused at once with :class:`DirectoryLocked` naming the folder. The lock
+    is an ``flock`` on the folder itself (no lock file): it goes with its process, so a killed
+    run never leaves the folder locked. A folder that did not exist is created, and removed
+    again if it is still empty at the end (a run that failed before writing leaves nothing).
+
+    >>> import tempfile
+    >>> d = tempfile.mkdtemp()
+    >>> with lock_directory(d, "cvlab infer"):
+    ...     with lock_directory(d, "cvlab infer"):
+    ...         pass
+    Traceback (most recent call last):
+    ...
+    cvlab.fileio.DirectoryLocked: ... is in use by another cvlab infer: wait for it to finish \
+or write elsewhere
+    """
+    import fcntl
+
+    folder = Path(path)
+    created = not folder.exists()
+    folder.mkdir(parents=True, exist_ok=True)
+    fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise DirectoryLocked(
+                f"{folder} is in use by another {what}: wait for it to finish or write elsewhere"
+            ) from None
+        try:
+            yield folder
+        finally:
+            if created:
+                with contextlib.suppress(OSError):  # not empty: the run wrote something
+                    folder.rmdir()
+    finally:
+        os.close(fd)  # releases the lock
+
+
 def _remove_entry(path: Path) -> None:
     """Delete a folder (with its content) or a file; nothing when there is none."""
     if path.is_dir() and not path.is_symlink():
@@ -271,17 +317,27 @@ def atomic_write_notebook(path: str | os.PathLike, nb: Any) -> Path:
 
 
 def list_images(
-    directory: str | os.PathLike, suffixes: Iterable[str] = IMAGE_SUFFIXES
+    directory: str | os.PathLike,
+    suffixes: Iterable[str] = IMAGE_SUFFIXES,
+    *,
+    broken_links: bool = False,
 ) -> list[Path]:
     """Files directly in ``directory`` whose suffix, in any case, is one of ``suffixes``, sorted.
 
-    Raises :class:`NotADirectoryError` when ``directory`` is not a folder.
+    ``broken_links=True`` also lists symbolic links whose target is missing (a reader then
+    reports each one, rather than it vanishing from the list). Raises
+    :class:`NotADirectoryError` when ``directory`` is not a folder.
     """
     directory = Path(directory)
     if not directory.is_dir():
         raise NotADirectoryError(f"{directory}: not a directory")
     wanted = {s.lower() for s in suffixes}
-    return sorted(p for p in directory.iterdir() if p.is_file() and p.suffix.lower() in wanted)
+    return sorted(
+        p
+        for p in directory.iterdir()
+        if p.suffix.lower() in wanted
+        and (p.is_file() or (broken_links and p.is_symlink() and not p.exists()))
+    )
 
 
 class UnsafePathError(CvlabError, ValueError):

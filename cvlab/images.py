@@ -1,7 +1,16 @@
 """Image files: size from the header, RGB loading, reduced-scale JPEG decoding, 16-bit thermal.
 
-One error class, :class:`UnreadableImageError`, for any image that is missing, truncated or not
-an image. Writing images is :func:`cvlab.fileio.atomic_write_image`.
+One error class, :class:`UnreadableImageError`, for any image that is missing, truncated (a JPEG
+cut short is refused, never decoded with grey rows), not an image, or larger than PIL's
+decompression-bomb limit (:data:`MAX_PIXELS`). Writing images is
+:func:`cvlab.fileio.atomic_write_image`.
+
+EXIF orientation: one rule for every reader here, the one OpenCV's ``imread`` follows by
+default: the pixels are turned upright as the EXIF Orientation tag says, and the size is the
+upright size (a 1920x1080 JPEG tagged Orientation=6 is a 1080x1920 frame), whether it is decoded
+in full or at a reduced scale or only its header read (:func:`image_size`). Boxes, labels and
+overlays are therefore all in the upright frame. (TAO's TFRecords keep the stored frame:
+:func:`cvlab.formats.tfrecords` asks for ``image_size(path, oriented=False)``.)
 
 RGB loading (:func:`load_image`): every OpenCV-decodable file becomes ``(H, W, 3)`` uint8 RGB
 (grey and RGBA become 3 channels, 16-bit keeps its high byte). For a model input,
@@ -55,6 +64,21 @@ _REDUCED_FLAGS = (
 )
 
 
+#: the most pixels an image may have: PIL's decompression-bomb limit (2 x its default
+#: ``MAX_IMAGE_PIXELS``, 178.9 MP); a larger image is an :class:`ImageTooLargeError`, not a crash
+MAX_PIXELS = 2 * 89_478_485
+#: EXIF Orientation -> OpenCV operations turning the stored pixels upright (PIL's exif_transpose)
+_ORIENT = {
+    2: lambda a: cv2.flip(a, 1),
+    3: lambda a: cv2.rotate(a, cv2.ROTATE_180),
+    4: lambda a: cv2.flip(a, 0),
+    5: lambda a: cv2.transpose(a),
+    6: lambda a: cv2.rotate(a, cv2.ROTATE_90_CLOCKWISE),
+    7: lambda a: cv2.flip(cv2.transpose(a), -1),
+    8: lambda a: cv2.rotate(a, cv2.ROTATE_90_COUNTERCLOCKWISE),
+}
+
+
 class UnreadableImageError(CvlabError, OSError):
     """An image file that is missing, truncated, corrupt or not an image; ``path`` names it."""
 
@@ -67,18 +91,47 @@ class UnreadableImageError(CvlabError, OSError):
         return (type(self), (self.path, self.reason))
 
 
+class ImageTooLargeError(UnreadableImageError):
+    """An image over :data:`MAX_PIXELS`: refused before its pixels are decoded."""
+
+
 def _header(
     path: str | os.PathLike, data: bytes | None = None
-) -> tuple[tuple[int, int], str | None]:
-    """``((width, height), PIL format name)`` from the file header (PIL opens lazily); ``data``:
-    the file's bytes, already read (``path`` then only names it in errors)."""
+) -> tuple[tuple[int, int], str | None, int]:
+    """``((width, height), PIL format name, EXIF orientation)`` from the file header (PIL opens
+    lazily), the size as stored; ``data``: the file's bytes, already read (``path`` then only
+    names it in errors). An image over :data:`MAX_PIXELS` is refused."""
     from PIL import Image
 
     try:
         with Image.open(io.BytesIO(data) if data is not None else path) as im:
-            return (int(im.size[0]), int(im.size[1])), im.format
+            (width, height), fmt = im.size, im.format
+            orientation = 1
+            # a PNG's EXIF is read only from before its pixels: PIL would decode the image
+            # to look after them
+            if fmt in ("JPEG", "MPO", "TIFF") or (fmt == "PNG" and "exif" in im.info):
+                try:
+                    orientation = int(im.getexif().get(0x0112, 1) or 1)
+                except Exception:  # noqa: BLE001 - a broken EXIF block: OpenCV ignores it too
+                    orientation = 1
+    except Image.DecompressionBombError as exc:
+        raise ImageTooLargeError(
+            path, f"too large to decode (decompression-bomb guard): {exc}"
+        ) from None
     except (OSError, ValueError) as exc:
         raise UnreadableImageError(path, f"cannot read image header: {exc}") from None
+    if width * height > MAX_PIXELS:  # PIL's guard, when PIL's own limit was raised
+        raise ImageTooLargeError(
+            path,
+            f"too large to decode: {width}x{height} = {width * height} pixels, over "
+            f"{MAX_PIXELS} (PIL's decompression-bomb limit)",
+        )
+    return (int(width), int(height)), fmt, orientation if orientation in _ORIENT else 1
+
+
+def _upright(size: tuple[int, int], orientation: int) -> tuple[int, int]:
+    """The ``(width, height)`` of a stored ``size`` once turned upright."""
+    return (size[1], size[0]) if orientation in (5, 6, 7, 8) else size
 
 
 def _read_bytes(path: Path) -> bytes:
@@ -86,30 +139,51 @@ def _read_bytes(path: Path) -> bytes:
     try:
         return path.read_bytes()
     except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
+        if path.is_symlink():
+            target = os.readlink(path)
+            raise UnreadableImageError(path, f"broken symbolic link (to {target})") from None
         raise UnreadableImageError(path, "no such file") from None
     except OSError as exc:
         raise UnreadableImageError(path, f"cannot read: {exc.strerror or exc}") from None
 
 
-def _decode(path: Path, data: bytes, flag: int) -> np.ndarray:
-    """``cv2.imdecode`` of a file's bytes; :class:`UnreadableImageError` when it fails.
+def _decode(path: Path, data: bytes, flag: int, orientation: int = 1) -> np.ndarray:
+    """``cv2.imdecode`` of a file's bytes, turned upright by ``orientation``;
+    :class:`UnreadableImageError` when it fails.
 
-    ``imdecode`` refuses a JPEG cut short in its scan, which ``imread`` decodes (the missing
-    rows grey): such a file is read again with ``imread``, so both read the same files."""
+    ``imdecode`` refuses a JPEG cut short (``imread`` would fill the missing rows with grey and
+    call it a frame): such a file is unreadable, whichever reader meets it. OpenCV's own EXIF
+    handling is off (``IMREAD_IGNORE_ORIENTATION``): the orientation from the header is applied
+    here, the same for every flag."""
+    if flag != cv2.IMREAD_UNCHANGED:
+        flag |= cv2.IMREAD_IGNORE_ORIENTATION
     image = cv2.imdecode(np.frombuffer(data, np.uint8), flag) if data else None
     if image is None or image.size == 0:
-        image = cv2.imread(str(path), flag)
-    if image is None or image.size == 0:
-        raise UnreadableImageError(path, "cannot decode image (corrupt or not an image)")
-    return image
+        raise UnreadableImageError(path, "cannot decode image (truncated, corrupt or not an image)")
+    turn = _ORIENT.get(orientation)
+    return turn(image) if turn is not None else image
 
 
-def image_size(path: str | os.PathLike) -> tuple[int, int]:
-    """``(width, height)`` from the file header only, without decoding pixels.
+def _load(path: Path, flag: int) -> np.ndarray:
+    """Header check (size limit, orientation), then the upright decode of the whole file."""
+    data = _read_bytes(path)
+    try:
+        _, _, orientation = _header(path, data)
+    except ImageTooLargeError:
+        raise
+    except UnreadableImageError:
+        orientation = 1  # a format PIL does not know: OpenCV may still decode it
+    return _decode(path, data, flag, orientation)
+
+
+def image_size(path: str | os.PathLike, *, oriented: bool = True) -> tuple[int, int]:
+    """``(width, height)`` from the file header only, without decoding pixels: the upright size
+    (EXIF orientation applied, see the module docstring) unless ``oriented=False``.
 
     Raises :class:`UnreadableImageError` for a missing file or one that is not an image.
     """
-    return _header(path)[0]
+    size, _, orientation = _header(path)
+    return _upright(size, orientation) if oriented else size
 
 
 def to_rgb8(image: np.ndarray, bgr: bool = False) -> np.ndarray:
@@ -133,13 +207,7 @@ def load_image(path: str | os.PathLike, bgr: bool = False) -> np.ndarray:
 
     Raises :class:`UnreadableImageError` when the file is missing or cannot be decoded.
     """
-    path = Path(path)
-    if not path.is_file():
-        raise UnreadableImageError(path, "no such file")
-    image = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
-    if image is None or image.size == 0:
-        raise UnreadableImageError(path, "cannot decode image (corrupt or not an image)")
-    return to_rgb8(image, bgr)
+    return to_rgb8(_load(Path(path), cv2.IMREAD_UNCHANGED), bgr)
 
 
 def load_image_for_model(
@@ -156,24 +224,24 @@ def load_image_for_model(
     ``bgr=True`` returns OpenCV's BGR order (saves a colour conversion; see preprocess_image).
     """
     path = Path(path)
-    if path.suffix.lower() not in (".jpg", ".jpeg"):
-        rgb = load_image(path, bgr)
-        return rgb, (rgb.shape[1], rgb.shape[0])
     data = _read_bytes(path)  # read once: the header and the pixels come from these bytes
     try:
-        (width, height), fmt = _header(path, data)
+        size, fmt, orientation = _header(path, data)
+    except ImageTooLargeError:
+        raise
     except UnreadableImageError:
-        fmt = None  # _decode below says what is wrong with the file
-    flag = cv2.IMREAD_UNCHANGED  # as load_image
-    if fmt == "JPEG":
+        size, fmt, orientation = None, None, 1  # _decode below says what is wrong with the file
+    if fmt == "JPEG" and size is not None:
+        width, height = _upright(size, orientation)
         for factor, reduced in _REDUCED_FLAGS:
             rw, rh = -(-width // factor), -(-height // factor)
             if (
                 rw >= REDUCED_DECODE_MIN_FRACTION * input_size[0]
                 and rh >= REDUCED_DECODE_MIN_FRACTION * input_size[1]
             ):
-                return to_rgb8(_decode(path, data, reduced), bgr), (width, height)
-    image = to_rgb8(_decode(path, data, flag), bgr)
+                image = _decode(path, data, reduced, orientation)
+                return to_rgb8(image, bgr), (width, height)
+    image = to_rgb8(_decode(path, data, cv2.IMREAD_UNCHANGED, orientation), bgr)
     return image, (image.shape[1], image.shape[0])
 
 
@@ -189,9 +257,7 @@ def normalize_16bit(raw: np.ndarray, low: float = 1.0, high: float = 99.0) -> np
 def load_thermal(path: str | os.PathLike, image_type: ImageType = "8bit") -> np.ndarray:
     """Grey uint8 ``(H, W)`` frame from an 8-bit JPEG/PNG or a 16-bit TIFF (normalised)."""
     flag = cv2.IMREAD_UNCHANGED if image_type == "16bit" else cv2.IMREAD_GRAYSCALE
-    image = cv2.imread(str(path), flag)
-    if image is None:
-        raise UnreadableImageError(path, "missing or not a decodable image")
+    image = _load(Path(path), flag)
     if image_type == "16bit":
         if image.ndim == 3:
             image = image[..., 0]

@@ -26,3 +26,16 @@ def test_the_parser_loads_no_heavy_library():
 def test_the_lab_namespace_loads_its_helpers_on_first_use():
     assert _loaded_after("from cvlab import lab; lab.__all__") == []
     assert "pandas" in _loaded_after("from cvlab import lab; lab.prepare_summary")
+
+
+def test_iou_outside_0_1_is_refused(capsys):
+    """Issue 20 item 11: `train evaluate --iou 5` (or nan) is a usage error, not AP 0."""
+    import pytest
+
+    from cvlab.cli import main
+
+    for value in ("5", "nan", "0"):
+        with pytest.raises(SystemExit) as exit_:
+            main(["train", "evaluate", "--predictions", "p", "--labels", "l", "--iou", value])
+        assert exit_.value.code == 2
+        assert "argument --iou: " in capsys.readouterr().err

@@ -11,6 +11,7 @@ import pytest
 
 from cvlab.errors import CvlabError
 from cvlab.images import (
+    ImageTooLargeError,
     UnreadableImageError,
     image_size,
     load_image,
@@ -36,22 +37,84 @@ def test_image_size_from_the_header_of_each_format(tmp_path: Path) -> None:
 
 
 def test_truncated_jpeg(tmp_path: Path) -> None:
-    """Cut in the scan: the header still gives the size (OpenCV fills the missing pixels);
-    cut in the headers: one UnreadableImageError from the header reader and the decoders."""
+    """Cut in the scan: the header still gives the size, but every reader refuses the pixels
+    (imread would fill the missing rows with grey: issue 20 item 8); cut in the headers: one
+    UnreadableImageError from the header reader and the decoders."""
     noise = np.random.default_rng(0).integers(0, 255, (120, 160, 3), dtype=np.uint8)
     data = cv2.imencode(".jpg", noise)[1].tobytes()
     scan_cut = tmp_path / "scan_cut.jpg"
     scan_cut.write_bytes(data[: len(data) // 2])
     assert image_size(scan_cut) == (160, 120)
-    assert load_image_for_model(scan_cut, (64, 32))[1] == (160, 120)
+    for read in (
+        lambda p: load_image_for_model(p, (64, 32)),  # at a reduced scale
+        lambda p: load_image_for_model(p, (160, 120)),  # in full
+        load_image,
+        load_thermal,
+    ):
+        with pytest.raises(UnreadableImageError, match="scan_cut.jpg: cannot decode image"):
+            read(scan_cut)
     header_cut = tmp_path / "header_cut.jpg"
     header_cut.write_bytes(data[:150])
     with pytest.raises(UnreadableImageError, match="header_cut.jpg: cannot read image header"):
         image_size(header_cut)
     with pytest.raises(UnreadableImageError, match="header_cut.jpg: cannot decode image"):
         load_image_for_model(header_cut)
-    with pytest.raises(UnreadableImageError, match="header_cut.jpg: missing or not a decodable"):
+    with pytest.raises(UnreadableImageError, match="header_cut.jpg: cannot decode image"):
         load_thermal(header_cut)
+
+
+def write_exif_jpeg(path: Path, rgb: np.ndarray, orientation: int) -> Path:
+    """A real JPEG written by Pillow with an EXIF Orientation tag."""
+    from PIL import Image
+
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    Image.fromarray(rgb).save(path, quality=95, exif=exif.tobytes())
+    return path
+
+
+def bomb_jpeg(path: Path, width: int, height: int) -> Path:
+    """A real small JPEG whose frame header (SOF0) claims ``width`` x ``height``."""
+    data = bytearray(cv2.imencode(".jpg", np.zeros((8, 8, 3), np.uint8))[1].tobytes())
+    sof = data.index(b"\xff\xc0")
+    data[sof + 5 : sof + 9] = height.to_bytes(2, "big") + width.to_bytes(2, "big")
+    path.write_bytes(bytes(data))
+    return path
+
+
+@pytest.mark.parametrize("orientation", range(1, 9))
+def test_exif_orientation_is_applied_as_imread_does(tmp_path: Path, orientation: int) -> None:
+    """Issue 20 item 4: every reader (full, reduced, header) gives the upright frame, as
+    ``cv2.imread`` with its default flag does."""
+    rng = np.random.default_rng(orientation)
+    rgb = cv2.resize(rng.integers(0, 255, (9, 16, 3), dtype=np.uint8), (1920, 1080))
+    path = write_exif_jpeg(tmp_path / "tagged.jpg", rgb, orientation)
+    upright = cv2.imread(str(path))  # OpenCV's default: EXIF applied
+    size = (upright.shape[1], upright.shape[0])
+    assert size == ((1080, 1920) if orientation >= 5 else (1920, 1080))
+    assert image_size(path) == size
+    assert image_size(path, oriented=False) == (1920, 1080)
+    np.testing.assert_array_equal(load_image(path, bgr=True), upright)
+    full, original = load_image_for_model(path, (1 << 20, 1 << 20), bgr=True)
+    np.testing.assert_array_equal(full, upright)
+    assert original == size
+    reduced, original = load_image_for_model(path, (240, 240), bgr=True)  # 1/4 scale
+    assert original == size
+    assert reduced.shape[:2] == (upright.shape[0] // 4, upright.shape[1] // 4)
+    small = cv2.resize(upright, reduced.shape[1::-1], interpolation=cv2.INTER_AREA)
+    assert np.abs(reduced.astype(int) - small).mean() < 4
+    grey = load_thermal(path)
+    assert grey.shape == upright.shape[:2]
+
+
+def test_an_image_over_the_pixel_limit_is_unreadable(tmp_path: Path) -> None:
+    """Issue 20 item 5: PIL's decompression-bomb guard (178.9 MP) is an UnreadableImageError
+    naming the file, from every reader, not a crash."""
+    path = bomb_jpeg(tmp_path / "huge.jpg", 20000, 10000)
+    for read in (image_size, load_image, load_image_for_model, load_thermal):
+        with pytest.raises(ImageTooLargeError, match="huge.jpg: too large to decode"):
+            read(path)
+    assert issubclass(ImageTooLargeError, UnreadableImageError)
 
 
 def test_one_error_class_for_missing_and_non_images(tmp_path: Path) -> None:

@@ -391,7 +391,8 @@ def write_tfrecords(
                         objects, skipped = _frame_objects(label)
                         result.skipped_boxes.extend(skipped)
                         image = root / image_dir_name / f"{frame}{image_extension}"
-                        width, height = image_size(image)
+                        # the stored frame: TAO's decoder ignores EXIF orientation
+                        width, height = image_size(image, oriented=False)
                         ex = make_example(f"{image_dir_name}/{frame}", width, height, objects)
                         writer.write(ex.SerializeToString(deterministic=True))
                         result.objects_per_class.update(o.class_name for o in objects)

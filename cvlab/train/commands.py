@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import argparse
 
-from cvlab.cli import parse_size
+from cvlab.cli import parse_size, unit_interval
 from cvlab.detectnet import PEOPLENET_INPUT_SIZE
 
 CONFIGS = ("tiny", "resnet10", "resnet18", "resnet34")
@@ -103,7 +103,7 @@ def evaluate_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--predictions", required=True, help="directory of 16-field KITTI files")
     p.add_argument("--labels", required=True, help="directory of 15-field KITTI label files")
     p.add_argument("--mode", default="INTEGRATE", choices=["INTEGRATE", "SAMPLE"])
-    p.add_argument("--iou", type=float, default=0.5, help="minimum IoU for a match")
+    p.add_argument("--iou", type=unit_interval, default=0.5, help="minimum IoU for a match")
     p.add_argument("--classes", default=None, help="comma-separated (default: all in labels)")
     p.add_argument("--min-height", type=float, default=4)
     p.add_argument("--min-width", type=float, default=4)

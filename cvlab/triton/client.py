@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import math
 import os
 import queue
 import signal
@@ -43,6 +44,10 @@ from cvlab.triton.shared_memory import (
     is_loopback,
 )
 
+#: the longest a control call (liveness, model metadata, shared-memory registration) may take,
+#: even with a longer ``timeout_s`` (which inference requests get): a working server answers them
+#: at once, and a run interrupted while a stalled server keeps one waiting ends within seconds
+CONTROL_TIMEOUT_S = 5.0
 _NUMPY_DTYPES = {"FP32": np.float32, "FP16": np.float16, "INT32": np.int32, "UINT8": np.uint8}
 #: ``auto``: system shared memory for a server on this machine when it can be used, else the
 #: request body; ``system``: shared memory or an error; ``none``: always the request body.
@@ -215,6 +220,88 @@ def probe_protocol(url: str, timeout: float = 2.0) -> str | None:
     return None
 
 
+class _Deadlines:
+    """A ``tritonclient.grpc`` client whose every call has a deadline: ``client_timeout`` (which
+    tritonclient leaves at None, waiting for ever) is ``timeout_s`` unless the caller gives one.
+
+    Example:
+        >>> import tritonclient.grpc as grpc
+        >>> client = _Deadlines(grpc.InferenceServerClient("127.0.0.1:8001"), 5.0)
+        >>> client.is_server_live()  # a stalled server: DEADLINE_EXCEEDED after 5 s  # doctest: +SKIP
+    """
+
+    def __init__(self, client: Any, timeout_s: float):
+        self._client = client
+        self._timeout_s = float(timeout_s)
+
+    def __getattr__(self, name: str) -> Any:
+        import inspect
+
+        attr = getattr(self._client, name)
+        if not callable(attr) or "client_timeout" not in inspect.signature(attr).parameters:
+            return attr
+
+        @functools.wraps(attr)
+        def call(*args, **kwargs):
+            kwargs.setdefault("client_timeout", self._timeout_s)
+            return attr(*args, **kwargs)
+
+        return call
+
+
+def check_url(url: str) -> str:
+    """``host:port`` as given, or :class:`TritonClientError` naming what is wrong with it (an
+    empty host, a port that is not 1-65535: gRPC would silently wrap 99999 to 34463).
+
+    >>> check_url("127.0.0.1:8001")
+    '127.0.0.1:8001'
+    >>> check_url(":99999")
+    Traceback (most recent call last):
+    ...
+    cvlab.triton.client.TritonClientError: server address ':99999': no host name; expected HOST:PORT such as 127.0.0.1:8000
+    """
+    host, sep, port = url.rpartition(":")
+    example = "expected HOST:PORT such as 127.0.0.1:8000"
+    if not sep or not port.isdigit():
+        raise TritonClientError(f"server address {url!r}: no port number; {example}")
+    if not host.strip("[]"):
+        raise TritonClientError(f"server address {url!r}: no host name; {example}")
+    if not 1 <= int(port) <= 65535:
+        raise TritonClientError(f"server address {url!r}: port {int(port)} is not in 1-65535")
+    return url
+
+
+def check_tls_files(tls: Mapping[str, Any]) -> None:
+    """Load the TLS files once with Python's ssl module: a file that is missing or not PEM is
+    one :class:`TritonClientError` naming it (tritonclient would print tracebacks, gRPC log
+    lines and then a misleading connection error)."""
+    import ssl
+
+    context = ssl.create_default_context()
+    checks = []
+    if tls.get("ca_file"):
+        checks.append(
+            (
+                "CA file",
+                tls["ca_file"],
+                lambda: context.load_verify_locations(cafile=str(tls["ca_file"])),
+            )
+        )
+    if tls.get("cert_file") and tls.get("key_file"):
+        checks.append(
+            (
+                "client certificate/key",
+                f"{tls['cert_file']}, {tls['key_file']}",
+                lambda: context.load_cert_chain(str(tls["cert_file"]), str(tls["key_file"])),
+            )
+        )
+    for what, name, load in checks:
+        try:
+            load()
+        except (OSError, ssl.SSLError, ValueError) as exc:
+            raise TritonClientError(f"TLS {what} {name}: cannot be loaded: {exc}") from None
+
+
 @dataclass
 class RequestError:
     """One failed request: which frames it carried and why."""
@@ -240,9 +327,28 @@ class _Pending:
     slot: Slot | None = None  # the shared-memory region holding ``tensor``, if any
 
 
+def _is_timeout(exc: BaseException) -> bool:
+    """The server did not answer in time (a socket timeout, gRPC's DEADLINE_EXCEEDED, or
+    tritonclient.http's "failed to obtain inference response" when ``get_result`` times out)."""
+    if isinstance(exc, TimeoutError):  # socket.timeout and concurrent.futures' too
+        return True
+    text = f"{getattr(exc, 'status', lambda: '')() or ''} {exc}".lower()
+    return any(
+        k in text
+        for k in (
+            "deadline_exceeded",
+            "deadline exceeded",
+            "timed out",
+            "failed to obtain inference response",
+        )
+    )
+
+
 def _is_retryable(exc: BaseException) -> bool:
     from tritonclient.utils import InferenceServerException
 
+    if _is_timeout(exc):  # sent again, it would only wait as long again
+        return False
     if isinstance(exc, ConnectionError | TimeoutError | OSError):
         return True
     if isinstance(exc, InferenceServerException):
@@ -334,6 +440,11 @@ class TritonDetectNetClient:
             if url.startswith(prefix):
                 ssl = ssl or prefix == "https://"
                 url = url[len(prefix) :]
+        check_url(url)
+        if not (math.isfinite(float(timeout_s)) and float(timeout_s) > 0):
+            raise ValueError(f"timeout must be a finite number of seconds above 0, got {timeout_s}")
+        if ssl:
+            check_tls_files(tls)
         version = str(model_version or "")
         if version and not (version.isdigit() and int(version) > 0):
             raise ValueError(
@@ -368,28 +479,41 @@ class TritonDetectNetClient:
                 names = {"ca_file": "ca_certs", "cert_file": "certfile", "key_file": "keyfile"}
                 options = {names[k]: str(v) for k, v in tls.items() if v and k in names}
                 http_tls = {"ssl_options": options or None, "insecure": bool(tls.get("insecure"))}
-            self._client = module.InferenceServerClient(
-                url,
-                concurrency=self.concurrency,
-                connection_timeout=self.timeout_s,
-                network_timeout=self.timeout_s,
-                ssl=ssl,
-                **http_tls,
-            )
+
+            def http_client(timeout_s: float, concurrency: int):
+                return module.InferenceServerClient(
+                    url,
+                    concurrency=concurrency,
+                    connection_timeout=timeout_s,
+                    network_timeout=timeout_s,
+                    ssl=ssl,
+                    **http_tls,
+                )
+
+            _quiet_gevent_hub()  # Ctrl-C while connecting: no greenlet traceback either
+            self._client = http_client(self.timeout_s, self.concurrency)
+            # control calls (liveness, metadata, shared-memory registration): a connection of
+            # their own, so that their shorter timeout holds (geventhttpclient's timeouts are
+            # per connection pool)
+            self._control = http_client(min(self.timeout_s, CONTROL_TIMEOUT_S), 1)
         else:
             import tritonclient.grpc as module
 
-            self._client = module.InferenceServerClient(
+            raw = module.InferenceServerClient(
                 url,
                 ssl=ssl,
                 root_certificates=tls.get("ca_file") or None,
                 private_key=tls.get("key_file") or None,
                 certificate_chain=tls.get("cert_file") or None,
             )
+            self._client = _Deadlines(raw, self.timeout_s)
+            self._control = _Deadlines(raw, min(self.timeout_s, CONTROL_TIMEOUT_S))
+        #: why the server stopped answering mid-run (then nothing more is asked of it)
+        self._unanswering: str | None = None
         self._module = module
         if ssl:  # one handshake first: a TLS failure is reported as such, never retried
             try:
-                self._client.is_server_live()
+                self._control.is_server_live()
             except Exception as exc:  # noqa: BLE001 - only TLS failures are handled here
                 self._raise_for_connection(exc, tls_probe=True)
         try:
@@ -464,6 +588,11 @@ class TritonDetectNetClient:
             try:
                 return func()
             except Exception as exc:  # noqa: BLE001 - classified below
+                if _is_timeout(exc):
+                    raise ServerUnavailableError(
+                        f"Triton server at {self.url} ({self.protocol}) did not answer in time "
+                        f"({what}): it is stalled or overloaded"
+                    ) from None
                 if not _is_retryable(exc):
                     raise
                 if attempt == self.retries:
@@ -477,13 +606,13 @@ class TritonDetectNetClient:
     def _read_model(self) -> None:
         from tritonclient.utils import InferenceServerException
 
-        live = self._call("server live", self._client.is_server_live)
+        live = self._call("server live", self._control.is_server_live)
         if not live:
             raise ServerUnavailableError(f"Triton server at {self.url} reports it is not live")
         try:
             ready = self._call(
                 "model ready",
-                lambda: self._client.is_model_ready(self.model_name, self.model_version),
+                lambda: self._control.is_model_ready(self.model_name, self.model_version),
             )
         except InferenceServerException as exc:  # e.g. INVALID_ARGUMENT for the version
             raise ModelNotReadyError(
@@ -498,13 +627,13 @@ class TritonDetectNetClient:
             )
         try:
             if self.protocol == "http":
-                meta = self._client.get_model_metadata(self.model_name, self.model_version)
-                cfg = self._client.get_model_config(self.model_name, self.model_version)
+                meta = self._control.get_model_metadata(self.model_name, self.model_version)
+                cfg = self._control.get_model_config(self.model_name, self.model_version)
             else:
-                meta = self._client.get_model_metadata(
+                meta = self._control.get_model_metadata(
                     self.model_name, self.model_version, as_json=True
                 )
-                cfg = self._client.get_model_config(
+                cfg = self._control.get_model_config(
                     self.model_name, self.model_version, as_json=True
                 )["config"]
         except InferenceServerException as exc:
@@ -530,7 +659,7 @@ class TritonDetectNetClient:
 
     def _model_index(self) -> list[str]:
         try:
-            index = self._client.get_model_repository_index()
+            index = self._control.get_model_repository_index()
         except Exception:  # noqa: BLE001 - only used to enrich an error message
             return []
         if self.protocol == "grpc":
@@ -643,7 +772,7 @@ class TritonDetectNetClient:
             outputs = {}  # a variable-size output: all come back in the response
         try:
             self._slots = InputSlots(
-                self._client, count, (batch_size, *self.input_shape), dtype=dtype, outputs=outputs
+                self._control, count, (batch_size, *self.input_shape), dtype=dtype, outputs=outputs
             )
         except SharedMemoryUnavailable as exc:
             if self.shared_memory == "system":
@@ -657,7 +786,9 @@ class TritonDetectNetClient:
 
     def _close_slots(self) -> None:
         if self._slots is not None:
-            self._slots.close()
+            # a server that stopped answering is not asked to unregister: the files are
+            # unlinked and the server's sweep releases its registrations
+            self._slots.close(unregister=self._unanswering is None)
             self._slots = None
 
     def _outputs(self, result, item: _Pending | None = None) -> dict[str, np.ndarray]:
@@ -844,6 +975,7 @@ class TritonDetectNetClient:
                 f"{self.model_name!r} (server config); use -b <= {self.max_batch_size}"
             )
         self.errors = []
+        self._unanswering = None
         in_flight: list[_Pending] = []
         window = self.concurrency if async_mode else 1
         server_down: str | None = None
@@ -866,13 +998,29 @@ class TritonDetectNetClient:
             finally:
                 release(item.slot)
 
+        last_answer = time.monotonic()
+
         def answer(item: _Pending) -> None:
-            nonlocal server_down
+            nonlocal server_down, last_answer
             while True:
+                if server_down:  # not waited for: the server is gone or stopped answering
+                    self.errors.append(RequestError(item.request_id, item.paths, server_down))
+                    if bar is not None:
+                        bar.update(len(item.paths))
+                    return
                 try:
                     result = self._wait(item)
+                    last_answer = time.monotonic()
                     break
                 except Exception as exc:  # noqa: BLE001 - every failure is recorded, not raised
+                    if _is_timeout(exc) and time.monotonic() - last_answer >= self.timeout_s:
+                        # nothing answered for --timeout seconds: the server stalled (SIGSTOP,
+                        # a hung host); the remaining frames fail at once, nothing more is asked
+                        server_down = self._unanswering = (
+                            f"Triton server at {self.url} stopped answering: no response "
+                            f"within {self.timeout_s:g} s (the timeout)"
+                        )
+                        continue
                     forgotten = slots is not None and _is_forgotten_region(exc)
                     retry = forgotten or _is_retryable(exc)
                     if retry and item.attempt < self.retries and not server_down:
@@ -948,14 +1096,29 @@ class TritonDetectNetClient:
 
     def _server_live(self) -> bool:
         try:
-            return bool(self._client.is_server_live())
+            return bool(self._control.is_server_live())
         except Exception:  # noqa: BLE001 - any failure means "not live"
             return False
 
     def close(self) -> None:
-        """Unregister the shared-memory slots and close the connection."""
-        self._close_slots()
-        self._client.close()
+        """Unregister the shared-memory slots and close the connections.
+
+        Requests still in flight (an interrupted run, a server that stopped answering) are
+        abandoned: HTTP's pending greenlets are killed rather than waited for.
+        """
+        try:
+            self._close_slots()
+        finally:
+            clients = [self._client]
+            if not isinstance(self._control, _Deadlines):  # gRPC's share one channel
+                clients.append(self._control)
+            for client in clients:
+                pool = getattr(client, "_pool", None)  # tritonclient.http's greenlets
+                if pool is not None:
+                    with contextlib.suppress(Exception):
+                        pool.kill(block=True, timeout=1.0)
+                with contextlib.suppress(Exception):
+                    client.close()
 
     def __enter__(self) -> TritonDetectNetClient:
         return self

@@ -10,7 +10,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from cvlab.cli import parse_size, positive_int
+from cvlab.cli import parse_size, positive_float, positive_int
 from cvlab.triton.outputs import DONE_LIST, OVERLAY_QUALITY
 
 #: Where ``cvlab infer`` looks without ``-u`` when no ``cvlab triton serve`` is running.
@@ -179,7 +179,13 @@ def infer_arguments(p: argparse.ArgumentParser) -> None:
         "parser refuses unknown fields (docs/clustering.md)",
     )
     add("--concurrency", type=positive_int, default=4, help="requests in flight (--async)")
-    add("--timeout", type=float, default=30.0, help="network timeout in seconds")
+    add(
+        "--timeout",
+        type=positive_float,
+        default=30.0,
+        help="seconds any call to the server may take; a server silent that long is taken as "
+        "stalled and the frames left are listed as failed",
+    )
     add("--no-progress", action="store_true", help="no progress bar")
     add(
         "--on-error",
@@ -428,15 +434,20 @@ def infer(args: argparse.Namespace) -> int:
                 resume=args.resume,
             )
     except KeyboardInterrupt:
-        from cvlab.triton.outputs import count_done
+        from cvlab.triton.outputs import FAILED_LIST, count_done
 
         done = Path(args.output_path) / DONE_LIST
+        failed = Path(args.output_path) / FAILED_LIST
         if done.is_file():
             print(
                 f"cvlab infer: {count_done(args.output_path)} frame(s) done, listed in {done}; "
                 "rerun with --resume to finish the others",
                 file=sys.stderr,
             )
+        if failed.is_file():
+            with open(failed, encoding="utf-8") as handle:
+                left = sum(1 for _ in handle)
+            print(f"cvlab infer: {left} frame(s) not done, listed in {failed}", file=sys.stderr)
         raise
     _print_summary(summary)
     return summary.exit_status

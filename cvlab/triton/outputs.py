@@ -8,8 +8,10 @@ whose stems collide (``a.jpg``, ``a.JPG``, ``a.png``) keep their whole file name
 
 Each frame's outputs are written as a unit by :class:`FrameWriter`: the overlay first, then the
 label, each atomically (:mod:`cvlab.fileio`), then one line ``<name>\\t<image>`` appended to
-``OUT/infer_done.txt`` (the done-list). So a label file means its frame is complete, and an
-interrupted run leaves the done-list naming every frame it finished (``--resume`` skips them);
+``OUT/infer_done.txt`` (the done-list; in its fields and the failed list's, a backslash, tab,
+newline or carriage return is written ``\\\\``, ``\\t``, ``\\n``, ``\\r``: :func:`list_line`). So a label file means its frame is complete, and an
+interrupted run leaves the done-list naming every frame it finished (``--resume`` skips the
+images it names, matched by path, not by output name);
 the hidden temporary files a killed run may leave are removed by the next run into the folder.
 At the end of a run, ``OUT/infer_failed.txt`` lists every frame that got no outputs, one
 ``<name>\\t<image>\\t<why>`` line each (an unreadable image, a failed request): done-list plus
@@ -27,6 +29,7 @@ from __future__ import annotations
 import contextlib
 import os
 import queue
+import re
 import tempfile
 import threading
 from collections import Counter
@@ -100,6 +103,33 @@ rename one of them or run them separately
     return names
 
 
+_ESCAPES = {"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"}
+_UNESCAPES = {v[1]: k for k, v in _ESCAPES.items()}
+
+
+def list_line(*fields: str) -> str:
+    """One line of the done-list or the failed list: ``fields`` tab-separated, each with its
+    backslashes, tabs, newlines and carriage returns escaped (file names may hold them).
+
+    >>> list_line("a\\tb", "x/a\\tb.jpg")
+    'a\\\\tb\\tx/a\\\\tb.jpg\\n'
+    >>> split_line(list_line("a\\tb", "x/a\\tb.jpg"))
+    ['a\\tb', 'x/a\\tb.jpg']
+    >>> split_line("old\\\\slash\\n")  # an unknown escape (an older cvlab's list) stays
+    ['old\\\\slash']
+    """
+    return "\t".join("".join(_ESCAPES.get(c, c) for c in str(f)) for f in fields) + "\n"
+
+
+def split_line(line: str) -> list[str]:
+    """The fields of a line written by :func:`list_line`."""
+
+    def unescape(match: re.Match) -> str:  # an unknown escape (a list of an older cvlab) stays
+        return _UNESCAPES.get(match.group(1), match.group(0))
+
+    return [re.sub(r"\\(.)", unescape, raw) for raw in line.rstrip("\n").split("\t")]
+
+
 def read_done_list(output_path: str | os.PathLike) -> dict[str, str]:
     """``output name -> image`` of the frames a run into ``output_path`` finished, keeping only
     those whose label file (written last) is there."""
@@ -108,11 +138,21 @@ def read_done_list(output_path: str | os.PathLike) -> dict[str, str]:
     if not done_file.is_file():
         return {}
     done = {}
-    for line in done_file.read_text().splitlines():
-        name, _, image = line.partition("\t")
-        if name and (out / LABELS_DIR / f"{name}.txt").is_file():
-            done[name] = image
+    with open(done_file, encoding="utf-8", errors="replace", newline="") as handle:
+        for line in handle:  # "\n" ends a line, nothing else (names may hold \x0c, \x1c...)
+            if not line.endswith("\n"):
+                continue  # the last line of a killed run, cut short
+            name, image = [*split_line(line), ""][:2]
+            if name and (out / LABELS_DIR / f"{name}.txt").is_file():
+                done[name] = image
     return done
+
+
+def is_done(image: str, name: str, done: dict[str, str]) -> bool:
+    """Whether the done-list ``done`` (:func:`read_done_list`) names ``image`` under ``name``:
+    the same output name AND the same image file (another folder's ``cam.jpg`` is not done)."""
+    listed = done.get(name)
+    return listed is not None and os.path.abspath(listed) == os.path.abspath(image)
 
 
 class FrameWriter:
@@ -168,9 +208,13 @@ class FrameWriter:
         self.overlay_quality = int(overlay_quality)
         self.show_labels = show_labels
         self.written = 0
+        #: output names of the frames written this run
+        self.done_names: set[str] = set()
         self._error: BaseException | None = None
         self._lock = threading.Lock()
-        self._done = open(self.done_path, "a" if resume else "w", encoding="utf-8")  # noqa: SIM115
+        if not resume:  # a new list; then only appended to (O_APPEND: each line at the end)
+            open(self.done_path, "w").close()  # noqa: SIM115
+        self._done = open(self.done_path, "a", encoding="utf-8", newline="")  # noqa: SIM115
         self._queue: queue.Queue = queue.Queue(maxsize=max(1, int(queue_size)))
         self._threads = [
             threading.Thread(target=self._work, name=f"cvlab-writer-{i}", daemon=True)
@@ -206,11 +250,12 @@ class FrameWriter:
                 max_size=self.overlay_max_size,
             )
         write_kitti(self.labels_dir / f"{name}.txt", detections, with_confidence=True)
-        line = f"{name}\t{detections.image_path or ''}\n"
+        line = list_line(name, detections.image_path or "")
         with self._lock:  # one write per line, flushed: the list is current after a kill
             self._done.write(line)
             self._done.flush()
             self.written += 1
+            self.done_names.add(name)
 
     def _work(self) -> None:
         while True:
@@ -280,5 +325,5 @@ def write_failed_list(
     lines = []
     for image, why in failed:
         reason = " ".join(str(why).split())  # one line, no tabs
-        lines.append(f"{names[image]}\t{image}\t{reason}\n")
+        lines.append(list_line(names[image], image, reason))
     return atomic_write_text(path, "".join(lines))

@@ -41,6 +41,7 @@ from cvlab.cli import EXIT_FAILED_REQUESTS, EXIT_OK, EXIT_SKIPPED_IMAGES
 from cvlab.detections import Detections
 from cvlab.detectnet import PEOPLENET_CLASSES
 from cvlab.errors import ConfigError
+from cvlab.fileio import lock_directory
 from cvlab.triton.client import RequestError, TritonClientError, TritonDetectNetClient
 
 SUPPORTED_MODES = ("DetectNet_v2",)
@@ -178,8 +179,8 @@ def collect_images(images: str | os.PathLike | Sequence[str | os.PathLike]) -> l
 
     if isinstance(images, str | os.PathLike):
         path = Path(images)
-        if path.is_dir():
-            found = [str(p) for p in list_images(path)]
+        if path.is_dir():  # a broken link is listed: its reader says so (a failed frame)
+            found = [str(p) for p in list_images(path, broken_links=True)]
             if not found:
                 raise FileNotFoundError(f"{path}: no .jpg/.jpeg/.png images")
             return found
@@ -423,7 +424,10 @@ def run_inference(
     ``overlay_quality`` is their JPEG quality (default 75, as the lab's client). Output names
     are checked before any request (stems that collide keep their suffix, names that still
     collide are refused). ``resume`` skips the images an earlier run into ``output_path``
-    finished (its done-list) and appends to that list. ``unreadable``: ``"skip"`` leaves
+    finished (its done-list; the same image file, not only the same output name) and appends to
+    that list. One run at a time writes into ``output_path``: another holding it is
+    :class:`~cvlab.fileio.DirectoryLocked`. Interrupted, it lists the frames not done in
+    ``infer_failed.txt``. ``unreadable``: ``"skip"`` leaves
     unreadable images out and lists them in ``InferSummary.skipped`` (the exit status says so),
     ``"raise"`` stops at the first one.
     """
@@ -431,6 +435,7 @@ def run_inference(
         OVERLAY_QUALITY,
         FrameWriter,
         is_case_insensitive,
+        is_done,
         output_names,
         read_done_list,
         write_failed_list,
@@ -447,30 +452,40 @@ def run_inference(
     paths = collect_images(images)
     names: dict[str, str] = {}
     done: dict[str, str] = {}
+    held = contextlib.ExitStack()
     if output_path is not None:  # before any request: names that collide are refused here
         out = Path(output_path)
         if out.exists() and not out.is_dir():
             raise NotADirectoryError(f"{out}: the output path is a file, not a folder")
-        out.mkdir(parents=True, exist_ok=True)
-        names = output_names(paths, case_insensitive=is_case_insensitive(out))
-        done = read_done_list(out) if resume else {}
+        # one run at a time per folder: two would truncate each other's done-list and delete
+        # each other's temporary files
+        held.enter_context(lock_directory(out, "cvlab infer"))
+        try:
+            names = output_names(paths, case_insensitive=is_case_insensitive(out))
+            done = read_done_list(out) if resume else {}
+        except BaseException:
+            held.close()
+            raise
     summary = InferSummary(detections=[])
     summary.renamed = {p: n for p, n in names.items() if n != Path(p).stem}
     if done:
-        todo = [p for p in paths if names[p] not in done]
+        todo = [p for p in paths if not is_done(p, names[p], done)]
         summary.resumed = len(paths) - len(todo)
         paths = todo
     start = time.perf_counter()
-    with TritonDetectNetClient(
-        url,
-        model,
-        version,
-        protocol,
-        timeout_s=timeout_s,
-        concurrency=concurrency,
-        ssl=ssl,
-        shared_memory=shared_memory,
-    ) as client:
+    with (
+        held,
+        TritonDetectNetClient(
+            url,
+            model,
+            version,
+            protocol,
+            timeout_s=timeout_s,
+            concurrency=concurrency,
+            ssl=ssl,
+            shared_memory=shared_memory,
+        ) as client,
+    ):
         if client.max_batch_size > 0 and batch_size > client.max_batch_size:
             if not clamp_batch:
                 raise ValueError(
@@ -531,10 +546,15 @@ def run_inference(
                     unreadable=unreadable,
                     on_skip=on_skip,
                 )
-            except BaseException:
+            except BaseException as exc:
                 if writer is not None:  # the queued frames are written, even on Ctrl-C
                     with contextlib.suppress(Exception):  # the first error is the one to report
                         writer.close()
+                    if isinstance(exc, KeyboardInterrupt):  # every frame not done, listed
+                        left = [(p, skipped.get(p, "interrupted")) for p in paths]
+                        left = [(p, w) for p, w in left if names[p] not in writer.done_names]
+                        with contextlib.suppress(OSError):
+                            write_failed_list(output_path, left, names)
                 raise
             if writer is not None:
                 writer.close()

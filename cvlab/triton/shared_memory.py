@@ -246,33 +246,42 @@ class InputSlots:
             self._closed = True
             self._cond.notify_all()
 
-    def close(self, wait_s: float = UNREGISTER_WAIT_S) -> None:
+    def close(self, wait_s: float = UNREGISTER_WAIT_S, *, unregister: bool = True) -> None:
         """Unregister and unlink every region; waiting acquire() calls raise SlotsClosed.
 
         A region that requests still read (an interrupted run) cannot be unregistered: the
         server answers "currently in use". Those are tried again until ``wait_s`` seconds have
         passed, so the server does not keep them mapped after their files are unlinked (a
         region left registered is released by :class:`~cvlab.triton.server.TritonServer`'s
-        sweep once its file is gone). The regions are unmapped: no thread may still write
-        into a slot (call :meth:`stop_acquiring`, then wait for the writers, then this).
+        sweep once its file is gone). Any other failure (a timeout, a refused connection: the
+        server stalled or went away) ends the unregistering at once, every region left
+        registered; ``unregister=False`` does not ask the server at all. The regions are
+        unmapped: no thread may still write into a slot (call :meth:`stop_acquiring`, then
+        wait for the writers, then this).
         """
         self.stop_acquiring()
         pending, self._registered = list(self._registered), []
+        if not unregister:
+            self.left_registered, pending = pending, []
         deadline = time.monotonic() + max(0.0, wait_s)
         while pending:
             busy = []
-            for key in pending:
+            for i, key in enumerate(pending):
                 try:
                     self.client.unregister_system_shared_memory(key)
                 except Exception as exc:  # noqa: BLE001 - only "in use" is worth a retry
-                    if "in use" in str(exc).lower():
+                    text = str(exc).lower()
+                    if "in use" in text:
                         busy.append(key)
+                    elif "unable to find" not in text:  # the server cannot answer: stop
+                        busy, deadline = busy + pending[i:], 0.0
+                        break
             pending = busy
             if pending and time.monotonic() < deadline:
                 time.sleep(0.02)
             else:
                 break
-        self.left_registered = pending
+        self.left_registered = self.left_registered or pending
         self._free = []
         for slot in self._slots:
             slot.array = np.empty(0, self.dtype)  # drop the views so the mapping can close

@@ -318,3 +318,111 @@ def test_interrupted_stream_never_unmaps_a_slot_being_written(server, images, tm
     out, err = child.communicate(timeout=120)
     assert (child.returncode, out.strip()) == (0, "clean"), err[-2000:]
     assert shm_files(child.pid) == [] and regions_of(child.pid, server_regions(server)) == []
+
+
+@pytest.fixture(scope="module")
+def stall_server(tmp_path_factory):
+    """A demo server the stall tests stop with SIGSTOP (and always continue again)."""
+    repo = write_demo_repo(tmp_path_factory.mktemp("stall"))
+    with TritonServer(repo, startup_timeout=90, shm_sweep_interval=None) as srv:
+        yield srv
+
+
+@pytest.mark.parametrize(
+    ("protocol", "mode", "signum"),
+    [
+        ("grpc", "--async", None),
+        ("grpc", None, signal.SIGTERM),
+        ("http", "--async", None),
+        ("http", None, signal.SIGINT),
+    ],
+    ids=["grpc-async", "grpc-sync-SIGTERM", "http-async", "http-sync-SIGINT"],
+)
+def test_stalled_server_ends_the_run_within_the_timeout(
+    stall_server, images, tmp_path, protocol, mode, signum
+):
+    """The server stops answering (SIGSTOP): the run ends within --timeout + 10 s, every frame
+    not done listed with its reason; SIGTERM/SIGINT end it as soon. Issue 20 item 1: the gRPC
+    client waited for ever (calls without a deadline), HTTP took 77 s with --timeout 5."""
+    import time
+
+    timeout = 5
+    url = stall_server.http_url if protocol == "http" else stall_server.grpc_url
+    out, tmp = tmp_path / "out", tmp_path / "tmp"
+    argv = [
+        sys.executable, "-m", "cvlab", "infer", str(images), "-m", MODEL, "-u", url,
+        "-i", protocol, "-b", "4", "--timeout", str(timeout), "--no-progress",
+        "--output_path", str(out), *([mode] if mode else []),
+    ]  # fmt: skip
+    tmp.mkdir()
+    process = subprocess.Popen(
+        argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        env=dict(os.environ, TMPDIR=str(tmp)),
+    )  # fmt: skip
+    try:
+        wait_for_frames(process, out)
+        os.kill(stall_server.pid, signal.SIGSTOP)
+        stopped = time.monotonic()
+        if signum is not None:
+            time.sleep(1)
+            process.send_signal(signum)
+        try:
+            _, err = process.communicate(timeout=timeout + 10)
+        except subprocess.TimeoutExpired:
+            pytest.fail(f"still running {time.monotonic() - stopped:.0f} s after SIGSTOP")
+    finally:
+        os.kill(stall_server.pid, signal.SIGCONT)
+        if process.poll() is None:
+            process.kill()
+            process.communicate()
+    assert process.returncode == (1 if signum is None else 130), err
+    assert "Traceback" not in err and "Exception ignored" not in err, err
+    if signum is None:
+        assert "stopped answering" in err, err
+    done = [line.split("\t")[1] for line in (out / "infer_done.txt").read_text().splitlines()]
+    failed = [line.split("\t") for line in (out / "infer_failed.txt").read_text().splitlines()]
+    assert "not done, listed in" in err or signum is None, err
+    assert all(why for _, _, why in failed), failed
+    assert sorted(done + [image for _, image, _ in failed]) == sorted(
+        str(p) for p in images.iterdir()
+    )
+    pid = process.pid
+    assert shm_files(pid) == []
+    assert list(tmp.iterdir()) == []
+    assert wait_until(stall_server.is_ready, timeout=60)
+
+    def swept() -> bool:  # regions a stalled server could not be asked to release; "in use"
+        stall_server.sweep_shared_memory()  # until the requests queued before SIGSTOP are done
+        return regions_of(pid, server_regions(stall_server)) == []
+
+    assert wait_until(swept, timeout=60), server_regions(stall_server)
+
+
+@pytest.mark.parametrize("protocol", ["grpc", "http"])
+def test_sigterm_while_connecting_to_a_stalled_server(stall_server, images, tmp_path, protocol):
+    """A run started against a stalled server (waiting for its first answer) ends within
+    seconds of SIGTERM, exit 130, no traceback (gRPC deferred the signal for ever; HTTP printed
+    gevent's traceback)."""
+    import time
+
+    url = stall_server.http_url if protocol == "http" else stall_server.grpc_url
+    argv = [
+        sys.executable, "-m", "cvlab", "infer", str(images), "-m", MODEL, "-u", url,
+        "-i", protocol, "--no-progress", "--output_path", str(tmp_path / "out"),
+    ]  # fmt: skip
+    os.kill(stall_server.pid, signal.SIGSTOP)
+    try:
+        process = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        try:
+            time.sleep(4)  # imported and waiting for the server
+            process.send_signal(signal.SIGTERM)
+            _, err = process.communicate(timeout=10)
+        finally:
+            if process.poll() is None:
+                process.kill()
+                process.communicate()
+    finally:
+        os.kill(stall_server.pid, signal.SIGCONT)
+    assert process.returncode == 130, err
+    assert "Traceback" not in err, err
+    assert wait_until(stall_server.is_ready, timeout=60)

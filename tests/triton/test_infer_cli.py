@@ -672,3 +672,38 @@ def test_the_lab_clients_prototxt_parser_refuses_an_extra_field():
         text_format.Merge(
             text + '\nclustering_algorithm: "dbscan_legacy"\n', pb.PostprocessingConfig()
         )
+
+
+@pytest.mark.parametrize(
+    ("extra", "expected"),
+    [
+        (["-u", ":99999"], "server address ':99999': no host name"),
+        (["-u", "127.0.0.1:99999"], "port 99999 is not in 1-65535"),
+        (["-u", "127.0.0.1:99999", "-i", "grpc"], "port 99999 is not in 1-65535"),
+        (["--ssl", "--ssl-ca-file", "GARBAGE", "-u", "127.0.0.1:9"], "TLS CA file"),
+        (["--ssl", "--ssl-ca-file", "GARBAGE", "-i", "grpc", "-u", "127.0.0.1:9"], "TLS CA file"),
+        (["--timeout", "nan"], "--timeout: expected a finite number, got 'nan'"),
+        (["--timeout", "0"], "--timeout: must be above 0"),
+    ],
+)
+def test_bad_addresses_and_files_are_one_line_without_tracebacks(extra, expected, tmp_path):
+    """Issue 20 item 11: no tritonclient 'Exception ignored' traceback, no gRPC log lines, and
+    gRPC never wraps port 99999 (to 34463); a real `cvlab infer` process."""
+    import subprocess
+    import sys
+
+    garbage = tmp_path / "garbage.pem"
+    garbage.write_text("not a certificate\n")
+    write_test_images(tmp_path / "images", 1)
+    argv = [sys.executable, "-m", "cvlab", "infer", str(tmp_path / "images"), "-m", LAB_MODEL]
+    argv += [str(garbage) if a == "GARBAGE" else a for a in extra]
+    done = subprocess.run(
+        [*argv, "--output_path", str(tmp_path / "out"), "--no-progress"],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert done.returncode == 2, done.stderr
+    lines = [line for line in done.stderr.splitlines() if line.strip()]
+    assert expected in lines[-1], done.stderr
+    if not extra[0].startswith("--timeout"):  # argparse errors come after its usage lines
+        assert len(lines) == 1, done.stderr
+    assert "34463" not in done.stderr

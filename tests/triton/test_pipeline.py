@@ -20,7 +20,7 @@ from cvlab import images
 from cvlab.cli import main
 from cvlab.images import load_image
 from cvlab.inference.clustering_config import PEOPLENET_RGB_CONFIG, load_clustering_config
-from cvlab.triton.outputs import DONE_LIST, FAILED_LIST, read_done_list
+from cvlab.triton.outputs import DONE_LIST, FAILED_LIST, read_done_list, split_line
 from cvlab.triton.pipeline import run_inference
 from cvlab.triton.server import free_port
 from cvlab.viz.overlay import colors_from_config, save_overlay
@@ -174,7 +174,7 @@ def test_each_frame_is_decoded_once_and_its_overlay_matches_a_fresh_read(
     shared_memory,
 ):
     """The decoders are spied on (the real ones run): one decode per image for tensor and
-    overlay (a JPEG from its bytes, read once; the PNG with cv2.imread); the overlay equals one
+    overlay (every file from its bytes, read once); the overlay equals one
     drawn from the file read again, so frames and Detections pair up."""
     paths = [str(p) for p in write_test_images(tmp_path / "images", 9)]
     png = tmp_path / "images" / "frame_009.png"
@@ -187,9 +187,9 @@ def test_each_frame_is_decoded_once_and_its_overlay_matches_a_fresh_read(
         reads[str(path)] += 1
         return real_imread(path, *args)
 
-    def decode(path, data, flag):
+    def decode(path, data, flag, *orientation):
         reads[str(path)] += 1
-        return real_decode(path, data, flag)
+        return real_decode(path, data, flag, *orientation)
 
     monkeypatch.setattr(cv2, "imread", imread)
     monkeypatch.setattr(images, "_decode", decode)
@@ -221,7 +221,9 @@ def test_overlay_options_and_labels_only(demo_server, tmp_path, capsys, monkeypa
         cv2.imwrite(str(folder / f"big_{i}.jpg"), image)
     flags: list = []
     real_decode = images._decode
-    monkeypatch.setattr(images, "_decode", lambda p, d, f: flags.append(f) or real_decode(p, d, f))
+    monkeypatch.setattr(
+        images, "_decode", lambda p, d, f, *o: flags.append(f) or real_decode(p, d, f, *o)
+    )
     out = tmp_path / "small"
     argv = _infer(folder, demo_server.http_url, out, "--overlay-size", "320x192")
     assert main([*argv, "--overlay-quality", "50"]) == 0
@@ -310,3 +312,167 @@ def test_a_class_list_the_model_does_not_match_is_refused_before_any_request(
     lines = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
     assert len(lines) == 1 and "has 3 classes" in lines[0] and "--class_list" in lines[0], lines
     assert not (out / "infer_labels").exists() and not (out / DONE_LIST).exists()
+
+
+# --- issue 20: hostile input ----------------------------------------------------------------------
+def _exif_jpeg(path: Path, bgr: np.ndarray, orientation: int) -> Path:
+    """A real JPEG written by Pillow, tagged with EXIF ``orientation``."""
+    from PIL import Image
+
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    Image.fromarray(bgr[..., ::-1]).save(path, quality=95, exif=exif.tobytes())
+    return path
+
+
+def _boxes(out: Path, name: str) -> np.ndarray:
+    rows = [
+        line.split() for line in (out / "infer_labels" / f"{name}.txt").read_text().splitlines()
+    ]
+    return np.array([[float(v) for v in r[4:8]] for r in rows]).reshape(-1, 4)
+
+
+@pytest.mark.parametrize("orientation", [3, 6])
+def test_exif_orientation_one_frame_for_every_flag(demo_server, tmp_path, orientation):  # noqa: F811
+    """Issue 20 item 4: a 1920x1080 JPEG tagged Orientation=3 or 6 gives the same boxes with
+    full-size overlays, --no-images (a reduced decode) and --overlay-size, all in the upright
+    frame (as cv2.imread shows it), and an upright overlay."""
+    folder = tmp_path / "tagged"
+    folder.mkdir()
+    stored = np.zeros((1080, 1920, 3), np.uint8)
+    for path in write_test_images(tmp_path / "src", 4):  # content the demo model fires on
+        tile = cv2.resize(cv2.imread(str(path)), (960, 540))
+        stored[:540, :960] = tile
+        stored[540:, 960:] = tile[::-1]
+    _exif_jpeg(folder / "cam.jpg", stored, orientation)
+    upright = cv2.imread(str(folder / "cam.jpg"))  # OpenCV's default applies the tag
+    cv2.imwrite(str(tmp_path / "ref.png"), upright)  # the upright pixels, untagged, lossless
+    height, width = upright.shape[:2]
+    runs = {
+        "full": [],
+        "labels-only": ["--no-images"],
+        "overlay-size": ["--overlay-size", "960x540"],
+    }
+    boxes = {}
+    for run, extra in runs.items():
+        out = tmp_path / run
+        assert main(_infer(folder, demo_server.http_url, out, *extra)) == 0
+        boxes[run] = _boxes(out, "cam")
+        if run != "labels-only":
+            overlay = cv2.imread(str(out / "infer_images" / "cam.jpg"))
+            fit = min(1.0, 960 / width, 540 / height) if run == "overlay-size" else 1.0
+            assert overlay.shape[:2] == (round(height * fit), round(width * fit)), run
+    ref = tmp_path / "ref"
+    assert main(_infer(tmp_path / "ref.png", demo_server.http_url, ref)) == 0
+    assert len(boxes["full"]) > 0
+    np.testing.assert_allclose(boxes["full"], _boxes(ref, "ref"), atol=0.05)
+    for run in ("labels-only", "overlay-size"):  # another decode scale: close, same frame
+        assert boxes[run].shape == boxes["full"].shape, run
+        np.testing.assert_allclose(boxes[run], boxes["full"], atol=0.03 * max(width, height))
+    assert (boxes["full"][:, [0, 2]] <= width).all() and (boxes["full"][:, [1, 3]] <= height).all()
+
+
+def _bomb_jpeg(path: Path, width: int, height: int) -> Path:
+    """A real small JPEG whose frame header (SOF0) claims ``width`` x ``height``."""
+    data = bytearray(cv2.imencode(".jpg", np.zeros((8, 8, 3), np.uint8))[1].tobytes())
+    sof = data.index(b"\xff\xc0")
+    data[sof + 5 : sof + 9] = height.to_bytes(2, "big") + width.to_bytes(2, "big")
+    path.write_bytes(bytes(data))
+    return path
+
+
+@pytest.mark.filterwarnings("ignore")
+def test_hostile_files_are_failed_frames_with_their_reason(demo_server, tmp_path, capsys):  # noqa: F811
+    """Issue 20 items 5, 8, 11: an image over PIL's 178.9 MP limit, a JPEG cut short and a
+    dangling symlink are each one failed frame, listed with its reason (exit 3); the other
+    frames are done."""
+    folder = tmp_path / "hostile"
+    good = write_test_images(folder, 3)
+    noise = np.random.default_rng(0).integers(0, 255, (540, 960, 3), dtype=np.uint8)
+    data = cv2.imencode(".jpg", noise)[1].tobytes()
+    (folder / "cut.jpg").write_bytes(data[: len(data) // 2])
+    _bomb_jpeg(folder / "huge.jpg", 20000, 10000)
+    (folder / "gone.jpg").symlink_to(tmp_path / "nowhere.jpg")
+    out = tmp_path / "out"
+    assert main(_infer(folder, demo_server.http_url, out)) == 3
+    err = capsys.readouterr().err
+    reasons = {
+        "cut": "cannot decode image (truncated",
+        "huge": "too large to decode",
+        "gone": "broken symbolic link",
+    }
+    failed = {
+        name: why
+        for name, _, why in (
+            split_line(line) for line in (out / FAILED_LIST).read_text().splitlines(True)
+        )
+    }
+    assert sorted(failed) == sorted(reasons)
+    for name, reason in reasons.items():
+        assert reason in failed[name] and reason in err, (name, failed[name])
+    assert sorted(read_done_list(out)) == sorted(p.stem for p in good)
+
+
+def test_resume_matches_the_image_not_its_output_name(demo_server, tmp_path, capsys):  # noqa: F811
+    """Issue 20 item 11: dA/cam.jpg done does not make dB/cam.jpg done."""
+    for sub in ("dA", "dB"):
+        write_test_images(tmp_path / sub, 1)
+    out = tmp_path / "out"
+    assert main(_infer(tmp_path / "dA", demo_server.http_url, out)) == 0
+    assert main(_infer(tmp_path / "dB", demo_server.http_url, out, "--resume")) == 0
+    assert "1 frame(s) done, listed" in capsys.readouterr().out  # done, not skipped
+    assert read_done_list(out) == {"frame_000": str(tmp_path / "dB" / "frame_000.jpg")}
+    assert main(_infer(tmp_path / "dB", demo_server.http_url, out, "--resume")) == 0
+    assert "(+1 done earlier)" in capsys.readouterr().out
+
+
+def test_names_with_tabs_and_newlines_keep_the_lists_whole(demo_server, tmp_path, capsys):  # noqa: F811
+    """Issue 20 item 11: file names holding a tab, a newline or a backslash are escaped in the
+    done and failed lists, read back whole, and --resume finds them."""
+    folder = tmp_path / "odd"
+    folder.mkdir()
+    sources = write_test_images(tmp_path / "src", 3)
+    names = ["tab\there", "new\nline", "back\\slash"]
+    for src, name in zip(sources, names, strict=True):
+        src.rename(folder / f"{name}.jpg")
+    (folder / "cut\tshort.jpg").write_bytes(b"\xff\xd8\xff")
+    out = tmp_path / "out"
+    assert main(_infer(folder, demo_server.http_url, out)) == 3
+    assert read_done_list(out) == {n: str(folder / f"{n}.jpg") for n in names}
+    lines = (out / FAILED_LIST).read_text().splitlines(True)
+    assert [split_line(line)[:2] for line in lines] == [
+        ["cut\tshort", str(folder / "cut\tshort.jpg")]
+    ]
+    capsys.readouterr()
+    assert main(_infer(folder, demo_server.http_url, out, "--resume")) == 3
+    assert "(+3 done earlier)" in capsys.readouterr().out
+
+
+def test_a_second_run_into_a_busy_output_folder_is_refused(demo_server, tmp_path, capsys):  # noqa: F811
+    """Issue 20 item 9: while one process holds the output folder, a second `cvlab infer` into it
+    stops in one line (exit 2) and touches nothing; the done-list never holds a NUL byte."""
+    folder = tmp_path / "images"
+    write_test_images(folder, 4)
+    out = tmp_path / "out"
+    assert main(_infer(folder, demo_server.http_url, out)) == 0
+    before = (out / DONE_LIST).read_bytes()
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import sys; from cvlab.fileio import lock_directory\n"
+         f"with lock_directory({str(out)!r}, 'cvlab infer'):\n"
+         "    print('held', flush=True); sys.stdin.read()"],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        capsys.readouterr()
+        assert main(_infer(folder, demo_server.http_url, out)) == 2
+        err = capsys.readouterr().err.strip()
+        assert err == (
+            f"cvlab infer: error: {out} is in use by another cvlab infer: "
+            "wait for it to finish or write elsewhere"
+        )
+        assert (out / DONE_LIST).read_bytes() == before
+    finally:
+        holder.communicate("", timeout=30)
+    assert main(_infer(folder, demo_server.http_url, out, "--resume")) == 0
+    assert b"\0" not in (out / DONE_LIST).read_bytes()
