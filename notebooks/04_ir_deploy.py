@@ -6,7 +6,7 @@
 #       extension: .py
 #       format_name: percent
 #       format_version: '1.3'
-#       jupytext_version: 1.19.6
+#       jupytext_version: 1.19.7
 #   kernelspec:
 #     display_name: Python 3
 #     language: python
@@ -79,7 +79,8 @@ for command in engine.commands:
 # ## Model repository
 # Triton serves what it finds in a model repository: one folder per model with its
 # `config.pbtxt` and numbered version folders. `model_repository_gke/peoplenet_ir_tlt` is the
-# lab's (tensorrt_plan; the engine goes to `1/model.plan` when one was built);
+# lab's: a tensorrt_plan config for the real engine the steps at the end build (input
+# 3x544x960, grids 34x60), not for the small model trained here;
 # `model_repository/peoplenet_ir` is the variant this CPU Triton can serve, beside the RGB
 # stand-in of notebook 01. Both configs are written with Triton's own protobuf schema.
 

@@ -23,7 +23,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from cvlab.lab.workspace import Workspace
+from cvlab.detectnet import PEOPLENET_INPUT_SIZE
+from cvlab.lab.workspace import LAB_IR_MODEL_NAME, Workspace
 
 #: Where the lab's GKE Triton reads its models from (replace with your bucket).
 EXAMPLE_BUCKET = "gs://my-bucket/tlt/triton-model"
@@ -101,15 +102,28 @@ def triton_on_gke_steps(model_repository: str = EXAMPLE_BUCKET) -> list[Step]:
     ]
 
 
-def _lab_config(ws: Workspace, name: str, num_classes: int) -> Path:
-    """The lab's tensorrt_plan config.pbtxt for ``name`` (960x544, batch 16), written to
-    ``ws.root/real_setup/<name>/config.pbtxt``."""
+def lab_model_config(root: str | os.PathLike[str], name: str, num_classes: int) -> Path:
+    """The lab's tensorrt_plan ``config.pbtxt`` for ``name``, written to
+    ``root/<name>/config.pbtxt``: the real engine's sizes (input 3x544x960 as
+    ``tlt-converter -d 3,544,960`` builds it, grids 34x60, batch 16), not the offline model's.
+
+    >>> import tempfile
+    >>> from cvlab.triton.model_repository import read_model_config
+    >>> config = read_model_config(lab_model_config(tempfile.mkdtemp(), "peoplenet_ir_tlt", 1))
+    >>> list(config.input[0].dims), [list(o.dims) for o in config.output]
+    ([3, 544, 960], [[4, 34, 60], [1, 34, 60]])
+    """
     from cvlab.fileio import atomic_write_text
     from cvlab.triton.model_repository import build_model_config, config_to_text, peoplenet_spec
 
-    spec = peoplenet_spec(name, num_classes)
-    path = ws.root / "real_setup" / name / "config.pbtxt"
+    spec = peoplenet_spec(name, num_classes, PEOPLENET_INPUT_SIZE)
+    path = Path(root) / name / "config.pbtxt"
     return atomic_write_text(path, config_to_text(build_model_config(spec, "tensorrt_plan")))
+
+
+def _lab_config(ws: Workspace, name: str, num_classes: int) -> Path:
+    """:func:`lab_model_config` under ``ws.root/real_setup`` (the RGB model's)."""
+    return lab_model_config(ws.root / "real_setup", name, num_classes)
 
 
 def rgb_model_steps(
@@ -213,27 +227,29 @@ def ir_model_steps(ws: Workspace, model_repository: str = EXAMPLE_BUCKET) -> lis
     from cvlab.train.tao import lab_commands
 
     tao = lab_commands()
-    config = ws.gke_model_repository / "peoplenet_ir_tlt" / "config.pbtxt"
+    config = lab_model_config(ws.gke_model_repository, LAB_IR_MODEL_NAME, 1)
     repo = model_repository.rstrip("/")
     return [
         Step(
             "Export the retrained model and build its TensorRT plan",
-            "In the TAO container, after the training of notebook 03:",
+            "In the TAO container, after the training of notebook 03 (the engine's input is "
+            "3x544x960, the size the training spec trains at):",
             [tao["export"].shell, tao["convert"].shell],
         ),
         Step(
             "Copy the plan and its config.pbtxt to the bucket",
-            f"The config is the one written above (`{config.relative_to(ws.root)}`):",
+            f"The config is written by cvlab for that engine (`{config.relative_to(ws.root)}` "
+            "in the workspace: input 3x544x960, grids 34x60):",
             [
                 _join(
                     [
                         "gsutil",
                         "cp",
                         "/tlt/models/ir.engine",
-                        f"{repo}/peoplenet_ir_tlt/1/model.plan",
+                        f"{repo}/{LAB_IR_MODEL_NAME}/1/model.plan",
                     ]
                 ),
-                _join(["gsutil", "cp", str(config), f"{repo}/peoplenet_ir_tlt/"]),
+                _join(["gsutil", "cp", str(config), f"{repo}/{LAB_IR_MODEL_NAME}/"]),
             ],
         ),
         *triton_on_gke_steps(model_repository),
@@ -246,7 +262,7 @@ def ir_client_steps(images_dir: str = "directory_to_test_images") -> list[Step]:
 
     command = _join(
         [
-            "cvlab", "infer", images_dir, "-m", "peoplenet_ir_tlt", "-x", "1", "-b", "16",
+            "cvlab", "infer", images_dir, "-m", LAB_IR_MODEL_NAME, "-x", "1", "-b", "16",
             "--mode", "DetectNet_v2", "--class_list", "person", "-i", "https",
             "-u", "$INGRESS_HOST:80", "--async",
             "--output_path", f"{images_dir}_output",
