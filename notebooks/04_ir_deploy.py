@@ -23,7 +23,8 @@
 # TensorRT plan on GKE, plus a CPU-servable variant for here); uploads the repository to a GCS
 # bucket, (re)loads Triton from `gs://` and checks the model answers.
 #
-# **How long.** The line under the imports gives the time the last `make demo` measured.
+# **How long.** About 20 s on a 2-core laptop (the line under the imports gives the last
+# `make demo`'s measurement).
 #
 # **Embedded default.** No GPU and no cloud: the GCS bucket is a local GCS API emulator
 # (`gcp-storage-emulator`, started inside this notebook) and Triton is the CPU `tritonserver`
@@ -32,7 +33,6 @@
 # one; the lab's GKE steps are at the end.
 
 # %% tags=["parameters"]
-# ruff: noqa: E402  (a notebook: imports follow this parameters cell)
 WORKSPACE = "runs/lab"
 MODEL_NAME = "peoplenet_ir"  # local CPU variant (ONNX through Triton's python backend)
 LAB_MODEL_NAME = "peoplenet_ir_tlt"  # the lab's TensorRT model name on GKE
@@ -104,7 +104,8 @@ print(repos.lab_config_text)
 # %% [markdown]
 # ## Upload to GCS and (re)load Triton from `gs://`
 # Offline, Triton loads the repository from the emulator's `gs://` URL, must report the model
-# ready and answers a smoke inference on two training frames (pictured below).
+# ready and answers a smoke inference on two validation frames (pictured below, ground truth
+# in white).
 
 # %%
 deployment = lab.deploy_from_gcs(
@@ -128,6 +129,7 @@ if deployment.smoke_images:
         deployment.smoke_images,
         deployment.smoke_detections,
         deployment.smoke_config,
+        truth=deployment.smoke_truth,
         title=f"Smoke inference: Triton serving {MODEL_NAME} from {deployment.gcs_url}",
     )
     _ = lab.record_figure(ws, "04_smoke_inference", fig, "Smoke inference from gs:// (04)")

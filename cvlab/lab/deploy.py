@@ -333,11 +333,11 @@ def deploy_from_gcs(
 
 
 def _smoke_frames(ws: Workspace, n: int) -> tuple[list[Path], list[Any]]:
-    """The first ``n`` validation frames (held out from training) and their ground truth,
-    when notebook 02 prepared the dataset."""
+    """The last ``n`` validation frames (held out from training; notebook 05 pictures the
+    first ones) and their ground truth, when notebook 02 prepared the dataset."""
     from cvlab.lab.data import evaluation_set
 
-    if "dataset" not in ws.state():
+    if "dataset" not in ws.state() or n < 1:
         return [], []
     images, truth = evaluation_set(ws)
-    return images[:n], truth[:n]
+    return images[-n:], truth[-n:]

@@ -58,6 +58,50 @@ def steps_markdown(heading: str, steps: list[Step]) -> str:
     return "\n\n".join(parts)
 
 
+def _inline_html(text: str) -> str:
+    """The Markdown of a step's sentence (links, ``code``, **bold**) as HTML."""
+    import html
+    import re
+
+    out = html.escape(text, quote=False)
+    out = re.sub(r"`([^`]+)`", r"<code>\1</code>", out)
+    out = re.sub(r"\*\*([^*]+)\*\*", r"<b>\1</b>", out)
+    return re.sub(r"\[([^\]]+)\]\(([^)\s]+)\)", r"<a href='\2'>\1</a>", out)
+
+
+def steps_html(heading: str, steps: list[Step]) -> str:
+    """The numbered steps as HTML for the report: each sentence, then its commands in a
+    ``<pre class='commands'>`` block (one command a line, copyable).
+
+    >>> print(steps_html("Try", [Step("Say hi", "In `bash`:", ["echo 'a < b'"])]))
+    <h3>Try</h3>
+    <p><b>1. Say hi.</b> In <code>bash</code>:</p>
+    <pre class='commands'><code>echo &#x27;a &lt; b&#x27;</code></pre>
+    """
+    import html
+
+    parts = [f"<h3>{html.escape(heading)}</h3>"]
+    for i, step in enumerate(steps, 1):
+        parts.append(f"<p><b>{i}. {html.escape(step.title)}.</b> {_inline_html(step.text)}</p>")
+        if step.commands:
+            code = html.escape("\n".join(step.commands))
+            parts.append(f"<pre class='commands'><code>{code}</code></pre>")
+    return "\n".join(parts)
+
+
+def lab_steps(
+    ws: Workspace, model_repository: str = EXAMPLE_BUCKET
+) -> list[tuple[str, list[Step]]]:
+    """Every real-setup step of the lab, notebook by notebook (01 to 05), with its heading."""
+    return [
+        ("RGB PeopleNet on Triton in GKE (notebook 01)", rgb_model_steps(ws, model_repository)),
+        ("The FLIR thermal dataset (notebook 02)", flir_steps()),
+        ("Training in the TAO container (notebook 03)", tao_steps()),
+        ("IR model on Triton in GKE (notebook 04)", ir_model_steps(ws, model_repository)),
+        ("IR inference against the GKE Triton (notebook 05)", ir_client_steps()),
+    ]
+
+
 def show_steps(heading: str, steps: list[Step]) -> Any:
     """The steps for a notebook: rendered Markdown, the same text in plain-text viewers."""
     from cvlab.lab.views import MarkdownText

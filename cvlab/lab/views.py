@@ -124,8 +124,30 @@ def _legend(fig: Any, config: Any, truth: bool, classes: Sequence[str] | None = 
         )
 
 
-def _count_text(dets: Any) -> str:
-    if not len(dets):
+def _count_text(dets: Any, truth: Any = None) -> str:
+    """What a picture shows, in words: ``"found 1 box, 1 correct, of 4 people"`` per class of
+    the ground truth (TAO's matching, IoU >= 0.5) when ``truth`` is given, else the counts."""
+    if truth is not None and dets is not None:
+        from cvlab.train.evaluate import evaluate_detections
+
+        names = [n for n in truth.class_names if n in dets.class_names]
+        if names:
+            result = evaluate_detections([dets], [truth], tuple(names))
+            parts = []
+            for _, row in result.per_class.iterrows():
+                found, gt = int(row["num_pred"]), int(row["num_gt"])
+                if not found and not gt:
+                    continue
+                what = "people" if row["class"] == "person" else str(row["class"])
+                boxes = "1 box" if found == 1 else f"{found} boxes"
+                parts.append(f"found {boxes}, {int(row['tp'])} correct, of {gt} {what}")
+            return "; ".join(parts) or "no boxes, nobody there"
+    if dets is None and truth is not None:
+        people = truth.names.count("person")
+        others = len(truth) - people
+        text = "1 person" if people == 1 else f"{people} people"
+        return text + (f", {others} other" if others else "") + " (ground truth)"
+    if dets is None or not len(dets):
         return "no boxes"
     counts = {n: dets.names.count(n) for n in dets.class_names if n in dets.names}
     return ", ".join(f"{c} {n}" for n, c in counts.items())
@@ -158,7 +180,7 @@ def show_overlays(
         ax = axes.ravel()[i]
         gt = truth[i] if truth is not None else None
         ax.imshow(_overlay(load_image(path), dets, config, gt, labels))
-        ax.set_title(f"{short_name(path)}: {_count_text(dets)}", fontsize=10)
+        ax.set_title(f"{short_name(path)}: {_count_text(dets, gt)}", fontsize=10)
     if title:
         fig.suptitle(title, fontsize=12)
     has_truth = truth is not None and any(t is not None and len(t) for t in truth)
@@ -302,6 +324,93 @@ def show_pr_curves(results: Mapping[str, Any], class_name: str = "person") -> An
     return fig
 
 
+def show_coverage(
+    image: str | os.PathLike[str],
+    rows: Sequence[tuple[str, Any, Any, Any]],
+    truth: Any = None,
+    class_name: str = "person",
+) -> Any:
+    """One frame, one row per model: its boxes (ground truth in white) beside its raw
+    ``output_cov`` grid for ``class_name`` (:func:`cvlab.viz.plots.plot_coverage`). ``rows``:
+    (label, detections, raw outputs of this frame as kept by ``run_inference(...,
+    keep_outputs=True)``, clustering config). A box's score is the sum of the coverage of the
+    cells clustered into it. Shown inline; returns the Figure."""
+    import matplotlib.pyplot as plt
+
+    from cvlab.images import load_image
+    from cvlab.viz.plots import plot_coverage
+
+    rgb = load_image(image)
+    fig, axes = plt.subplots(
+        len(rows), 2, figsize=(13, 3.6 * len(rows) + 0.6), squeeze=False, layout="constrained"
+    )
+    for ax_pair, (label, dets, outputs, config) in zip(axes, rows, strict=True):
+        cov = next(v for k, v in outputs.items() if k.startswith("output_cov"))
+        names = list(dets.class_names)
+        channel = names.index(class_name) if class_name in names else 0
+        plot_coverage(
+            rgb,
+            _overlay(rgb, dets, config, truth),
+            np.asarray(cov)[channel],
+            ax_pair,
+            label=label,
+            class_name=class_name,
+        )
+    fig.suptitle(f"{short_name(image)}: what each model sees before clustering", fontsize=12)
+    plt.show()
+    return fig
+
+
+def rgb_frames_ap(ws: Workspace) -> float | None:
+    """The RGB model's person AP on RGB frames as notebook 01 left it: the state's
+    ``rgb_frames_ap`` when set, else the person row of its recorded ``01_standin_ap`` table."""
+    state = ws.state()
+    if state.get("rgb_frames_ap") is not None:
+        return float(state["rgb_frames_ap"])
+    path = ws.report / "tables" / "01_standin_ap.csv"
+    if path.is_file():
+        table = pd.read_csv(path)
+        person = table[table.get("class", pd.Series(dtype=str)) == "person"]
+        if len(person) and "AP" in person.columns:
+            return float(person["AP"].iloc[0])
+    return None
+
+
+def show_domain_gap(
+    rgb_eval: Any,
+    ir_eval: Any,
+    rgb_frames_ap: float | None,
+    *,
+    rgb_frames: str = "RGB frames",
+    class_name: str = "person",
+) -> Any:
+    """The domain gap in one chart of three bars (:func:`cvlab.viz.plots.plot_domain_gap`): the
+    RGB model on RGB frames (``rgb_frames_ap``, measured elsewhere: notebook 01's frames,
+    called ``rgb_frames``; the bar is left out when None), the RGB model on thermal frames
+    (``rgb_eval``) and the IR model on thermal frames (``ir_eval``), each with what it found.
+    Shown inline; returns the Figure."""
+    import matplotlib.pyplot as plt
+
+    from cvlab.viz.plots import found_text, plot_domain_gap
+
+    bars = [] if rgb_frames_ap is None else [(f"RGB model\non {rgb_frames}", rgb_frames_ap, "")]
+    bars += [
+        (
+            "RGB model\non thermal frames",
+            rgb_eval.ap[class_name],
+            found_text(rgb_eval, class_name),
+        ),
+        (
+            "IR model (retrained)\non thermal frames",
+            ir_eval.ap[class_name],
+            found_text(ir_eval, class_name),
+        ),
+    ]
+    fig = plot_domain_gap(bars)
+    plt.show()
+    return fig
+
+
 def show_before_after(
     images: Sequence[Path],
     before: Sequence[Any],
@@ -334,7 +443,9 @@ def show_before_after(
         rgb = load_image(path)
         for j, (dets, cfg, _) in enumerate(columns):
             axes[i, j].imshow(_overlay(rgb, dets[i], cfg, truth[i]))
-            axes[i, j].set_title(f"{short_name(path)}: {_count_text(dets[i])}", fontsize=10)
+            axes[i, j].set_title(
+                f"{short_name(path)}: {_count_text(dets[i], truth[i])}", fontsize=10
+            )
             axes[i, j].axis("off")
     for j, (_, _, text) in enumerate(columns):
         axes[0, j].annotate(
@@ -356,29 +467,40 @@ def show_before_after(
 
 def history_table(history: pd.DataFrame) -> pd.DataFrame:
     """The validated epochs of a training history (and the last one), the columns a person
-    reads (epoch, loss, learning rate, mAP and per-class AP) with readable names, rounded."""
+    reads: epoch, the weighted total loss and its terms, the learning rate and the validation
+    AP (each class's AP only when there are several; TAO's convention left to the plot's
+    footnote), with readable names and number formats (``2.1e-03``, ``0.80``)."""
     if history.empty:
         return history
     validated = history["mAP"].notna() if "mAP" in history.columns else history["epoch"] < 0
     rows = history[validated | (history.index == history.index[-1])]
-    keep = ["epoch", "loss", "lr"] + [
-        c for c in history.columns if str(c).startswith(("mAP", "ap_"))
-    ]
+    ap_cols = [c for c in history.columns if str(c).startswith("ap_") and "tao" not in str(c)]
+    losses = [c for c in history.columns if str(c).endswith("_loss")]
+    keep = ["epoch", "loss", *losses, "lr", "mAP", *(ap_cols if len(ap_cols) > 1 else [])]
     table = rows[[c for c in keep if c in rows.columns]].copy()
-    table.columns = [_history_name(str(c)) for c in table.columns]
-    return table.round(4).reset_index(drop=True)
+    for col in table.columns:
+        if col == "epoch":
+            table[col] = table[col].astype(int)
+        elif col in ("loss", "lr", *losses):
+            table[col] = [f"{v:.1e}" if v == v else "" for v in table[col]]
+        else:
+            table[col] = [f"{v:.2f}" if v == v else "" for v in table[col]]
+    table.columns = [_history_name(str(c), len(ap_cols) > 1) for c in table.columns]
+    return table.reset_index(drop=True)
 
 
-def _history_name(column: str) -> str:
-    """``lr`` -> "learning rate", ``ap_person`` -> "AP person", ``mAP_tao`` -> "mAP (as TAO
-    reports it)", ``ap_tao_person`` -> "AP person (as TAO reports it)"."""
-    fixed = {"lr": "learning rate", "mAP": "validation mAP"}
+def _history_name(column: str, several_classes: bool = False) -> str:
+    """``lr`` -> "learning rate", ``loss`` -> "total loss (weighted)", ``person_cov_loss`` ->
+    "person cov loss", ``mAP`` -> "validation AP" ("validation mAP" with several classes),
+    ``ap_person`` -> "AP person"."""
+    fixed = {
+        "lr": "learning rate",
+        "loss": "total loss (weighted)",
+        "mAP": "validation mAP" if several_classes else "validation AP",
+    }
     if column in fixed:
         return fixed[column]
-    tao = "_tao" in column or column.startswith("ap_tao")
-    name = column.replace("ap_tao_", "AP ").replace("_tao", "").replace("ap_", "AP ")
-    name = name.replace("_", " ")
-    return f"{name} (as TAO reports it)" if tao else name
+    return column.replace("ap_", "AP ").replace("_", " ")
 
 
 def training_takeaway(history: pd.DataFrame) -> MarkdownText:
@@ -466,7 +588,16 @@ class Table:
         return f"{value:.{self.digits}f}".rstrip("0").rstrip(".") or "0"
 
     def _repr_html_(self) -> str:
-        return self.df.to_html(index=False, border=0, float_format=self._format, na_rep="")
+        """HTML with text columns left-aligned and numbers right-aligned."""
+        styler = self.df.style.hide(axis="index").format(
+            lambda v: self._format(v) if isinstance(v, float) else ("" if v is None else v)
+        )
+        text = [c for c in self.df.columns if self.df[c].dtype == object]
+        if text:
+            styler = styler.set_properties(subset=text, **{"text-align": "left"})
+        return styler.set_table_styles(
+            [{"selector": "th", "props": [("text-align", "left")]}]
+        ).to_html()
 
     def __repr__(self) -> str:
         return self.df.to_string(index=False, float_format=self._format, na_rep="")

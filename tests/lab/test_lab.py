@@ -347,7 +347,15 @@ def test_people_tables_and_folded_details() -> None:
     )  # fmt: skip
     rows = lab.history_table(history)
     assert rows["epoch"].tolist() == [2, 3]  # validated epochs and the last one
-    assert list(rows.columns) == ["epoch", "loss", "learning rate", "validation mAP", "AP person"]
+    # one AP for one class, readable number formats (never "learning rate 0")
+    assert list(rows.columns) == [
+        "epoch",
+        "total loss (weighted)",
+        "learning rate",
+        "validation AP",
+    ]
+    assert rows["learning rate"].tolist() == ["1.0e-04", "1.0e-04"]
+    assert rows["validation AP"].tolist() == ["0.51", ""]
 
 
 def test_verdict_and_how_long(tmp_path: Path) -> None:

@@ -5,8 +5,9 @@ report opens with its headline and its images loaded.
 
 Real parts throughout: a JupyterLab server on 127.0.0.1 (a token), the notebook's kernel, the
 bundled tritonserver serving cvlab's demo model (deterministic, no training: the page is under
-test here, not the stand-in's accuracy, which the notebook tests check). ``make test`` installs Chromium (``apt-get install
-chromium``); without it the test is skipped and says why.
+test here, not the stand-in's accuracy, which the notebook tests check). ``make test`` installs
+Chromium (``apt-get install --no-install-recommends chromium``); without it the test is skipped
+and says why.
 """
 
 from __future__ import annotations
