@@ -139,7 +139,7 @@ def _count_text(dets: Any, truth: Any = None) -> str:
                 if not found and not gt:
                     continue
                 what = "people" if row["class"] == "person" else str(row["class"])
-                boxes = "1 box" if found == 1 else f"{found} boxes"
+                boxes = {0: "no boxes", 1: "1 box"}.get(found, f"{found} boxes")
                 parts.append(f"found {boxes}, {int(row['tp'])} correct, of {gt} {what}")
             return "; ".join(parts) or "no boxes, nobody there"
     if dets is None and truth is not None:
@@ -185,7 +185,7 @@ def show_overlays(
         fig.suptitle(title, fontsize=12)
     has_truth = truth is not None and any(t is not None and len(t) for t in truth)
     _legend(fig, config, has_truth)
-    fig.tight_layout(rect=(0, 0.05, 1, 1))
+    fig.tight_layout(rect=(0, 0.05, 1, 1), h_pad=1.8)  # titles clear of the image above
     plt.show()
     return fig
 
@@ -382,18 +382,22 @@ def show_domain_gap(
     rgb_frames_ap: float | None,
     *,
     rgb_frames: str = "RGB frames",
+    rgb_frames_note: str = "",
     class_name: str = "person",
 ) -> Any:
     """The domain gap in one chart of three bars (:func:`cvlab.viz.plots.plot_domain_gap`): the
     RGB model on RGB frames (``rgb_frames_ap``, measured elsewhere: notebook 01's frames,
-    called ``rgb_frames``; the bar is left out when None), the RGB model on thermal frames
+    called ``rgb_frames``, ``rgb_frames_note`` under it, e.g. "found 9 of 10"; the bar is left
+    out when None), the RGB model on thermal frames
     (``rgb_eval``) and the IR model on thermal frames (``ir_eval``), each with what it found.
     Shown inline; returns the Figure."""
     import matplotlib.pyplot as plt
 
     from cvlab.viz.plots import found_text, plot_domain_gap
 
-    bars = [] if rgb_frames_ap is None else [(f"RGB model\non {rgb_frames}", rgb_frames_ap, "")]
+    bars = []
+    if rgb_frames_ap is not None:
+        bars.append((f"RGB model\non {rgb_frames}", rgb_frames_ap, rgb_frames_note))
     bars += [
         (
             "RGB model\non thermal frames",
@@ -460,7 +464,7 @@ def show_before_after(
             fontweight="bold",
         )
     _legend(fig, after_config, truth=True, classes=("person",))
-    fig.tight_layout(rect=(0, 0.03, 1, 0.97))
+    fig.tight_layout(rect=(0, 0.03, 1, 0.97), h_pad=1.8)  # titles clear of the image above
     plt.show()
     return fig
 
@@ -588,16 +592,27 @@ class Table:
         return f"{value:.{self.digits}f}".rstrip("0").rstrip(".") or "0"
 
     def _repr_html_(self) -> str:
-        """HTML with text columns left-aligned and numbers right-aligned."""
-        styler = self.df.style.hide(axis="index").format(
-            lambda v: self._format(v) if isinstance(v, float) else ("" if v is None else v)
+        """HTML with text columns left-aligned (inline styles: they survive JupyterLab's
+        sanitiser) and numbers right-aligned."""
+        import html
+
+        text = [not pd.api.types.is_numeric_dtype(self.df[c]) for c in self.df.columns]
+        left = ' style="text-align: left"'
+
+        def cell(tag: str, value: Any, is_text: bool) -> str:
+            shown = self._format(value) if isinstance(value, float) else value
+            shown = "" if shown is None else html.escape(str(shown))
+            return f"<{tag}{left if is_text else ''}>{shown}</{tag}>"
+
+        head = "".join(cell("th", c, t) for c, t in zip(self.df.columns, text, strict=True))
+        rows = [
+            "<tr>" + "".join(cell("td", v, t) for v, t in zip(row, text, strict=True)) + "</tr>"
+            for row in self.df.itertuples(index=False)
+        ]
+        return (
+            f'<table class="dataframe"><thead><tr>{head}</tr></thead>'
+            f"<tbody>{''.join(rows)}</tbody></table>"
         )
-        text = [c for c in self.df.columns if self.df[c].dtype == object]
-        if text:
-            styler = styler.set_properties(subset=text, **{"text-align": "left"})
-        return styler.set_table_styles(
-            [{"selector": "th", "props": [("text-align", "left")]}]
-        ).to_html()
 
     def __repr__(self) -> str:
         return self.df.to_string(index=False, float_format=self._format, na_rep="")

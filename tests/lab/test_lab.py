@@ -72,9 +72,10 @@ def test_records_become_an_html_report(tmp_path: Path) -> None:
     assert "Before/after" in headline and "data:image/png;base64," in headline
     assert "href='../nb/05_ir_inference.html'>05_ir_inference</a> (41 s)" in headline
     # then the sections in the story's order, details (environment, raw history) folded last
-    order = [html.index(f"<h2>{h}</h2>") for h in ("Dataset", "Training", "Deploy", "Inference")]
-    assert order == sorted(order) and html.index("Stats") > order[0]
-    assert html.index("<pre>model_repository/") > order[2]
+    sections = ("RGB inference", "Dataset", "Training", "Deploy", "IR inference")
+    order = [html.index(f"<h2>{h}</h2>") for h in sections]
+    assert order == sorted(order) and html.index("Stats") > order[1]
+    assert html.index("<pre>model_repository/") > order[3]
     details = html.index("<h2>Details</h2>")
     assert html.index("<summary>Env</summary>") > details
     assert html.index("<summary>History</summary>") > details
@@ -82,7 +83,10 @@ def test_records_become_an_html_report(tmp_path: Path) -> None:
     assert html.count("data:image/png;base64,") == 2 and html.count("data:image/jpeg;base64,") == 1
     assert "width: 100%" in html and 'id="zoom"' in html  # full width, click to enlarge
     empty = build_report(tmp_path / "empty", tmp_path / "empty.html").read_text()
-    assert empty.count("Nothing recorded") == 5
+    assert empty.count("Nothing recorded") == 6
+    # the real-setup steps end the report, the IR model's config the real engine's
+    assert html.rindex("<h2") == html.index("<h2 id='real-setup'>The real setup</h2>")
+    assert "tlt-converter -k tlt_encode -d 3,544,960" in html
 
 
 def test_produced_table(tmp_path: Path) -> None:

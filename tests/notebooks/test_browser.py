@@ -24,6 +24,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import nbformat
+import numpy as np
 import pytest
 
 from cvlab.lab.demo import ensure_kernelspec, inject_parameters, kernel_environment
@@ -274,3 +275,112 @@ def test_executed_notebook_shows_finished_bars_and_the_tuner(
     tuner.wait_for(timeout=30_000)
     assert tuner.evaluate("e => e.complete && e.naturalWidth > 100")
     assert "VBox(" not in panel.inner_text()
+
+
+# --- the exported pages and the report, at a laptop's 1400x900 (no JupyterLab needed) -------
+#: What a copyable code block is, read from the browser's computed style.
+_CODE_STYLE = """els => els.map(e => {
+  const s = getComputedStyle(e);
+  const line = parseFloat(s.lineHeight);
+  const pad = parseFloat(s.paddingTop) + parseFloat(s.paddingBottom);
+  return {font: s.fontFamily, background: s.backgroundColor, overflow: s.overflowX,
+          space: s.whiteSpace, lines: Math.round((e.clientHeight - pad) / line),
+          text: e.innerText};
+})"""
+
+
+def _assert_code_blocks(blocks: list[dict], commands: list[list[str]]) -> None:
+    """Each block monospace, on a background, scrolled sideways, one line per command (none
+    broken mid-word), in the order of the steps."""
+    assert len(blocks) == len(commands), [b["text"] for b in blocks]
+    for block, lines in zip(blocks, commands, strict=True):
+        assert "mono" in block["font"].lower(), block["font"]
+        assert block["background"] not in ("rgba(0, 0, 0, 0)", "transparent"), block
+        assert block["overflow"] == "auto" and block["space"] == "pre", block
+        assert block["text"].rstrip("\n").split("\n") == lines
+        assert block["lines"] == len(lines), (block["lines"], lines)  # no wrapped line
+
+
+def _steps_notebook(path: Path, steps: list) -> Path:
+    """A notebook whose one output is the steps as the notebooks display them."""
+    from cvlab.lab.real_setup import show_steps
+
+    nb = nbformat.v4.new_notebook()
+    cell = nbformat.v4.new_code_cell('display(lab.show_steps("IR", lab.ir_model_steps(ws)))')
+    shown = show_steps("IR model on Triton in GKE", steps)
+    cell.outputs = [
+        nbformat.v4.new_output(
+            "display_data",
+            {"text/markdown": shown._repr_markdown_(), "text/plain": repr(shown)},
+        )
+    ]
+    nb.cells.append(cell)
+    nbformat.write(nb, path)
+    return path
+
+
+def test_real_setup_commands_render_as_code_blocks(browser: object, tmp_path: Path) -> None:
+    """The exported notebook pages (04's steps: the longest lines) and the report's last
+    section show every command as copyable code, not as wrapped prose."""
+    from cvlab import lab
+    from cvlab.lab.demo import export_html
+
+    ws = lab.Workspace(tmp_path / "ws")
+    steps = lab.ir_model_steps(ws)
+    page = browser.new_page(viewport={"width": 1400, "height": 900})
+    try:
+        html = export_html(_steps_notebook(tmp_path / "04.ipynb", steps))
+        page.goto(html.as_uri())
+        blocks = page.eval_on_selector_all(".jp-RenderedMarkdown pre", _CODE_STYLE)
+        _assert_code_blocks(blocks, [s.commands for s in steps if s.commands])
+
+        report = build_report(ws.root, tmp_path / "report.html")
+        page.goto(report.as_uri())
+        blocks = page.eval_on_selector_all("#real-setup ~ pre.commands", _CODE_STYLE)
+        every = [s.commands for _, part in lab.lab_steps(ws) for s in part if s.commands]
+        _assert_code_blocks(blocks, every)
+        headings = page.locator("h2").all_inner_texts()
+        assert headings[-1] == "The real setup"  # the report ends with it
+    finally:
+        page.close()
+
+
+def test_report_headline_shows_the_domain_gap_and_the_zero_ap_model(
+    browser: object, tmp_path: Path
+) -> None:
+    """The three-bar chart in the headline, and the precision-recall figure of a model that
+    found nobody still shows that model (a point and "found 0 of 2, 1 false box")."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from cvlab import lab
+    from cvlab.detections import Detections
+    from cvlab.viz.plots import plot_pr_comparison
+
+    ws = lab.Workspace(tmp_path / "ws")
+    truth = [Detections(np.array([[10, 10, 40, 90], [60, 10, 90, 90]]), [1, 1], [0, 0],
+                        ("person",), (100, 100))]  # fmt: skip
+    ir = [Detections(np.array([[10, 10, 40, 90]]), [3.0], [0], ("person",), (100, 100))]
+    rgb = [Detections(np.array([[0, 0, 5, 5]]), [2.0], [0], ("person",), (100, 100))]
+    rgb_eval = lab.evaluate(rgb, truth, ("person",))
+    ir_eval = lab.evaluate(ir, truth, ("person",))
+    fig = lab.show_domain_gap(rgb_eval, ir_eval, 0.9)
+    labels = [t.get_text() for t in fig.axes[0].get_xticklabels()]
+    assert labels[0] == "RGB model\non RGB frames" and "found 0 of 2, 1 false box" in labels[1]
+    lab.record_figure(ws, "05_domain_gap", fig, "Person AP: domain gap (05)")
+    pr = plot_pr_comparison({"RGB model": rgb_eval, "IR model": ir_eval})
+    legend = [t.get_text() for t in pr.axes[0].get_legend().get_texts()]
+    assert legend[0] == "RGB model: AP 0.00, found 0 of 2, 1 false box"
+    assert any("found 0 of 2" in t.get_text() for t in pr.axes[0].texts)  # by its point
+    lab.record_figure(ws, "05_pr_curves", pr, "Precision-recall (05)")
+    page = browser.new_page(viewport={"width": 1400, "height": 900})
+    try:
+        page.goto(build_report(ws.root, tmp_path / "report.html").as_uri())
+        chart = page.locator("#headline figure img[alt='Person AP: domain gap (05)']")
+        assert chart.evaluate("e => e.complete && e.naturalWidth > 300")
+        box = chart.bounding_box()
+        assert box["y"] < 900 and box["width"] > 300  # on the first screen
+        pr_img = page.locator("figure img[alt='Precision-recall (05)']")
+        assert pr_img.evaluate("e => e.complete && e.naturalWidth > 300")
+    finally:
+        page.close()
