@@ -156,7 +156,10 @@ _ = lab.record_figure(ws, "05_pr_curves", fig, "Precision-recall, RGB model vs I
 # %%
 fig = lab.show_domain_gap(rgb_eval, ir_eval, lab.rgb_frames_ap(ws))
 _ = lab.record_figure(
-    ws, "05_domain_gap", fig, "Person AP: the RGB model on RGB and thermal frames, the IR model (05)"
+    ws,
+    "05_domain_gap",
+    fig,
+    "Person AP: the RGB model on RGB and thermal frames, the IR model (05)",
 )
 
 # %% [markdown]
