@@ -578,6 +578,19 @@ class MarkdownText:
         return self.text
 
 
+def _is_text(column: pd.Series) -> bool:
+    """Whether a table column holds words (left-aligned) rather than numbers, also numbers
+    already formatted as text ("2.1e-03")."""
+    if pd.api.types.is_numeric_dtype(column):
+        return False
+    for value in column:
+        try:
+            float(value) if value not in (None, "") else 0.0
+        except (TypeError, ValueError):
+            return True
+    return False
+
+
 class Table:
     """A DataFrame shown for people: no index column, numbers rounded to ``digits`` decimals,
     as HTML in notebooks and as aligned text elsewhere."""
@@ -596,7 +609,7 @@ class Table:
         sanitiser) and numbers right-aligned."""
         import html
 
-        text = [not pd.api.types.is_numeric_dtype(self.df[c]) for c in self.df.columns]
+        text = [_is_text(self.df[c]) for c in self.df.columns]
         left = ' style="text-align: left"'
 
         def cell(tag: str, value: Any, is_text: bool) -> str:

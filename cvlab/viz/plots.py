@@ -67,7 +67,7 @@ def plot_training(history: pd.DataFrame, fig: Figure | None = None, title: str =
         (line,) = ax_map.plot(valid["epoch"], valid[col], label=label, **style)
         last = valid.iloc[-1]
         ax_map.annotate(
-            f"{last[col]:.2f}", (last["epoch"], last[col]), xytext=(4, 6),
+            f"{last[col]:.2f}", (last["epoch"], last[col]), xytext=(-4, 7), ha="right",
             textcoords="offset points", fontsize=9, color=line.get_color(),
         )  # fmt: skip
         drawn = True
@@ -79,13 +79,12 @@ def plot_training(history: pd.DataFrame, fig: Figure | None = None, title: str =
     if drawn:
         ax_map.legend(fontsize=8, loc="lower right", framealpha=0.9)
         tao = history["mAP_tao"].dropna() if "mAP_tao" in history.columns else pd.Series()
-        if len(tao):
-            ax_map.text(
-                0.0, -0.2,
-                f"* TAO's convention (+1-pixel box corners, its ranking of equal scores) gives "
-                f"{tao.iloc[-1]:.2f} at the last validation.",
-                transform=ax_map.transAxes, fontsize=8, color="0.35", va="top",
-            )  # fmt: skip
+        if len(tao):  # a footnote under the axis (constrained layout makes room for it)
+            ax_map.set_xlabel(
+                f"epoch\n* the same AP in TAO's convention (detectnet_v2 evaluate): "
+                f"{tao.iloc[-1]:.2f} at the last validation",
+                fontsize=9,
+            )
     else:
         ax_map.text(
             0.5, 0.5, "not validated yet", ha="center", va="center", color="0.5",
