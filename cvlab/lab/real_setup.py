@@ -69,24 +69,60 @@ def _inline_html(text: str) -> str:
     return re.sub(r"\[([^\]]+)\]\(([^)\s]+)\)", r"<a href='\2'>\1</a>", out)
 
 
-def steps_html(heading: str, steps: list[Step]) -> str:
-    """The numbered steps as HTML for the report: each sentence, then its commands in a
-    ``<pre class='commands'>`` block (one command a line, copyable).
+#: Inline style of a command block: copyable code wherever the HTML lands (a notebook output,
+#: whose own style would wrap it mid-word like log text, an exported page, the report).
+CODE_BLOCK_STYLE = (
+    "font-family: var(--jp-code-font-family, monospace), monospace; font-size: 13px; "
+    "line-height: 1.5; background: #f3f4f6; color: #1f2328; border: 1px solid #d0d7de; "
+    "border-radius: 4px; padding: .55em .8em; margin: .3em 0 1.1em; overflow-x: auto; "
+    "white-space: pre; word-break: normal; overflow-wrap: normal"
+)
+
+#: ... and of the code inside it (pages style ``code`` as wrapping inline text).
+_CODE_STYLE = "white-space: pre; font: inherit; background: none; color: inherit; padding: 0"
+
+
+def steps_html(heading: str, steps: list[Step], level: int = 3) -> str:
+    """The numbered steps as HTML (the notebooks' outputs and the report): a heading of
+    ``level``, each sentence, then its commands in a ``<pre class='commands'>`` block (one
+    command a line, copyable; styled inline by :data:`CODE_BLOCK_STYLE`).
 
     >>> print(steps_html("Try", [Step("Say hi", "In `bash`:", ["echo 'a < b'"])]))
+    ... # doctest: +ELLIPSIS
     <h3>Try</h3>
     <p><b>1. Say hi.</b> In <code>bash</code>:</p>
-    <pre class='commands'><code>echo &#x27;a &lt; b&#x27;</code></pre>
+    <pre class='commands' style='...'><code style='...'>echo &#x27;a &lt; b&#x27;</code></pre>
     """
     import html
 
-    parts = [f"<h3>{html.escape(heading)}</h3>"]
+    parts = [f"<h{level}>{html.escape(heading)}</h{level}>"]
     for i, step in enumerate(steps, 1):
         parts.append(f"<p><b>{i}. {html.escape(step.title)}.</b> {_inline_html(step.text)}</p>")
         if step.commands:
             code = html.escape("\n".join(step.commands))
-            parts.append(f"<pre class='commands'><code>{code}</code></pre>")
+            parts.append(
+                f"<pre class='commands' style='{CODE_BLOCK_STYLE}'>"
+                f"<code style='{_CODE_STYLE}'>{code}</code></pre>"
+            )
     return "\n".join(parts)
+
+
+class StepsView:
+    """Real-setup steps in a notebook: HTML with copyable command blocks (preferred by
+    JupyterLab and by the exported pages), Markdown, and the Markdown as plain text."""
+
+    def __init__(self, heading: str, steps: list[Step]) -> None:
+        self.heading = heading
+        self.steps = steps
+
+    def _repr_html_(self) -> str:
+        return steps_html(self.heading, self.steps, level=4)
+
+    def _repr_markdown_(self) -> str:
+        return steps_markdown(self.heading, self.steps)
+
+    def __repr__(self) -> str:
+        return self._repr_markdown_()
 
 
 def lab_steps(
@@ -102,11 +138,10 @@ def lab_steps(
     ]
 
 
-def show_steps(heading: str, steps: list[Step]) -> Any:
-    """The steps for a notebook: rendered Markdown, the same text in plain-text viewers."""
-    from cvlab.lab.views import MarkdownText
-
-    return MarkdownText(steps_markdown(heading, steps))
+def show_steps(heading: str, steps: list[Step]) -> StepsView:
+    """The steps for a notebook: HTML with copyable command blocks, the Markdown in
+    plain-text viewers (:class:`StepsView`)."""
+    return StepsView(heading, steps)
 
 
 def _join(argv: Any) -> str:

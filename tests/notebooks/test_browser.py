@@ -239,6 +239,11 @@ def test_notebook_01_runs_in_jupyterlab_and_the_tuner_responds(
     else:
         pytest.fail(f"the person threshold slider changed no image's boxes: {seen}")
 
+    # the real-setup commands, live in JupyterLab: copyable code, one unbroken line each
+    blocks = page.eval_on_selector_all(".jp-OutputArea-output pre.commands", _CODE_STYLE)
+    assert blocks
+    _assert_code_blocks(blocks, [b["text"].rstrip("\n").split("\n") for b in blocks])
+
 
 def test_report_opens_with_headline_and_images(page: object, lab_root: Path) -> None:
     """After the notebook run above: the report of its workspace, opened from disk."""
@@ -281,11 +286,14 @@ def test_executed_notebook_shows_finished_bars_and_the_tuner(
 #: What a copyable code block is, read from the browser's computed style.
 _CODE_STYLE = """els => els.map(e => {
   const s = getComputedStyle(e);
-  const line = parseFloat(s.lineHeight);
-  const pad = parseFloat(s.paddingTop) + parseFloat(s.paddingBottom);
-  return {font: s.fontFamily, background: s.backgroundColor, overflow: s.overflowX,
-          space: s.whiteSpace, lines: Math.round((e.clientHeight - pad) / line),
-          text: e.innerText};
+  const code = e.querySelector('code') || e;
+  const range = document.createRange();
+  range.selectNodeContents(code);
+  const tops = new Set(Array.from(range.getClientRects()).filter(r => r.width > 0)
+                           .map(r => Math.round(r.top)));
+  return {font: getComputedStyle(code).fontFamily, background: s.backgroundColor,
+          overflow: s.overflowX, space: getComputedStyle(code).whiteSpace,
+          lines: tops.size, text: e.innerText};
 })"""
 
 
@@ -307,13 +315,11 @@ def _steps_notebook(path: Path, steps: list) -> Path:
 
     nb = nbformat.v4.new_notebook()
     cell = nbformat.v4.new_code_cell('display(lab.show_steps("IR", lab.ir_model_steps(ws)))')
-    shown = show_steps("IR model on Triton in GKE", steps)
-    cell.outputs = [
-        nbformat.v4.new_output(
-            "display_data",
-            {"text/markdown": shown._repr_markdown_(), "text/plain": repr(shown)},
-        )
-    ]
+    from IPython.core.formatters import DisplayFormatter
+
+    data, _ = DisplayFormatter().format(show_steps("IR model on Triton in GKE", steps))
+    assert {"text/html", "text/markdown", "text/plain"} <= set(data)  # as display() saves it
+    cell.outputs = [nbformat.v4.new_output("display_data", data)]
     nb.cells.append(cell)
     nbformat.write(nb, path)
     return path
@@ -331,7 +337,7 @@ def test_real_setup_commands_render_as_code_blocks(browser: object, tmp_path: Pa
     try:
         html = export_html(_steps_notebook(tmp_path / "04.ipynb", steps))
         page.goto(html.as_uri())
-        blocks = page.eval_on_selector_all(".jp-RenderedMarkdown pre", _CODE_STYLE)
+        blocks = page.eval_on_selector_all(".jp-OutputArea-output pre", _CODE_STYLE)
         _assert_code_blocks(blocks, [s.commands for s in steps if s.commands])
 
         report = build_report(ws.root, tmp_path / "report.html")
