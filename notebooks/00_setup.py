@@ -6,7 +6,7 @@
 #       extension: .py
 #       format_name: percent
 #       format_version: '1.3'
-#       jupytext_version: 1.19.6
+#       jupytext_version: 1.19.7
 #   kernelspec:
 #     display_name: Python 3
 #     language: python
@@ -20,7 +20,8 @@
 # verdict first, the details folded away), downloads the RGB PeopleNet model from NGC when the
 # NGC CLI is present and online, and writes the lab's GKE cluster commands for your project.
 #
-# **How long.** The line under the imports gives the time the last `make demo` measured.
+# **How long.** About 15 s on a 2-core laptop; the whole lab about 5 minutes (the table below
+# lists every notebook's time in the last `make demo`, and the line under the imports this one's).
 #
 # ## The story: a people detector trained on daylight, taken to thermal cameras
 # NVIDIA's **PeopleNet** finds people, bags and faces in ordinary (RGB) camera images. Night,
@@ -40,9 +41,9 @@
 #
 # Every notebook runs offline on this machine as it is (no GPU, no cloud, no download) and
 # shows the real setup's commands beside the offline steps; set the parameters to use it.
+# The picture below is the whole pipeline; the table after it, how long each step takes.
 
 # %% tags=["parameters"]
-# ruff: noqa: E402  (a notebook: imports follow this parameters cell)
 WORKSPACE = "runs/lab"  # lab workspace; relative paths start at the repository root
 NGC_MODEL = "nvidia/tao/peoplenet:unpruned_v2.1"  # RGB PeopleNet on NGC (lab: tlt_peoplenet)
 DOWNLOAD_NGC_MODEL = True  # only when the NGC CLI is installed, configured and NGC is reachable
@@ -60,6 +61,22 @@ from cvlab import lab
 
 ws = lab.Workspace(WORKSPACE)
 print(lab.how_long("00_setup"))
+
+# %% [markdown]
+# ## The pipeline
+# Top: what notebooks 01 and 05 do with a camera frame. Bottom: how notebooks 02 to 04 make
+# the thermal model that Triton then serves.
+
+# %%
+_ = lab.pipeline_figure()
+
+# %% [markdown]
+# ## How long each step takes
+# Measured by the last `make demo` on a 2-core machine (notebook 01 includes training its
+# RGB stand-in, notebook 03 the thermal model).
+
+# %%
+display(lab.table(lab.timings_table()))
 
 # %% [markdown]
 # ## Can this machine run the lab?

@@ -6,7 +6,7 @@
 #       extension: .py
 #       format_name: percent
 #       format_version: '1.3'
-#       jupytext_version: 1.19.6
+#       jupytext_version: 1.19.7
 #   kernelspec:
 #     display_name: Python 3
 #     language: python
@@ -23,15 +23,15 @@
 # schema, plus the matching dataset_convert spec. Then it plots dataset statistics and shows a
 # few ground-truth boxes.
 #
-# **How long.** The line under the imports gives the time the last `make demo` measured on the
-# embedded default; the real FLIR download (~14,000 thermal images) takes a few minutes more.
+# **How long.** About 15 s on a 2-core laptop on the embedded default (the line under the
+# imports gives the last `make demo`'s measurement); the real FLIR download (~14,000 thermal
+# images) takes a few minutes more.
 #
 # **Embedded default.** With `FLIR_ROOT = None` a synthetic dataset is generated in the real
 # FLIR on-disk layout (warm person-shaped figures on cool cluttered backgrounds, with exact
 # boxes), so the same code runs unchanged on the real download.
 
 # %% tags=["parameters"]
-# ruff: noqa: E402  (a notebook: imports follow this parameters cell)
 WORKSPACE = "runs/lab"
 FLIR_ROOT = None  # None: synthetic; real: "/data/FLIR_ADAS_1_3" or "/data/FLIR_ADAS_v2"
 SYNTHETIC_LAYOUT = "v2"  # "v1" (FLIR ADAS 1.3) or "v2"
@@ -74,11 +74,15 @@ _ = lab.record_figure(ws, "02_dataset_stats", fig, "Dataset statistics (02, from
 
 # %% [markdown]
 # ## A few ground-truth boxes (KITTI labels on the resized images)
+# Training frames, in white as in every notebook (the held-out validation frames are kept for
+# notebook 05).
 
 # %%
 sample = lab.training_images(prepared)[:NUM_GT_OVERLAYS]
 truth = lab.read_ground_truth(prepared.labels, sample, prepared.class_names)
-fig = lab.show_overlays(sample, truth, None, title="Ground truth (KITTI labels)")
+fig = lab.show_overlays(
+    sample, [None] * len(sample), None, title="Ground truth (KITTI labels)", truth=truth
+)
 _ = lab.record_figure(ws, "02_ground_truth", fig, "Ground truth on prepared images (02)")
 
 # %% [markdown]

@@ -22,14 +22,14 @@
 # cvlab's TensorFlow trainer, which runs anywhere: TAO-style targets, loss and learning-rate
 # schedule, checkpoints, a loss/mAP curve.
 #
-# **How long.** The line under the imports gives the time the last `make demo` measured on
-# the embedded default (a tiny ResNet-10 on the CPU). The real setup (`MODEL_CONFIG = "peoplenet"`, ResNet-34 at 960x544, 60 epochs) needs GPUs.
+# **How long.** About 2 minutes on a 2-core laptop on the embedded default (a tiny ResNet-10
+# on the CPU; the line under the imports gives the last `make demo`'s measurement). The real
+# setup (`MODEL_CONFIG = "peoplenet"`, ResNet-34 at 960x544, 60 epochs) needs GPUs.
 #
 # **Embedded default.** Trains on the synthetic thermal TFRecords of notebook 02 (made here if
 # missing). The tiny model is for learning the workflow, not for deployment.
 
 # %% tags=["parameters"]
-# ruff: noqa: E402  (a notebook: imports follow this parameters cell)
 WORKSPACE = "runs/lab"
 MODEL_CONFIG = "tiny"  # "tiny" (CPU, minutes) or "peoplenet" (ResNet-34, 960x544: GPUs)
 EPOCHS = None  # None: the trainer's quick default for "tiny"; the lab: 60
@@ -71,8 +71,9 @@ display(lab.show_steps("TAO on a GPU machine", lab.tao_steps()))
 
 # %% [markdown]
 # ## Train with cvlab's TensorFlow trainer
-# One progress bar for the run (epoch, loss and the last validation mAP in its text) and a
-# loss/AP curve redrawn after every epoch (validation four times per run); checkpoints (resumed when the notebook is re-run with
+# One progress bar for the run (epoch, loss and the last validation AP in its text) and a
+# loss/AP curve redrawn after every epoch (validation eight times per run, enough to see the
+# AP level off); checkpoints (resumed when the notebook is re-run with
 # `FORCE_RETRAIN = False`), TensorBoard logs and a metrics CSV in the training folder.
 
 # %% [markdown]
@@ -101,8 +102,13 @@ display(lab.training_takeaway(trained.history))
 
 # %% [markdown]
 # **Reading the curve.** The loss falling on the log scale means the network is fitting the
-# thermal frames; the validation AP (right) is what matters: it is measured on held-out frames
-# the network never trained on. Notebook 05 scores the finished model the same way against the
+# thermal frames. The total lies *below* the coverage term because it is the weighted sum of
+# the terms (TAO's cost weights, `w_person_cov` and `w_person_bbox` in the metrics CSV: here
+# about 0.02 and 0.98), not another quantity.
+# The validation AP (right) is what matters: it is measured on held-out frames the network
+# never trained on, and it levels off when more epochs stop helping. The footnote gives the
+# same AP in TAO's convention (`detectnet_v2 evaluate` rounds box corners and counts pixels
+# +1), a hundredth or two away. Notebook 05 scores the finished model the same way against the
 # RGB model, on the same held-out frames.
 
 # %% [markdown]

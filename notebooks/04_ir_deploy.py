@@ -6,7 +6,7 @@
 #       extension: .py
 #       format_name: percent
 #       format_version: '1.3'
-#       jupytext_version: 1.19.6
+#       jupytext_version: 1.19.7
 #   kernelspec:
 #     display_name: Python 3
 #     language: python
@@ -23,7 +23,8 @@
 # TensorRT plan on GKE, plus a CPU-servable variant for here); uploads the repository to a GCS
 # bucket, (re)loads Triton from `gs://` and checks the model answers.
 #
-# **How long.** The line under the imports gives the time the last `make demo` measured.
+# **How long.** About 20 s on a 2-core laptop (the line under the imports gives the last
+# `make demo`'s measurement).
 #
 # **Embedded default.** No GPU and no cloud: the GCS bucket is a local GCS API emulator
 # (`gcp-storage-emulator`, started inside this notebook) and Triton is the CPU `tritonserver`
@@ -32,7 +33,6 @@
 # one; the lab's GKE steps are at the end.
 
 # %% tags=["parameters"]
-# ruff: noqa: E402  (a notebook: imports follow this parameters cell)
 WORKSPACE = "runs/lab"
 MODEL_NAME = "peoplenet_ir"  # local CPU variant (ONNX through Triton's python backend)
 LAB_MODEL_NAME = "peoplenet_ir_tlt"  # the lab's TensorRT model name on GKE
@@ -79,7 +79,8 @@ for command in engine.commands:
 # ## Model repository
 # Triton serves what it finds in a model repository: one folder per model with its
 # `config.pbtxt` and numbered version folders. `model_repository_gke/peoplenet_ir_tlt` is the
-# lab's (tensorrt_plan; the engine goes to `1/model.plan` when one was built);
+# lab's: a tensorrt_plan config for the real engine the steps at the end build (input
+# 3x544x960, grids 34x60), not for the small model trained here;
 # `model_repository/peoplenet_ir` is the variant this CPU Triton can serve, beside the RGB
 # stand-in of notebook 01. Both configs are written with Triton's own protobuf schema.
 
@@ -103,7 +104,8 @@ print(repos.lab_config_text)
 # %% [markdown]
 # ## Upload to GCS and (re)load Triton from `gs://`
 # Offline, Triton loads the repository from the emulator's `gs://` URL, must report the model
-# ready and answers a smoke inference on two training frames (pictured below).
+# ready and answers a smoke inference on two validation frames (pictured below, ground truth
+# in white).
 
 # %%
 deployment = lab.deploy_from_gcs(
@@ -127,6 +129,7 @@ if deployment.smoke_images:
         deployment.smoke_images,
         deployment.smoke_detections,
         deployment.smoke_config,
+        truth=deployment.smoke_truth,
         title=f"Smoke inference: Triton serving {MODEL_NAME} from {deployment.gcs_url}",
     )
     _ = lab.record_figure(ws, "04_smoke_inference", fig, "Smoke inference from gs:// (04)")

@@ -166,24 +166,44 @@ def input_images(directory: str | os.PathLike[str]) -> list[Path]:
 
 
 def prepare_summary(prepared: PreparedDataset) -> pd.DataFrame:
-    """The preparation report as a two-column table with readable names ("objects: person",
-    "clipped boxes"), or, when the dataset was reused, counts read from the folders."""
-    if prepared.report is not None:
-        table = prepared.report.to_pandas()
-        if "metric" not in table.columns:
-            table = table.reset_index()
-        table = table[["metric", "value"]].copy()
-        table["metric"] = [
-            str(m).replace("/", ": ").replace("tfrecord_", "TFRecord ").replace("_", " ")
-            for m in table["metric"]
-        ]
-        return table
-    images = list_images(prepared.images, (".jpg",))
-    labels = list(prepared.labels.glob("*.txt"))
-    return pd.DataFrame(
-        [("images", len(images)), ("labels", len(labels)), ("reused", "yes")],
-        columns=["metric", "value"],
-    )
+    """The preparation in plain words, two text columns (``what``, ``result``): frames per
+    split, boxes kept and dropped (with the dropped classes), then only the problems that
+    happened (clipped boxes, unreadable images...). When the dataset was reused, counts read
+    from the folders."""
+    report = prepared.report
+    if report is None:
+        images = list_images(prepared.images, (".jpg",))
+        labels = list(prepared.labels.glob("*.txt"))
+        return pd.DataFrame(
+            [("frames", f"{len(images)} (reused from an earlier run)"), ("labels", len(labels))],
+            columns=["what", "result"],
+        ).astype(str)
+    folds = report.frames_per_fold
+    val = folds.get(0, 0)
+    rows = [
+        ("frames", f"{report.images}: {val} validation / {sum(folds.values()) - val} training"),
+        (
+            "boxes kept",
+            ", ".join(f"{v} {k}" for k, v in sorted(report.objects.items())) or "none",
+        ),
+    ]
+    dropped = report.dropped_class_boxes
+    if dropped:
+        kinds = ", ".join(f"{k} {v}" for k, v in sorted(dropped.items(), key=lambda kv: -kv[1]))
+        rows.append(("boxes dropped", f"{sum(dropped.values())} of other classes ({kinds})"))
+    problems = [
+        ("boxes clipped to the frame", report.clipped_boxes),
+        ("boxes outside the frame, dropped", report.outside_boxes),
+        ("boxes with no area, dropped", report.degenerate_boxes),
+        ("boxes TFRecords could not take", report.tfrecord_skipped_boxes),
+        ("unreadable images, skipped", len(report.unreadable_images)),
+        ("images skipped (bad file names, duplicates)", len(report.skipped_images)),
+        ("frames without annotations", len(report.images_without_annotations)),
+        ("annotations without an image, ignored", len(report.annotations_without_images)),
+        ("images reused from an earlier run", report.images_resumed),
+    ]
+    rows += [(what, str(n)) for what, n in problems if n]
+    return pd.DataFrame(rows, columns=["what", "result"]).astype(str)
 
 
 def tfrecords_dir(prepared: PreparedDataset) -> Path:

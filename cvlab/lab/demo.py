@@ -228,12 +228,29 @@ HTML_EXPORT_PRIORITY = [
 ]
 
 
+#: Added to every exported page: code blocks in Markdown outputs (the real-setup steps) as
+#: copyable code (monospace on a grey background, one line per command, scrolled sideways
+#: rather than broken mid-word: JupyterLab's output style wraps them like log text), and text
+#: columns of tables left-aligned.
+PAGE_CSS = """
+.jp-RenderedMarkdown.jp-OutputArea-output pre {
+  font-family: var(--jp-code-font-family, monospace), monospace; font-size: 13px;
+  line-height: 1.5; background: #f3f4f6; border: 1px solid #d0d7de; border-radius: 4px;
+  padding: .55em .8em; margin: .3em 0 1.1em; overflow-x: auto;
+  white-space: pre; word-break: normal; overflow-wrap: normal;
+}
+.jp-RenderedMarkdown.jp-OutputArea-output .highlight { background: none; }
+.jp-RenderedHTMLCommon td.text, .jp-RenderedHTMLCommon th.text { text-align: left; }
+"""
+
+
 def export_html(
     notebook: str | os.PathLike[str], output: str | os.PathLike[str] | None = None
 ) -> Path:
     """An executed notebook as one self-contained HTML page (nbconvert's ``lab`` template,
-    images embedded, static outputs preferred: :data:`HTML_EXPORT_PRIORITY`), written beside
-    it (``NAME.html``) unless ``output`` is given."""
+    images embedded, static outputs preferred: :data:`HTML_EXPORT_PRIORITY`, code blocks and
+    tables styled by :data:`PAGE_CSS`), written beside it (``NAME.html``) unless ``output`` is
+    given."""
     import nbformat
     from nbconvert import HTMLExporter
     from traitlets.config import Config
@@ -243,6 +260,7 @@ def export_html(
     config = Config({"NbConvertBase": {"display_data_priority": HTML_EXPORT_PRIORITY}})
     exporter = HTMLExporter(template_name="lab", config=config)
     body, _ = exporter.from_notebook_node(nbformat.read(str(notebook), as_version=4))
+    body = body.replace("</head>", f"<style>{PAGE_CSS}</style>\n</head>", 1)
     return atomic_write_text(output, body)
 
 

@@ -18,7 +18,6 @@ from cvlab.lab.workspace import (
     IR_MODEL_NAME,
     LAB_IR_MODEL_NAME,
     Workspace,
-    atomic_write_text,
 )
 
 
@@ -107,6 +106,10 @@ def tensorrt_step(
     )
 
 
+#: The repository check's line when it found nothing wrong.
+REPOSITORY_VALID = "valid: every config.pbtxt agrees with its model files"
+
+
 @dataclass
 class IrRepositories:
     """The two model repositories written for the IR model."""
@@ -128,11 +131,10 @@ def ensure_ir_repository(
     max_batch_size: int = 16,
 ) -> IrRepositories:
     """Write ``model_repository/<name>`` (CPU-servable: ONNX via Triton's python backend) and
-    ``model_repository_gke/<lab_name>/config.pbtxt`` (the lab's tensorrt_plan config, with
-    ``1/model.plan`` when an engine exists). Both configs use Triton's protobuf schema."""
+    ``model_repository_gke/<lab_name>/config.pbtxt`` (the lab's tensorrt_plan config for the real
+    960x544 engine, with ``1/model.plan`` when an engine of that size was built here). Both
+    configs use Triton's protobuf schema."""
     from cvlab.triton.model_repository import (
-        build_model_config,
-        config_to_text,
         peoplenet_spec,
         validate_model_repository,
         write_model_repository,
@@ -147,24 +149,23 @@ def ensure_ir_repository(
         onnx_path,
         target="python",
     )
-    lab_spec = peoplenet_spec(lab_name, n, trained.input_size, max_batch_size)
-    lab_dir = ws.gke_model_repository / lab_name
-    if engine is not None and Path(engine).exists():
+    # the lab's GKE model: the real 960x544 engine's config (real-setup steps of 04); an engine
+    # built here joins it only when it has that size (the offline model's does not)
+    from cvlab.detectnet import PEOPLENET_INPUT_SIZE
+    from cvlab.lab.real_setup import lab_model_config
+
+    lab_config = lab_model_config(ws.gke_model_repository, lab_name, n)
+    if engine is not None and Path(engine).exists() and trained.input_size == PEOPLENET_INPUT_SIZE:
+        lab_spec = peoplenet_spec(lab_name, n, trained.input_size, max_batch_size)
         write_model_repository(ws.gke_model_repository, lab_spec, engine, target="tensorrt_plan")
-    else:
-        atomic_write_text(
-            lab_dir / "config.pbtxt", config_to_text(build_model_config(lab_spec, "tensorrt_plan"))
-        )
     problems = validate_model_repository(ws.model_repository)
     table = pd.DataFrame(
         {
             "repository": [str(ws.model_repository)] * max(1, len(problems)),
-            "problem": problems or ["none: config.pbtxt files agree with the model files"],
+            "problem": problems or [REPOSITORY_VALID],
         }
     )
-    return IrRepositories(
-        Path(local), lab_dir / "config.pbtxt", (lab_dir / "config.pbtxt").read_text(), table
-    )
+    return IrRepositories(Path(local), lab_config, lab_config.read_text(), table)
 
 
 def deploy_checks(
@@ -181,10 +182,21 @@ def deploy_checks(
             ("ONNX export", f"max |ONNX - Keras| {onnx.max_abs_diff:.1e} <= {atol:g}"),
             ("TensorRT", "engine built" if engine.engine_path else "command printed (no GPU)"),
             ("model repository", "; ".join(repos.problems_table["problem"])),
+            ("GKE config", _config_summary(repos.lab_config_path)),
         ],
         columns=["step", "result"],
     )
     return pd.concat([rows, deployment.checks_table()], ignore_index=True)
+
+
+def _config_summary(path: Path) -> str:
+    """``name: input 3x544x960, grids 34x60`` for a written config.pbtxt."""
+    from cvlab.triton.model_repository import read_model_config
+
+    config = read_model_config(path)
+    dims = "x".join(str(d) for d in config.input[0].dims)
+    grid = "x".join(str(d) for d in config.output[0].dims[1:])
+    return f"{config.name} ({config.platform}): input {dims}, grids {grid}"
 
 
 def repository_tree(root: str | os.PathLike[str]) -> str:
@@ -242,6 +254,7 @@ class Deployment:
     smoke_images: list[Path] = field(default_factory=list)
     smoke_detections: list[Any] = field(default_factory=list)
     smoke_config: Any = None
+    smoke_truth: list[Any] = field(default_factory=list)
 
     def checks_table(self) -> pd.DataFrame:
         """The deployment's checks as a small table (step, result)."""
@@ -251,7 +264,9 @@ class Deployment:
         ]
         if self.smoke_images:
             boxes = ", ".join(str(len(d)) for d in self.smoke_detections)
-            rows.append(("smoke inference", f"{len(self.smoke_images)} images: {boxes} boxes"))
+            rows.append(
+                ("smoke inference", f"{len(self.smoke_images)} validation frames: {boxes} boxes")
+            )
         return pd.DataFrame(rows, columns=["step", "result"])
 
 
@@ -291,19 +306,19 @@ def deploy_from_gcs(
         mount.mkdir(parents=True, exist_ok=True)
         server = start_triton(gcs_url, env=emulator.triton_env(mount))
         images: list[Path] = []
+        truth: list[Any] = []
         dets: list[Any] = []
         config = ir_postprocessing_config(ws)
         try:
             ready = bool(server.model_ready(model_name))
             smoke = ""
             if ready and smoke_images:
-                state = ws.state().get("dataset")
-                images = sorted(Path(state["images"]).glob("*.jpg"))[:smoke_images] if state else []
+                images, truth = _smoke_frames(ws, smoke_images)
                 if images:
                     dets = run_inference(
                         server.http_url, model_name, images, config, progress=False
                     ).detections
-                    smoke = f"; smoke inference on {len(images)} images: " + ", ".join(
+                    smoke = f"; smoke inference on {len(images)} validation frames: " + ", ".join(
                         f"{len(d)} boxes" for d in dets
                     )
         finally:
@@ -314,4 +329,15 @@ def deploy_from_gcs(
     )
     if not ready:
         raise RuntimeError(message)
-    return Deployment(gcs_url, report.to_dataframe(), message, ready, images, dets, config)
+    return Deployment(gcs_url, report.to_dataframe(), message, ready, images, dets, config, truth)
+
+
+def _smoke_frames(ws: Workspace, n: int) -> tuple[list[Path], list[Any]]:
+    """The last ``n`` validation frames (held out from training; notebook 05 pictures the
+    first ones) and their ground truth, when notebook 02 prepared the dataset."""
+    from cvlab.lab.data import evaluation_set
+
+    if "dataset" not in ws.state() or n < 1:
+        return [], []
+    images, truth = evaluation_set(ws)
+    return images[-n:], truth[-n:]

@@ -254,8 +254,33 @@ def how_long(notebook: str, timings: str | os.PathLike[str] | None = None) -> st
         seconds = float(data["seconds"][notebook])
     except (OSError, ValueError, KeyError, TypeError):
         return "How long: not measured yet (make demo measures every notebook)."
-    shown = f"{seconds:.0f} s" if seconds < 120 else f"{seconds / 60:.1f} min"
+    shown = _duration(seconds)
     return (
         f"How long: {shown} in the last `make demo` "
         f"({data.get('measured', 'date unknown')}, {data.get('machine', 'this machine')})."
     )
+
+
+def timings_table(timings: str | os.PathLike[str] | None = None) -> pd.DataFrame:
+    """Each notebook's time in the last ``make demo`` and the total, as a table (notebook,
+    seconds); empty when nothing was measured yet.
+
+    >>> timings_table("/nonexistent.json").empty
+    True
+    """
+    import json
+
+    from cvlab.lab.demo import TIMINGS_FILE
+
+    path = Path(timings) if timings else TIMINGS_FILE
+    try:
+        seconds = {str(k): float(v) for k, v in json.loads(path.read_text())["seconds"].items()}
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return pd.DataFrame(columns=["notebook", "time"])
+    rows = [(name, _duration(s)) for name, s in seconds.items()]
+    rows.append(("total", _duration(sum(seconds.values()))))
+    return pd.DataFrame(rows, columns=["notebook", "time"])
+
+
+def _duration(seconds: float) -> str:
+    return f"{seconds:.0f} s" if seconds < 120 else f"{seconds / 60:.1f} min"

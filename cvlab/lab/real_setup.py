@@ -23,7 +23,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from cvlab.lab.workspace import Workspace
+from cvlab.detectnet import PEOPLENET_INPUT_SIZE
+from cvlab.lab.workspace import LAB_IR_MODEL_NAME, Workspace
 
 #: Where the lab's GKE Triton reads its models from (replace with your bucket).
 EXAMPLE_BUCKET = "gs://my-bucket/tlt/triton-model"
@@ -57,11 +58,90 @@ def steps_markdown(heading: str, steps: list[Step]) -> str:
     return "\n\n".join(parts)
 
 
-def show_steps(heading: str, steps: list[Step]) -> Any:
-    """The steps for a notebook: rendered Markdown, the same text in plain-text viewers."""
-    from cvlab.lab.views import MarkdownText
+def _inline_html(text: str) -> str:
+    """The Markdown of a step's sentence (links, ``code``, **bold**) as HTML."""
+    import html
+    import re
 
-    return MarkdownText(steps_markdown(heading, steps))
+    out = html.escape(text, quote=False)
+    out = re.sub(r"`([^`]+)`", r"<code>\1</code>", out)
+    out = re.sub(r"\*\*([^*]+)\*\*", r"<b>\1</b>", out)
+    return re.sub(r"\[([^\]]+)\]\(([^)\s]+)\)", r"<a href='\2'>\1</a>", out)
+
+
+#: Inline style of a command block: copyable code wherever the HTML lands (a notebook output,
+#: whose own style would wrap it mid-word like log text, an exported page, the report).
+CODE_BLOCK_STYLE = (
+    "font-family: var(--jp-code-font-family, monospace), monospace; font-size: 13px; "
+    "line-height: 1.5; background: #f3f4f6; color: #1f2328; border: 1px solid #d0d7de; "
+    "border-radius: 4px; padding: .55em .8em; margin: .3em 0 1.1em; overflow-x: auto; "
+    "white-space: pre; word-break: normal; overflow-wrap: normal"
+)
+
+#: ... and of the code inside it (pages style ``code`` as wrapping inline text).
+_CODE_STYLE = "white-space: pre; font: inherit; background: none; color: inherit; padding: 0"
+
+
+def steps_html(heading: str, steps: list[Step], level: int = 3) -> str:
+    """The numbered steps as HTML (the notebooks' outputs and the report): a heading of
+    ``level``, each sentence, then its commands in a ``<pre class='commands'>`` block (one
+    command a line, copyable; styled inline by :data:`CODE_BLOCK_STYLE`).
+
+    >>> print(steps_html("Try", [Step("Say hi", "In `bash`:", ["echo 'a < b'"])]))
+    ... # doctest: +ELLIPSIS
+    <h3>Try</h3>
+    <p><b>1. Say hi.</b> In <code>bash</code>:</p>
+    <pre class='commands' style='...'><code style='...'>echo &#x27;a &lt; b&#x27;</code></pre>
+    """
+    import html
+
+    parts = [f"<h{level}>{html.escape(heading)}</h{level}>"]
+    for i, step in enumerate(steps, 1):
+        parts.append(f"<p><b>{i}. {html.escape(step.title)}.</b> {_inline_html(step.text)}</p>")
+        if step.commands:
+            code = html.escape("\n".join(step.commands))
+            parts.append(
+                f"<pre class='commands' style='{CODE_BLOCK_STYLE}'>"
+                f"<code style='{_CODE_STYLE}'>{code}</code></pre>"
+            )
+    return "\n".join(parts)
+
+
+class StepsView:
+    """Real-setup steps in a notebook: HTML with copyable command blocks (preferred by
+    JupyterLab and by the exported pages), Markdown, and the Markdown as plain text."""
+
+    def __init__(self, heading: str, steps: list[Step]) -> None:
+        self.heading = heading
+        self.steps = steps
+
+    def _repr_html_(self) -> str:
+        return steps_html(self.heading, self.steps, level=4)
+
+    def _repr_markdown_(self) -> str:
+        return steps_markdown(self.heading, self.steps)
+
+    def __repr__(self) -> str:
+        return self._repr_markdown_()
+
+
+def lab_steps(
+    ws: Workspace, model_repository: str = EXAMPLE_BUCKET
+) -> list[tuple[str, list[Step]]]:
+    """Every real-setup step of the lab, notebook by notebook (01 to 05), with its heading."""
+    return [
+        ("RGB PeopleNet on Triton in GKE (notebook 01)", rgb_model_steps(ws, model_repository)),
+        ("The FLIR thermal dataset (notebook 02)", flir_steps()),
+        ("Training in the TAO container (notebook 03)", tao_steps()),
+        ("IR model on Triton in GKE (notebook 04)", ir_model_steps(ws, model_repository)),
+        ("IR inference against the GKE Triton (notebook 05)", ir_client_steps()),
+    ]
+
+
+def show_steps(heading: str, steps: list[Step]) -> StepsView:
+    """The steps for a notebook: HTML with copyable command blocks, the Markdown in
+    plain-text viewers (:class:`StepsView`)."""
+    return StepsView(heading, steps)
 
 
 def _join(argv: Any) -> str:
@@ -101,15 +181,28 @@ def triton_on_gke_steps(model_repository: str = EXAMPLE_BUCKET) -> list[Step]:
     ]
 
 
-def _lab_config(ws: Workspace, name: str, num_classes: int) -> Path:
-    """The lab's tensorrt_plan config.pbtxt for ``name`` (960x544, batch 16), written to
-    ``ws.root/real_setup/<name>/config.pbtxt``."""
+def lab_model_config(root: str | os.PathLike[str], name: str, num_classes: int) -> Path:
+    """The lab's tensorrt_plan ``config.pbtxt`` for ``name``, written to
+    ``root/<name>/config.pbtxt``: the real engine's sizes (input 3x544x960 as
+    ``tlt-converter -d 3,544,960`` builds it, grids 34x60, batch 16), not the offline model's.
+
+    >>> import tempfile
+    >>> from cvlab.triton.model_repository import read_model_config
+    >>> config = read_model_config(lab_model_config(tempfile.mkdtemp(), "peoplenet_ir_tlt", 1))
+    >>> list(config.input[0].dims), [list(o.dims) for o in config.output]
+    ([3, 544, 960], [[4, 34, 60], [1, 34, 60]])
+    """
     from cvlab.fileio import atomic_write_text
     from cvlab.triton.model_repository import build_model_config, config_to_text, peoplenet_spec
 
-    spec = peoplenet_spec(name, num_classes)
-    path = ws.root / "real_setup" / name / "config.pbtxt"
+    spec = peoplenet_spec(name, num_classes, PEOPLENET_INPUT_SIZE)
+    path = Path(root) / name / "config.pbtxt"
     return atomic_write_text(path, config_to_text(build_model_config(spec, "tensorrt_plan")))
+
+
+def _lab_config(ws: Workspace, name: str, num_classes: int) -> Path:
+    """:func:`lab_model_config` under ``ws.root/real_setup`` (the RGB model's)."""
+    return lab_model_config(ws.root / "real_setup", name, num_classes)
 
 
 def rgb_model_steps(
@@ -213,27 +306,29 @@ def ir_model_steps(ws: Workspace, model_repository: str = EXAMPLE_BUCKET) -> lis
     from cvlab.train.tao import lab_commands
 
     tao = lab_commands()
-    config = ws.gke_model_repository / "peoplenet_ir_tlt" / "config.pbtxt"
+    config = lab_model_config(ws.gke_model_repository, LAB_IR_MODEL_NAME, 1)
     repo = model_repository.rstrip("/")
     return [
         Step(
             "Export the retrained model and build its TensorRT plan",
-            "In the TAO container, after the training of notebook 03:",
+            "In the TAO container, after the training of notebook 03 (the engine's input is "
+            "3x544x960, the size the training spec trains at):",
             [tao["export"].shell, tao["convert"].shell],
         ),
         Step(
             "Copy the plan and its config.pbtxt to the bucket",
-            f"The config is the one written above (`{config.relative_to(ws.root)}`):",
+            f"The config is written by cvlab for that engine (`{config.relative_to(ws.root)}` "
+            "in the workspace: input 3x544x960, grids 34x60):",
             [
                 _join(
                     [
                         "gsutil",
                         "cp",
                         "/tlt/models/ir.engine",
-                        f"{repo}/peoplenet_ir_tlt/1/model.plan",
+                        f"{repo}/{LAB_IR_MODEL_NAME}/1/model.plan",
                     ]
                 ),
-                _join(["gsutil", "cp", str(config), f"{repo}/peoplenet_ir_tlt/"]),
+                _join(["gsutil", "cp", str(config), f"{repo}/{LAB_IR_MODEL_NAME}/"]),
             ],
         ),
         *triton_on_gke_steps(model_repository),
@@ -246,7 +341,7 @@ def ir_client_steps(images_dir: str = "directory_to_test_images") -> list[Step]:
 
     command = _join(
         [
-            "cvlab", "infer", images_dir, "-m", "peoplenet_ir_tlt", "-x", "1", "-b", "16",
+            "cvlab", "infer", images_dir, "-m", LAB_IR_MODEL_NAME, "-x", "1", "-b", "16",
             "--mode", "DetectNet_v2", "--class_list", "person", "-i", "https",
             "-u", "$INGRESS_HOST:80", "--async",
             "--output_path", f"{images_dir}_output",

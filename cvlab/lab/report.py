@@ -8,9 +8,9 @@ tells the run's story:
 1. a headline: what ran (offline or real, synthetic or FLIR data, stand-in or real models),
    the RGB-vs-IR result and the before/after figure at full width, links to the executed
    notebooks and their measured times;
-2. dataset (02), training (03), deploy (04: ONNX check, repository, Triton status) and
-   inference (01, 05);
-3. environment and raw tables last, folded.
+2. the lab's order: RGB inference (01), dataset (02), training (03), deploy (04: ONNX check,
+   repository, Triton status) and IR inference (05);
+3. environment and raw tables, folded, then the real-setup steps of every notebook.
 
 Tables come from ``pandas.DataFrame.to_html`` (numbers rounded), images are embedded as base64
 (the page can be mailed around), figures are full width and open enlarged on click.
@@ -40,10 +40,10 @@ from cvlab.lab.workspace import resolve_workspace_path
 HEADLINE_FIGURE = "05_before_after"
 #: Notebook 01's real held-out video frames: the headline's first picture.
 HEADLINE_RGB_FIGURE = "01_rgb_overlays"
-HEADLINE_FIGURES = (HEADLINE_RGB_FIGURE, HEADLINE_FIGURE)
 HEADLINE_TABLE = "05_ap_comparison"
 #: Body sections: (heading, one line on what it shows, notebook prefixes of its records).
 SECTIONS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
+    ("RGB inference", "The RGB model through Triton on RGB frames (notebook 01).", ("01",)),
     (
         "Dataset",
         "FLIR thermal frames prepared as KITTI labels and TFRecords (notebook 02).",
@@ -56,11 +56,15 @@ SECTIONS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
         ("04",),
     ),
     (
-        "Inference",
-        "RGB inference through Triton (notebook 01) and the thermal evaluation (notebook 05).",
-        ("01", "05"),
+        "IR inference",
+        "The RGB model and the retrained IR model on held-out thermal frames (notebook 05).",
+        ("05",),
     ),
 )
+#: The domain-gap chart of notebook 05, shown in the headline too.
+HEADLINE_CHART = "05_domain_gap"
+#: The headline's pictures, in this order.
+HEADLINE_FIGURES = (HEADLINE_RGB_FIGURE, HEADLINE_CHART, HEADLINE_FIGURE)
 #: Records folded into "Details" at the end: the environment (00) and raw tables.
 DETAIL_MARKERS = ("00_", "_history", "_raw", "coverage")
 
@@ -86,7 +90,8 @@ figcaption { font-size: 90%; color: #444; margin-top: .2em; }
         gap: .8em; }
 .note { color: #666; font-size: 90%; }
 pre { background: #f6f6f6; border: 1px solid #ddd; padding: .6em .9em; overflow-x: auto;
-      font-size: 85%; }
+      font-size: 85%; white-space: pre; }
+pre.commands { border-radius: 4px; margin: .3em 0 1.1em; }
 details { margin: .6em 0; }
 summary { cursor: pointer; font-weight: 600; }
 #zoom { position: fixed; inset: 0; background: rgba(0, 0, 0, .88); overflow: auto;
@@ -230,10 +235,10 @@ def _result_line(state: Mapping[str, Any], tables: list[tuple[Path, str]]) -> st
                 if {"model", "AP"} <= set(df.columns) and len(df) >= 2:
                     rgb, ir = float(df["AP"].iloc[0]), float(df["AP"].iloc[-1])
     lines = []
-    if state.get("rgb_real_ap") is not None:
+    if state.get("rgb_frames_ap") is not None:
         lines.append(
             f"<p class='result'>Person AP of the RGB model on held-out real video frames: "
-            f"<b>{float(state['rgb_real_ap']):.2f}</b></p>"
+            f"<b>{float(state['rgb_frames_ap']):.2f}</b></p>"
         )
     if rgb is not None and ir is not None:
         lines.append(
@@ -255,6 +260,21 @@ def _notebook_links(
         took = f" ({seconds[nb.stem]:.0f} s)" if nb.stem in seconds else ""
         items.append(f"<a href='{html.escape(href)}'>{html.escape(nb.stem)}</a>{took}")
     return "<p>Executed notebooks: " + " &middot; ".join(items) + "</p>" if items else ""
+
+
+def _real_setup_html(ws_root: Path) -> str:
+    """The lab's real-setup steps, notebook by notebook, as the last section (their configs
+    are written into the workspace, as the notebooks do)."""
+    from cvlab.lab.real_setup import lab_steps, steps_html
+    from cvlab.lab.workspace import Workspace
+
+    parts = [
+        "<h2 id='real-setup'>The real setup</h2>",
+        "<p class='note'>What each notebook stands in for: the commands for NGC, TAO, "
+        "TensorRT, Google Cloud Storage and Triton on GKE (replace the bucket with yours).</p>",
+    ]
+    parts += [steps_html(heading, steps) for heading, steps in lab_steps(Workspace(ws_root))]
+    return "\n".join(parts)
 
 
 def build_report(
@@ -309,9 +329,8 @@ def build_report(
         parts.append("<ul>" + "".join(f"<li>{html.escape(line)}</li>" for line in ran) + "</ul>")
     parts.append(_result_line(state, tables))
     parts.append(_notebook_links([Path(n) for n in notebooks], output_html, seconds or {}))
-    headline = [(p, c) for p, c in figures if p.stem == HEADLINE_RGB_FIGURE]
-    headline += [(p, c) for p, c in figures if p.stem == HEADLINE_FIGURE]
-    parts.extend(image_tag(p, c) for p, c in headline)
+    for stem in HEADLINE_FIGURES:  # a real frame, the domain gap, then the before/after
+        parts.extend(image_tag(p, c) for p, c in figures if p.stem == stem)
     parts.append("</section>")
 
     details = [(p, c) for p, c in tables if _is_detail(p)]
@@ -346,7 +365,7 @@ def build_report(
         for path, caption in tables + texts + figures + images
         if _notebook_prefix(path) not in known
         and (path, caption) not in details
-        and path.stem != HEADLINE_FIGURE
+        and path.stem not in HEADLINE_FIGURES
     ]
     if other:
         parts.append("<h2>Other records</h2>")
@@ -365,6 +384,7 @@ def build_report(
         parts.append(
             f"<details><summary>{html.escape(caption)}</summary>{table_html(path)}</details>"
         )
+    parts.append(_real_setup_html(ws_root))
     parts.append(_ZOOM_SCRIPT)
     parts.append("</body></html>")
     return atomic_write_text(output_html, "\n".join(p for p in parts if p))

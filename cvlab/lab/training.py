@@ -119,7 +119,7 @@ def ensure_trained_model(
         batch_size=batch_size,
         resume=not force,
         progress=True,
-        validate_every=max(1, (epochs or train_config.epochs) // 4),
+        validate_every=max(1, (epochs or train_config.epochs) // 8),  # shows the plateau
     )
     if live_plot:
         from cvlab.lab.live import LiveTrainingPlot

@@ -124,8 +124,30 @@ def _legend(fig: Any, config: Any, truth: bool, classes: Sequence[str] | None = 
         )
 
 
-def _count_text(dets: Any) -> str:
-    if not len(dets):
+def _count_text(dets: Any, truth: Any = None) -> str:
+    """What a picture shows, in words: ``"found 1 box, 1 correct, of 4 people"`` per class of
+    the ground truth (TAO's matching, IoU >= 0.5) when ``truth`` is given, else the counts."""
+    if truth is not None and dets is not None:
+        from cvlab.train.evaluate import evaluate_detections
+
+        names = [n for n in truth.class_names if n in dets.class_names]
+        if names:
+            result = evaluate_detections([dets], [truth], tuple(names))
+            parts = []
+            for _, row in result.per_class.iterrows():
+                found, gt = int(row["num_pred"]), int(row["num_gt"])
+                if not found and not gt:
+                    continue
+                what = "people" if row["class"] == "person" else str(row["class"])
+                boxes = {0: "no boxes", 1: "1 box"}.get(found, f"{found} boxes")
+                parts.append(f"found {boxes}, {int(row['tp'])} correct, of {gt} {what}")
+            return "; ".join(parts) or "no boxes, nobody there"
+    if dets is None and truth is not None:
+        people = truth.names.count("person")
+        others = len(truth) - people
+        text = "1 person" if people == 1 else f"{people} people"
+        return text + (f", {others} other" if others else "") + " (ground truth)"
+    if dets is None or not len(dets):
         return "no boxes"
     counts = {n: dets.names.count(n) for n in dets.class_names if n in dets.names}
     return ", ".join(f"{c} {n}" for n, c in counts.items())
@@ -158,12 +180,12 @@ def show_overlays(
         ax = axes.ravel()[i]
         gt = truth[i] if truth is not None else None
         ax.imshow(_overlay(load_image(path), dets, config, gt, labels))
-        ax.set_title(f"{short_name(path)}: {_count_text(dets)}", fontsize=10)
+        ax.set_title(f"{short_name(path)}: {_count_text(dets, gt)}", fontsize=10)
     if title:
         fig.suptitle(title, fontsize=12)
     has_truth = truth is not None and any(t is not None and len(t) for t in truth)
     _legend(fig, config, has_truth)
-    fig.tight_layout(rect=(0, 0.05, 1, 1))
+    fig.tight_layout(rect=(0, 0.05, 1, 1), h_pad=1.8)  # titles clear of the image above
     plt.show()
     return fig
 
@@ -302,6 +324,97 @@ def show_pr_curves(results: Mapping[str, Any], class_name: str = "person") -> An
     return fig
 
 
+def show_coverage(
+    image: str | os.PathLike[str],
+    rows: Sequence[tuple[str, Any, Any, Any]],
+    truth: Any = None,
+    class_name: str = "person",
+) -> Any:
+    """One frame, one row per model: its boxes (ground truth in white) beside its raw
+    ``output_cov`` grid for ``class_name`` (:func:`cvlab.viz.plots.plot_coverage`). ``rows``:
+    (label, detections, raw outputs of this frame as kept by ``run_inference(...,
+    keep_outputs=True)``, clustering config). A box's score is the sum of the coverage of the
+    cells clustered into it. Shown inline; returns the Figure."""
+    import matplotlib.pyplot as plt
+
+    from cvlab.images import load_image
+    from cvlab.viz.plots import plot_coverage
+
+    rgb = load_image(image)
+    fig, axes = plt.subplots(
+        len(rows), 2, figsize=(13, 3.6 * len(rows) + 0.6), squeeze=False, layout="constrained"
+    )
+    for ax_pair, (label, dets, outputs, config) in zip(axes, rows, strict=True):
+        cov = next(v for k, v in outputs.items() if k.startswith("output_cov"))
+        names = list(dets.class_names)
+        channel = names.index(class_name) if class_name in names else 0
+        plot_coverage(
+            rgb,
+            _overlay(rgb, dets, config, truth),
+            np.asarray(cov)[channel],
+            ax_pair,
+            label=label,
+            class_name=class_name,
+        )
+    fig.suptitle(f"{short_name(image)}: what each model sees before clustering", fontsize=12)
+    plt.show()
+    return fig
+
+
+def rgb_frames_ap(ws: Workspace) -> float | None:
+    """The RGB model's person AP on RGB frames as notebook 01 left it: the state's
+    ``rgb_frames_ap`` when set, else the person row of its recorded ``01_standin_ap`` table."""
+    state = ws.state()
+    if state.get("rgb_frames_ap") is not None:
+        return float(state["rgb_frames_ap"])
+    path = ws.report / "tables" / "01_standin_ap.csv"
+    if path.is_file():
+        table = pd.read_csv(path)
+        person = table[table.get("class", pd.Series(dtype=str)) == "person"]
+        if len(person) and "AP" in person.columns:
+            return float(person["AP"].iloc[0])
+    return None
+
+
+def show_domain_gap(
+    rgb_eval: Any,
+    ir_eval: Any,
+    rgb_frames_ap: float | None,
+    *,
+    rgb_frames: str = "RGB frames",
+    rgb_frames_note: str = "",
+    class_name: str = "person",
+) -> Any:
+    """The domain gap in one chart of three bars (:func:`cvlab.viz.plots.plot_domain_gap`): the
+    RGB model on RGB frames (``rgb_frames_ap``, measured elsewhere: notebook 01's frames,
+    called ``rgb_frames``, ``rgb_frames_note`` under it, e.g. "found 9 of 10"; the bar is left
+    out when None), the RGB model on thermal frames
+    (``rgb_eval``) and the IR model on thermal frames (``ir_eval``), each with what it found.
+    Shown inline; returns the Figure."""
+    import matplotlib.pyplot as plt
+
+    from cvlab.viz.plots import found_text, plot_domain_gap
+
+    bars = []
+    if rgb_frames_ap is not None:
+        bars.append((f"RGB model\non {rgb_frames}", rgb_frames_ap, rgb_frames_note))
+    bars += [
+        (
+            "RGB model\non thermal frames",
+            rgb_eval.ap[class_name],
+            found_text(rgb_eval, class_name),
+        ),
+        (
+            "IR model (retrained)\non thermal frames",
+            ir_eval.ap[class_name],
+            found_text(ir_eval, class_name),
+        ),
+    ]
+    fig = plot_domain_gap(bars)
+    plt.show()
+    return fig
+
+
 def show_before_after(
     images: Sequence[Path],
     before: Sequence[Any],
@@ -334,7 +447,9 @@ def show_before_after(
         rgb = load_image(path)
         for j, (dets, cfg, _) in enumerate(columns):
             axes[i, j].imshow(_overlay(rgb, dets[i], cfg, truth[i]))
-            axes[i, j].set_title(f"{short_name(path)}: {_count_text(dets[i])}", fontsize=10)
+            axes[i, j].set_title(
+                f"{short_name(path)}: {_count_text(dets[i], truth[i])}", fontsize=10
+            )
             axes[i, j].axis("off")
     for j, (_, _, text) in enumerate(columns):
         axes[0, j].annotate(
@@ -349,36 +464,47 @@ def show_before_after(
             fontweight="bold",
         )
     _legend(fig, after_config, truth=True, classes=("person",))
-    fig.tight_layout(rect=(0, 0.03, 1, 0.97))
+    fig.tight_layout(rect=(0, 0.03, 1, 0.97), h_pad=1.8)  # titles clear of the image above
     plt.show()
     return fig
 
 
 def history_table(history: pd.DataFrame) -> pd.DataFrame:
     """The validated epochs of a training history (and the last one), the columns a person
-    reads (epoch, loss, learning rate, mAP and per-class AP) with readable names, rounded."""
+    reads: epoch, the weighted total loss and its terms, the learning rate and the validation
+    AP (each class's AP only when there are several; TAO's convention left to the plot's
+    footnote), with readable names and number formats (``2.1e-03``, ``0.80``)."""
     if history.empty:
         return history
     validated = history["mAP"].notna() if "mAP" in history.columns else history["epoch"] < 0
     rows = history[validated | (history.index == history.index[-1])]
-    keep = ["epoch", "loss", "lr"] + [
-        c for c in history.columns if str(c).startswith(("mAP", "ap_"))
-    ]
+    ap_cols = [c for c in history.columns if str(c).startswith("ap_") and "tao" not in str(c)]
+    losses = [c for c in history.columns if str(c).endswith("_loss")]
+    keep = ["epoch", "loss", *losses, "lr", "mAP", *(ap_cols if len(ap_cols) > 1 else [])]
     table = rows[[c for c in keep if c in rows.columns]].copy()
-    table.columns = [_history_name(str(c)) for c in table.columns]
-    return table.round(4).reset_index(drop=True)
+    for col in table.columns:
+        if col == "epoch":
+            table[col] = table[col].astype(int)
+        elif col in ("loss", "lr", *losses):
+            table[col] = [f"{v:.1e}" if v == v else "" for v in table[col]]
+        else:
+            table[col] = [f"{v:.2f}" if v == v else "" for v in table[col]]
+    table.columns = [_history_name(str(c), len(ap_cols) > 1) for c in table.columns]
+    return table.reset_index(drop=True)
 
 
-def _history_name(column: str) -> str:
-    """``lr`` -> "learning rate", ``ap_person`` -> "AP person", ``mAP_tao`` -> "mAP (as TAO
-    reports it)", ``ap_tao_person`` -> "AP person (as TAO reports it)"."""
-    fixed = {"lr": "learning rate", "mAP": "validation mAP"}
+def _history_name(column: str, several_classes: bool = False) -> str:
+    """``lr`` -> "learning rate", ``loss`` -> "total loss (weighted)", ``person_cov_loss`` ->
+    "person cov loss", ``mAP`` -> "validation AP" ("validation mAP" with several classes),
+    ``ap_person`` -> "AP person"."""
+    fixed = {
+        "lr": "learning rate",
+        "loss": "total loss (weighted)",
+        "mAP": "validation mAP" if several_classes else "validation AP",
+    }
     if column in fixed:
         return fixed[column]
-    tao = "_tao" in column or column.startswith("ap_tao")
-    name = column.replace("ap_tao_", "AP ").replace("_tao", "").replace("ap_", "AP ")
-    name = name.replace("_", " ")
-    return f"{name} (as TAO reports it)" if tao else name
+    return column.replace("ap_", "AP ").replace("_", " ")
 
 
 def training_takeaway(history: pd.DataFrame) -> MarkdownText:
@@ -452,6 +578,19 @@ class MarkdownText:
         return self.text
 
 
+def _is_text(column: pd.Series) -> bool:
+    """Whether a table column holds words (left-aligned) rather than numbers, also numbers
+    already formatted as text ("2.1e-03")."""
+    if pd.api.types.is_numeric_dtype(column):
+        return False
+    for value in column:
+        try:
+            float(value) if value not in (None, "") else 0.0
+        except (TypeError, ValueError):
+            return True
+    return False
+
+
 class Table:
     """A DataFrame shown for people: no index column, numbers rounded to ``digits`` decimals,
     as HTML in notebooks and as aligned text elsewhere."""
@@ -466,7 +605,27 @@ class Table:
         return f"{value:.{self.digits}f}".rstrip("0").rstrip(".") or "0"
 
     def _repr_html_(self) -> str:
-        return self.df.to_html(index=False, border=0, float_format=self._format, na_rep="")
+        """HTML with text columns left-aligned (inline styles: they survive JupyterLab's
+        sanitiser) and numbers right-aligned."""
+        import html
+
+        text = [_is_text(self.df[c]) for c in self.df.columns]
+        left = ' style="text-align: left"'
+
+        def cell(tag: str, value: Any, is_text: bool) -> str:
+            shown = self._format(value) if isinstance(value, float) else value
+            shown = "" if shown is None else html.escape(str(shown))
+            return f"<{tag}{left if is_text else ''}>{shown}</{tag}>"
+
+        head = "".join(cell("th", c, t) for c, t in zip(self.df.columns, text, strict=True))
+        rows = [
+            "<tr>" + "".join(cell("td", v, t) for v, t in zip(row, text, strict=True)) + "</tr>"
+            for row in self.df.itertuples(index=False)
+        ]
+        return (
+            f'<table class="dataframe"><thead><tr>{head}</tr></thead>'
+            f"<tbody>{''.join(rows)}</tbody></table>"
+        )
 
     def __repr__(self) -> str:
         return self.df.to_string(index=False, float_format=self._format, na_rep="")

@@ -42,7 +42,7 @@ def test_records_become_an_html_report(tmp_path: Path) -> None:
     ws = lab.Workspace(tmp_path / "ws")
     ws.update_state(
         flir_source=ws.flir_source, rgb_standin={"epochs": 1}, trained={"config": "tiny"},
-        deployed_gcs=lab.EMULATOR_MODEL_REPOSITORY, rgb_ap=0.0213, ir_ap=0.8049, rgb_real_ap=0.903,
+        deployed_gcs=lab.EMULATOR_MODEL_REPOSITORY, rgb_ap=0.0213, ir_ap=0.8049, rgb_frames_ap=0.903,
     )  # fmt: skip
     lab.record_table(ws, "00_environment", pd.DataFrame({"component": ["python"]}), "Env")
     lab.record_table(
@@ -75,9 +75,10 @@ def test_records_become_an_html_report(tmp_path: Path) -> None:
     assert headline.index("Real frames") < headline.index("Before/after")  # a real frame first
     assert "href='../nb/05_ir_inference.html'>05_ir_inference</a> (41 s)" in headline
     # then the sections in the story's order, details (environment, raw history) folded last
-    order = [html.index(f"<h2>{h}</h2>") for h in ("Dataset", "Training", "Deploy", "Inference")]
-    assert order == sorted(order) and html.index("Stats") > order[0]
-    assert html.index("<pre>model_repository/") > order[2]
+    sections = ("RGB inference", "Dataset", "Training", "Deploy", "IR inference")
+    order = [html.index(f"<h2>{h}</h2>") for h in sections]
+    assert order == sorted(order) and html.index("Stats") > order[1]
+    assert html.index("<pre>model_repository/") > order[3]
     details = html.index("<h2>Details</h2>")
     assert html.index("<summary>Env</summary>") > details
     assert html.index("<summary>History</summary>") > details
@@ -85,7 +86,10 @@ def test_records_become_an_html_report(tmp_path: Path) -> None:
     assert html.count("data:image/png;base64,") == 3 and html.count("data:image/jpeg;base64,") == 1
     assert "width: 100%" in html and 'id="zoom"' in html  # full width, click to enlarge
     empty = build_report(tmp_path / "empty", tmp_path / "empty.html").read_text()
-    assert empty.count("Nothing recorded") == 5
+    assert empty.count("Nothing recorded") == 6
+    # the real-setup steps end the report, the IR model's config the real engine's
+    assert html.rindex("<h2") == html.index("<h2 id='real-setup'>The real setup</h2>")
+    assert "tlt-converter -k tlt_encode -d 3,544,960" in html
 
 
 def test_produced_table(tmp_path: Path) -> None:
@@ -351,7 +355,15 @@ def test_people_tables_and_folded_details() -> None:
     )  # fmt: skip
     rows = lab.history_table(history)
     assert rows["epoch"].tolist() == [2, 3]  # validated epochs and the last one
-    assert list(rows.columns) == ["epoch", "loss", "learning rate", "validation mAP", "AP person"]
+    # one AP for one class, readable number formats (never "learning rate 0")
+    assert list(rows.columns) == [
+        "epoch",
+        "total loss (weighted)",
+        "learning rate",
+        "validation AP",
+    ]
+    assert rows["learning rate"].tolist() == ["1.0e-04", "1.0e-04"]
+    assert rows["validation AP"].tolist() == ["0.51", ""]
 
 
 def test_verdict_and_how_long(tmp_path: Path) -> None:

@@ -5,8 +5,9 @@ report opens with its headline and its images loaded.
 
 Real parts throughout: a JupyterLab server on 127.0.0.1 (a token), the notebook's kernel, the
 bundled tritonserver serving cvlab's demo model (deterministic, no training: the page is under
-test here, not the stand-in's accuracy, which the notebook tests check). ``make test`` installs Chromium (``apt-get install
-chromium``); without it the test is skipped and says why.
+test here, not the stand-in's accuracy, which the notebook tests check). ``make test`` installs
+Chromium (``apt-get install --no-install-recommends chromium``); without it the test is skipped
+and says why.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import nbformat
+import numpy as np
 import pytest
 
 from cvlab.lab.demo import ensure_kernelspec, inject_parameters, kernel_environment
@@ -237,6 +239,11 @@ def test_notebook_01_runs_in_jupyterlab_and_the_tuner_responds(
     else:
         pytest.fail(f"the person threshold slider changed no image's boxes: {seen}")
 
+    # the real-setup commands, live in JupyterLab: copyable code, one unbroken line each
+    blocks = page.eval_on_selector_all(".jp-OutputArea-output pre.commands", _CODE_STYLE)
+    assert blocks
+    _assert_code_blocks(blocks, [b["text"].rstrip("\n").split("\n") for b in blocks])
+
 
 def test_report_opens_with_headline_and_images(page: object, lab_root: Path) -> None:
     """After the notebook run above: the report of its workspace, opened from disk."""
@@ -273,3 +280,113 @@ def test_executed_notebook_shows_finished_bars_and_the_tuner(
     tuner.wait_for(timeout=30_000)
     assert tuner.evaluate("e => e.complete && e.naturalWidth > 100")
     assert "VBox(" not in panel.inner_text()
+
+
+# --- the exported pages and the report, at a laptop's 1400x900 (no JupyterLab needed) -------
+#: What a copyable code block is, read from the browser's computed style.
+_CODE_STYLE = """els => els.map(e => {
+  const s = getComputedStyle(e);
+  const code = e.querySelector('code') || e;
+  const range = document.createRange();
+  range.selectNodeContents(code);
+  const tops = new Set(Array.from(range.getClientRects()).filter(r => r.width > 0)
+                           .map(r => Math.round(r.top)));
+  return {font: getComputedStyle(code).fontFamily, background: s.backgroundColor,
+          overflow: s.overflowX, space: getComputedStyle(code).whiteSpace,
+          lines: tops.size, text: e.innerText};
+})"""
+
+
+def _assert_code_blocks(blocks: list[dict], commands: list[list[str]]) -> None:
+    """Each block monospace, on a background, scrolled sideways, one line per command (none
+    broken mid-word), in the order of the steps."""
+    assert len(blocks) == len(commands), [b["text"] for b in blocks]
+    for block, lines in zip(blocks, commands, strict=True):
+        assert "mono" in block["font"].lower(), block["font"]
+        assert block["background"] not in ("rgba(0, 0, 0, 0)", "transparent"), block
+        assert block["overflow"] == "auto" and block["space"] == "pre", block
+        assert block["text"].rstrip("\n").split("\n") == lines
+        assert block["lines"] == len(lines), (block["lines"], lines)  # no wrapped line
+
+
+def _steps_notebook(path: Path, steps: list) -> Path:
+    """A notebook whose one output is the steps as the notebooks display them."""
+    from cvlab.lab.real_setup import show_steps
+
+    nb = nbformat.v4.new_notebook()
+    cell = nbformat.v4.new_code_cell('display(lab.show_steps("IR", lab.ir_model_steps(ws)))')
+    from IPython.core.formatters import DisplayFormatter
+
+    data, _ = DisplayFormatter().format(show_steps("IR model on Triton in GKE", steps))
+    assert {"text/html", "text/markdown", "text/plain"} <= set(data)  # as display() saves it
+    cell.outputs = [nbformat.v4.new_output("display_data", data)]
+    nb.cells.append(cell)
+    nbformat.write(nb, path)
+    return path
+
+
+def test_real_setup_commands_render_as_code_blocks(browser: object, tmp_path: Path) -> None:
+    """The exported notebook pages (04's steps: the longest lines) and the report's last
+    section show every command as copyable code, not as wrapped prose."""
+    from cvlab import lab
+    from cvlab.lab.demo import export_html
+
+    ws = lab.Workspace(tmp_path / "ws")
+    steps = lab.ir_model_steps(ws)
+    page = browser.new_page(viewport={"width": 1400, "height": 900})
+    try:
+        html = export_html(_steps_notebook(tmp_path / "04.ipynb", steps))
+        page.goto(html.as_uri())
+        blocks = page.eval_on_selector_all(".jp-OutputArea-output pre", _CODE_STYLE)
+        _assert_code_blocks(blocks, [s.commands for s in steps if s.commands])
+
+        report = build_report(ws.root, tmp_path / "report.html")
+        page.goto(report.as_uri())
+        blocks = page.eval_on_selector_all("#real-setup ~ pre.commands", _CODE_STYLE)
+        every = [s.commands for _, part in lab.lab_steps(ws) for s in part if s.commands]
+        _assert_code_blocks(blocks, every)
+        headings = page.locator("h2").all_inner_texts()
+        assert headings[-1] == "The real setup"  # the report ends with it
+    finally:
+        page.close()
+
+
+def test_report_headline_shows_the_domain_gap_and_the_zero_ap_model(
+    browser: object, tmp_path: Path
+) -> None:
+    """The three-bar chart in the headline, and the precision-recall figure of a model that
+    found nobody still shows that model (a point and "found 0 of 2, 1 false box")."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from cvlab import lab
+    from cvlab.detections import Detections
+    from cvlab.viz.plots import plot_pr_comparison
+
+    ws = lab.Workspace(tmp_path / "ws")
+    truth = [Detections(np.array([[10, 10, 40, 90], [60, 10, 90, 90]]), [1, 1], [0, 0],
+                        ("person",), (100, 100))]  # fmt: skip
+    ir = [Detections(np.array([[10, 10, 40, 90]]), [3.0], [0], ("person",), (100, 100))]
+    rgb = [Detections(np.array([[0, 0, 5, 5]]), [2.0], [0], ("person",), (100, 100))]
+    rgb_eval = lab.evaluate(rgb, truth, ("person",))
+    ir_eval = lab.evaluate(ir, truth, ("person",))
+    fig = lab.show_domain_gap(rgb_eval, ir_eval, 0.9)
+    labels = [t.get_text() for t in fig.axes[0].get_xticklabels()]
+    assert labels[0] == "RGB model\non RGB frames" and "found 0 of 2, 1 false box" in labels[1]
+    lab.record_figure(ws, "05_domain_gap", fig, "Person AP: domain gap (05)")
+    pr = plot_pr_comparison({"RGB model": rgb_eval, "IR model": ir_eval})
+    legend = [t.get_text() for t in pr.axes[0].get_legend().get_texts()]
+    assert legend[0] == "RGB model: AP 0.00, found 0 of 2, 1 false box"
+    assert any("found 0 of 2" in t.get_text() for t in pr.axes[0].texts)  # by its point
+    lab.record_figure(ws, "05_pr_curves", pr, "Precision-recall (05)")
+    page = browser.new_page(viewport={"width": 1400, "height": 900})
+    try:
+        page.goto(build_report(ws.root, tmp_path / "report.html").as_uri())
+        chart = page.locator("#headline figure img[alt='Person AP: domain gap (05)']")
+        assert chart.evaluate("e => e.complete && e.naturalWidth > 300")
+        box = chart.bounding_box()
+        assert box["y"] < 900 and box["width"] > 300  # on the first screen
+        pr_img = page.locator("figure img[alt='Precision-recall (05)']")
+        assert pr_img.evaluate("e => e.complete && e.naturalWidth > 300")
+    finally:
+        page.close()

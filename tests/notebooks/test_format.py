@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import jupytext
@@ -56,6 +57,8 @@ def test_lab_structure(name: str) -> None:
     params = nb.cells[code[0]].source
     assert 'WORKSPACE = "runs/lab"' in params
     assert "import " not in params, "the parameters cell holds parameters only"
+    assert "noqa" not in params, "linter settings belong in pyproject.toml, not here"
+    assert re.search(r"\*\*How long\.\*\* About [^.]+ on a 2-core laptop", first.source)
     assert nb.cells[-2].cell_type == "markdown" and "produced" in nb.cells[-2].source
     assert "produced_table" in nb.cells[-1].source
 

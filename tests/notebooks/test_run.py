@@ -169,6 +169,8 @@ def test_00_setup(lab_run: dict) -> None:
     env = pd.read_csv(lab_run["workspace"] / "report/tables/00_environment.csv")
     assert {"tritonserver binary", "TensorRT (python)", "GPU (TensorFlow)"} <= set(env.component)
     assert "gcloud beta container clusters create" in _text(nb)
+    assert _images(nb) >= 1  # the pipeline picture
+    assert re.search(r"total\s+\d", _text(nb))  # every step's time and the total
 
 
 def test_01_rgb_inference(lab_run: dict) -> None:
@@ -203,6 +205,9 @@ def test_02_flir_preprocess(lab_run: dict) -> None:
     assert len(list((ds / "images").glob("*.jpg"))) == len(list((ds / "labels").glob("*.txt")))
     assert list((ds / "tfrecords").glob("*-fold-000-of-002-shard-*"))
     assert _images(nb) >= 2
+    text = _text(nb)
+    assert re.search(r"\d+: \d+ validation / \d+ training", text)  # the summary in words
+    assert "frames: fold" not in text  # no jargon
 
 
 def test_03_retrain(lab_run: dict) -> None:
@@ -245,6 +250,9 @@ def test_05_ir_inference(lab_run: dict) -> None:
     )
     text = _text(nb)
     assert "**Conclusion**" in text and "**Next steps**" in text
+    assert index["figures/05_domain_gap.png"].startswith("Person AP")  # the three bars
+    assert "figures/05_coverage.png" in index  # raw output_cov beside the boxes
+    assert not [k for k in index if k.startswith("images/05_")]  # the frames shown once
 
 
 def test_report_from_the_run(lab_run: dict) -> None:
@@ -261,4 +269,10 @@ def test_report_from_the_run(lab_run: dict) -> None:
     assert "href='05_ir_inference.html'" in headline
     assert "Training loss and validation mAP" in html and "Deployment checks" in html
     assert html.index("<h2>Details</h2>") > html.index("Smoke inference")
+    assert "Person AP: the RGB model on RGB and thermal frames" in headline  # the three bars
+    sections = re.findall(r"<h2[^>]*>([^<]+)</h2>", html)[1:]
+    assert sections == [
+        "RGB inference", "Dataset", "Training", "Deploy", "IR inference", "Details",
+        "The real setup",
+    ]  # fmt: skip
     assert Workspace(lab_run["workspace"]).state()["ir_ap"] >= 0
