@@ -98,14 +98,27 @@ def _extract_package(target: Path) -> None:
             f"{VIDEO_NAME}: apt-get/dpkg-deb not found to fetch Debian's {DEBIAN_PACKAGE!r} "
             f"package; pass --video PATH to a copy of {VIDEO_NAME}"
         )
+    import sys
+
+    print(
+        f"fetching {VIDEO_NAME} once from Debian's {DEBIAN_PACKAGE} package (~95 MB) into {target}",
+        file=sys.stderr,
+    )
     with tempfile.TemporaryDirectory(prefix="cvlab-opencv-doc-") as tmp:
-        done = subprocess.run(
-            ["apt-get", "download", DEBIAN_PACKAGE],
-            cwd=tmp,
-            capture_output=True,
-            text=True,
-            timeout=900,
-        )
+
+        def download() -> subprocess.CompletedProcess:
+            return subprocess.run(
+                ["apt-get", "download", DEBIAN_PACKAGE],
+                cwd=tmp,
+                capture_output=True,
+                text=True,
+                timeout=900,
+            )
+
+        done = download()
+        if done.returncode != 0 and os.geteuid() == 0:  # a fresh machine: no package lists yet
+            subprocess.run(["apt-get", "update", "-q"], capture_output=True, timeout=900)
+            done = download()
         debs = sorted(Path(tmp).glob(f"{DEBIAN_PACKAGE}_*.deb"))
         if done.returncode != 0 or not debs:
             reason = (done.stderr or done.stdout).strip().splitlines()
