@@ -130,9 +130,9 @@ def _extract_package(target: Path) -> None:
         unpacked = Path(tmp) / "x"
         subprocess.run(["dpkg-deb", "-x", str(debs[0]), str(unpacked)], check=True, timeout=600)
         data = unpacked / PACKAGE_DATA_DIR
-        for name in (VIDEO_NAME, *REAL_PHOTOS):
-            atomic_write_bytes(target / name, (data / name).read_bytes())
         atomic_write_bytes(target / "copyright", (unpacked / PACKAGE_COPYRIGHT).read_bytes())
+        for name in (*REAL_PHOTOS, VIDEO_NAME):  # the video last: its presence means complete
+            atomic_write_bytes(target / name, (data / name).read_bytes())
 
 
 def fetch_video(video: str | os.PathLike[str] | None = None) -> Path:
