@@ -37,7 +37,12 @@ def _infer(images, url: str, out: Path, *extra: str) -> list[str]:
 
 
 def _stems(folder: Path, suffix: str) -> list[str]:
-    return sorted(p.name[: -len(suffix)] for p in folder.glob(f"*{suffix}"))
+    """Stems of the finished files (a SIGKILLed writer may leave its temporary file)."""
+    from cvlab.fileio import is_unfinished_write
+
+    return sorted(
+        p.name[: -len(suffix)] for p in folder.glob(f"*{suffix}") if not is_unfinished_write(p.name)
+    )
 
 
 @pytest.fixture
