@@ -50,7 +50,7 @@ STRIP_START = 700  # first frame of the run of consecutive held-out frames
 NUM_SHOWN = 4  # held-out frames pictured (every one with truth is scored)
 
 # %%
-from IPython.display import Image, display
+from IPython.display import display
 
 from cvlab import lab
 
@@ -178,7 +178,7 @@ print(
 
 # %%
 gif = lab.strip_gif(samples.strip, strip, config, ws.report / "01_strip.gif")
-display(Image(filename=str(gif)))
+display(lab.Animation(gif, f"{len(strip)} consecutive held-out frames at half speed (5 frames/s)"))
 fig = lab.show_filmstrip(samples.strip, strip, config, title="Consecutive held-out frames")
 _ = lab.record_figure(ws, "01_filmstrip", fig, "Consecutive held-out video frames (01)")
 

@@ -805,3 +805,27 @@ def show_threshold_steps(
     fig.tight_layout(rect=(0, 0.06, 1, 1))
     plt.show()
     return ThresholdSteps(pd.DataFrame(rows), fig)
+
+
+@dataclass
+class Animation:
+    """An animated GIF shown inline as an ``<img>`` (JupyterLab, the HTML pages, the report),
+    with a caption under it; its plain-text form says what it is."""
+
+    path: Path
+    caption: str = ""
+
+    def _repr_html_(self) -> str:
+        import base64
+        import html
+
+        data = base64.b64encode(Path(self.path).read_bytes()).decode("ascii")
+        caption = html.escape(self.caption)
+        return (
+            f"<figure style='margin:0'><img src='data:image/gif;base64,{data}' alt='{caption}' "
+            f"style='max-width:100%'><figcaption style='font-size:90%'>{caption}</figcaption>"
+            "</figure>"
+        )
+
+    def __repr__(self) -> str:
+        return f"animation {Path(self.path).name}: {self.caption}"

@@ -264,7 +264,9 @@ def test_report_from_the_run(lab_run: dict) -> None:
     assert "Offline run: a real camera video, synthetic thermal data, stand-in models" in headline
     assert "Person AP on held-out thermal frames: RGB model" in headline
     assert "Person AP of the RGB model on held-out real video frames" in headline
-    assert headline.index("Held-out frames of a real camera video") < headline.index("Before: RGB")
+    assert headline.index("RGB model on held-out real video frames (01)") < headline.index(
+        "Before: RGB"
+    )  # a real frame first
     assert "Before: RGB model, AP" in headline and "data:image/png;base64," in headline
     assert "href='05_ir_inference.html'" in headline
     assert "Training loss and validation mAP" in html and "Deployment checks" in html
