@@ -160,7 +160,7 @@ fig = lab.show_domain_gap(
     ir_eval,
     lab.rgb_frames_ap(ws),
     rgb_frames="real video frames",
-    rgb_frames_note="notebook 01: held-out frames of a real camera video",
+    rgb_frames_note="held out, notebook 01",
 )
 _ = lab.record_figure(
     ws,
