@@ -187,10 +187,11 @@ _ = lab.record_figure(ws, "01_filmstrip", fig, "Consecutive held-out video frame
 # `messi5.jpg`, `basketball1.png`, `basketball2.png` (OpenCV's samples) and `grace_hopper.jpg`
 # (matplotlib's) are real photos with people, taken nothing like the campus camera: close up,
 # large people, other light. The stand-in never trained on or was tuned for them; what it finds
-# here is shown as it is, without a score. Expect it to fail in a telling way: it has only seen
-# people 50-150 px tall from one camera, so it splits a large person into several boxes, boxes
-# parts of a crowd or a wall, and calls some blobs bags. PeopleNet, trained on many thousands of
-# real images, is the model for such photos (the real setup below).
+# here is shown as it is, without a score. It fails in a telling way: it has only seen people
+# 50-150 px tall, seen from above by one camera, so it finds the whole person standing in a
+# room but misses the close-ups (Grace Hopper, the player in the foreground), boxes part of a
+# crowd or a flag instead, and calls some dark patches bags. PeopleNet, trained on many
+# thousands of real images, is the model for such photos (the real setup below).
 
 # %%
 fig = lab.show_overlays(

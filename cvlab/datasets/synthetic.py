@@ -836,10 +836,11 @@ def write_synthetic_rgb_frames(
     classes: Sequence[str] = PEOPLENET_CLASSES,
     stream: int = 0,
     progress: bool = False,
+    prefix: str = "rgb",
 ) -> Counter:
-    """Daylight frames ``root/images/rgb_NNNNN.jpg`` and their KITTI labels
-    ``root/labels/rgb_NNNNN.txt`` (other ``rgb_*`` frames there are removed); returns the
-    objects written per class. Other files in those folders are left alone."""
+    """Daylight frames ``root/images/<prefix>_NNNNN.jpg`` and their KITTI labels
+    ``root/labels/<prefix>_NNNNN.txt`` (other ``<prefix>_*`` frames there are removed); returns
+    the objects written per class. Other files in those folders are left alone."""
     from cvlab.formats.kitti import write_kitti
 
     root = Path(root)
@@ -847,7 +848,7 @@ def write_synthetic_rgb_frames(
     keep, objects = set(), Counter()
     for i in tqdm(range(int(num_images)), desc="synthetic RGB", disable=not progress):
         frame = gen.render(i, stream)
-        stem = f"rgb_{i:05d}"
+        stem = f"{prefix}_{i:05d}"
         keep.add(stem)
         bgr = cv2.cvtColor(frame.image, cv2.COLOR_RGB2BGR)
         _write_image(root / "images" / f"{stem}.jpg", bgr, (cv2.IMWRITE_JPEG_QUALITY, 95))
@@ -855,7 +856,7 @@ def write_synthetic_rgb_frames(
         write_kitti(root / "labels" / f"{stem}.txt", truth, False)
         objects.update(truth.names)
     for folder in ("images", "labels"):
-        for path in (root / folder).glob("rgb_*"):
+        for path in (root / folder).glob(f"{prefix}_*"):
             if path.stem not in keep:
                 path.unlink()
     return objects

@@ -6,7 +6,10 @@
 (:func:`cvlab.datasets.video.training_indices` refuses a held-out one), optionally with
 synthetic daylight frames for the class the video lacks (bag):
 
-* ``OUT/images/vtest_NNNNNN.jpg`` (768x576) and ``OUT/images/rgb_NNNNN.jpg`` (synthetic),
+* ``OUT/images/vtest_NNNNNN.jpg`` (768x576) and ``OUT/images/vtest_synthetic_NNNNN.jpg``
+  (synthetic): named so that TAO's random partition, which puts the first ``val_split`` percent
+  of the sorted frame names in the validation fold, validates on the video's first frames (a
+  stretch of time, not frames between training frames) and never on synthetic ones,
 * ``OUT/labels/*.txt`` (KITTI: person, face; bag and person on synthetic frames),
 * ``OUT/tfrecords/vtest-fold-*`` (TAO ``dataset_convert`` schema, fold 0 validates),
 * ``OUT/labels_record.json``: the teachers, every setting, the frames and the counts, and
@@ -21,6 +24,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import time
 from collections import Counter
 from collections.abc import Iterable, Sequence
@@ -42,6 +46,10 @@ FACES = FaceSettings()
 RECORD_FILE = "labels_record.json"
 RAW_FILE = "teacher_raw.npz"
 TFRECORD_PREFIX = "vtest"
+#: Name prefix of the synthetic frames of the set (sorted after every video frame).
+SYNTHETIC_PREFIX = "vtest_synthetic"
+#: A video frame's file stem (``vtest_000123``), as :func:`cvlab.datasets.video.frame_name`.
+VIDEO_STEM = re.compile(r"^vtest_(\d{6})$")
 
 
 @dataclass
@@ -230,11 +238,17 @@ def label_video(
         objects.update(line.split()[0] for line in text.splitlines())
     for folder in ("images", "labels"):  # frames of an earlier run with other settings
         for path in (root / folder).glob("vtest_*"):
-            if int(path.stem.split("_")[1]) not in written:
+            match = VIDEO_STEM.match(path.stem)
+            if match and int(match.group(1)) not in written:
                 path.unlink()
     objects.update(
         write_synthetic_rgb_frames(
-            root, synthetic_frames, synthetic_seed, FRAME_SIZE, progress=progress
+            root,
+            synthetic_frames,
+            synthetic_seed,
+            FRAME_SIZE,
+            progress=progress,
+            prefix=SYNTHETIC_PREFIX,
         )
     )
     result = write_tfrecords(

@@ -43,11 +43,13 @@ def standin_summary() -> str:
 
     p = json.loads((SHIPPED_DIR / PROVENANCE_FILE).read_text())
     labels = p["labels"]
+    validation = p.get("validation_fold", "").split(" (")[0]
     return (
         f"stand-in: {p['model']}; trained {p['epochs']} epochs on "
         f"{labels['written_frames']} frames of a real camera video (vtest.avi 0-599, labelled "
-        f"by SSDLite + BlazeFace) and {labels['synthetic_daylight_frames']['count']} synthetic "
-        "frames (bags); frames 600-794 held out"
+        f"by SSDLite + BlazeFace; validation: {validation}) and "
+        f"{labels['synthetic_daylight_frames']['count']} synthetic frames (bags); frames "
+        "600-794 held out"
     )
 
 

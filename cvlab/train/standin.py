@@ -124,6 +124,7 @@ def train_standin(
     export and check its ONNX, and write weights, spec, metrics and provenance to ``output``
     (and into the package with ``install``)."""
     import dataclasses as dc
+    import warnings
 
     from cvlab.datasets.video_labels import TFRECORD_PREFIX, read_record
     from cvlab.export.onnx import export_onnx
@@ -139,7 +140,11 @@ def train_standin(
     pattern = str(labels_root / "tfrecords" / f"{TFRECORD_PREFIX}-fold-*")
     spec = build_standin_spec(pattern, str(labels_root), epochs=epochs)
     write_training_spec(spec, output / SPEC_FILE)
-    config = TrainConfig.from_spec(spec, width_multiplier=STANDIN_WIDTH, pretrained_weights=None)
+    with warnings.catch_warnings():  # the lab spec's min_bbox_* (no effect in TAO either)
+        warnings.filterwarnings("ignore", message=".*min_bbox_.*", category=UserWarning)
+        config = TrainConfig.from_spec(
+            spec, width_multiplier=STANDIN_WIDTH, pretrained_weights=None
+        )
     config = dc.replace(config, threads=2, cache_images=True, seed=0)
     started = time.perf_counter()
     result = train(config, pattern, labels_root, output / "run", resume=True, progress=progress)
@@ -153,6 +158,9 @@ def train_standin(
         {name: t["threshold"] for name, t in thresholds.items()}, output / CLUSTERING_FILE
     )
     last = result.history.iloc[-1]
+    from cvlab.formats.tfrecords import read_split
+
+    validation = sorted(read_split(pattern).frame_ids(0))
     provenance = {
         "model": f"DetectNet_v2, ResNet-{STANDIN_LAYERS} x{STANDIN_WIDTH} width, "
         f"{STANDIN_INPUT_SIZE[0]}x{STANDIN_INPUT_SIZE[1]} input, classes {list(PEOPLENET_CLASSES)}",
@@ -163,6 +171,8 @@ def train_standin(
             "bag": "synthetic daylight frames only (the video has no labelled bags)",
         },
         "heldout": "vtest.avi frames 600-794: never trained, tuned or thresholded on",
+        "validation_fold": f"{len(validation)} frames, {validation[0]} to {validation[-1]} "
+        "(TAO's random partition: the first 10 % of the sorted frame names)",
         "labels": record,
         "command": f"cvlab video standin --epochs {epochs} --install",
         "epochs": epochs,
@@ -194,14 +204,16 @@ def tune_thresholds(
     grid: tuple[float, ...] = THRESHOLD_GRID,
 ) -> dict[str, dict[str, float]]:
     """Per class, the DBSCAN confidence threshold of ``grid`` with the best F1 (IoU 0.5) on the
-    VALIDATION fold of a labelled video set (fold 0 of frames 0-599 and synthetic frames; never
-    a held-out frame), with PeopleNet's other clustering settings. Returns ``{class: {"threshold",
-    "precision", "recall", "f1"}}``."""
+    VALIDATION fold of a labelled video set (fold 0: the first training frames of the video in
+    time; never a held-out frame), with PeopleNet's other clustering settings. A class with no
+    object found there at any threshold (the video's validation frames have no bags, and faces
+    of a few pixels) keeps PeopleNet's threshold. Returns ``{class: {"threshold", "precision",
+    "recall", "f1"}}``."""
     import dataclasses as dc
 
     from cvlab.bench.standin import detect_with, onnx_runner
     from cvlab.datasets.video import split_of
-    from cvlab.datasets.video_labels import TFRECORD_PREFIX
+    from cvlab.datasets.video_labels import TFRECORD_PREFIX, VIDEO_STEM
     from cvlab.formats.kitti import read_kitti
     from cvlab.formats.tfrecords import read_split
     from cvlab.images import image_size
@@ -211,8 +223,11 @@ def tune_thresholds(
 
     root = Path(labels_root)
     ids = read_split(root / "tfrecords" / f"{TFRECORD_PREFIX}-fold-*").frame_ids(0)
-    for frame_id in ids:  # the validation fold is made of training frames only
-        if frame_id.startswith("vtest_") and split_of(int(frame_id.split("_")[1])) != "train":
+    frames = [VIDEO_STEM.match(i) for i in ids]
+    if not any(frames):
+        raise ValueError(f"{root}: the validation fold holds no video frame")
+    for frame_id, match in zip(ids, frames, strict=True):  # training frames only
+        if match and split_of(int(match.group(1))) != "train":
             raise ValueError(f"{frame_id}: a held-out frame in the validation fold")
     paths = [root / "images" / f"{i}.jpg" for i in ids]
     truth = [
@@ -230,6 +245,8 @@ def tune_thresholds(
     found = detect_with(run, STANDIN_INPUT_SIZE, paths, low)
     best: dict[str, dict[str, float]] = {}
     for name in PEOPLENET_CLASSES:
+        best[name] = {"threshold": base.classes[name].dbscan_confidence_threshold, "f1": 0.0}
+        best[name].update(precision=0.0, recall=0.0)  # nothing found: PeopleNet's threshold
         for threshold in grid:
             kept = [
                 d[(d.class_id != PEOPLENET_CLASSES.index(name)) | (d.confidence >= threshold)]
@@ -238,7 +255,7 @@ def tune_thresholds(
             row = evaluate_detections(kept, truth, (name,)).per_class.iloc[0]
             p, r = float(row["precision"]), float(row["recall"])
             f1 = 2 * p * r / (p + r) if p + r else 0.0
-            if f1 > best.get(name, {}).get("f1", -1.0):
+            if f1 > best[name]["f1"]:
                 best[name] = {"threshold": threshold, "precision": p, "recall": r, "f1": f1}
     return best
 

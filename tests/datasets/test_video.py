@@ -65,7 +65,8 @@ def test_label_video_writes_a_short_clip_with_real_teachers(tmp_path) -> None:
     out = tmp_path / "labels"
     report = label_video(out, frames=range(12), every=2, synthetic_frames=2, progress=False)
     stems = sorted(p.stem for p in (out / "images").glob("*.jpg"))
-    assert stems == ["rgb_00000", "rgb_00001"] + [f"vtest_{i:06d}" for i in range(0, 12, 2)]
+    synthetic = ["vtest_synthetic_00000", "vtest_synthetic_00001"]
+    assert stems == [f"vtest_{i:06d}" for i in range(0, 12, 2)] + synthetic
     people = [
         line
         for i in range(0, 12, 2)
