@@ -15,12 +15,17 @@ this process (``getrusage``: every thread), per frame:
   rest of the process's CPU (requests, responses, hand-offs between threads);
 - the client rows run the real pipeline (:func:`cvlab.triton.pipeline.run_inference`, as
   ``cvlab infer -a``) with labels only and with overlays, in the steady state (the CPU of a
-  run over all the frames minus a run over half of them: start-up costs cancel out);
+  run over all the frames minus a run over half of them: start-up costs cancel out, and so
+  does the first touch of the shared-memory slots when half the frames fill them all: a short
+  run pays about one page fault per 4 KiB of tensor, 3 ms for a 960x544 frame here);
 - the floor is a bare ``cv2.imdecode`` loop (full size, OpenCV single-threaded) over the same
   files' bytes, read beforehand.
 
+Last, ``cvlab infer --workers`` 1 against 2 (labels only, wall clock, steady state).
+
 Targets (printed, never asserted by a test): labels only at most 1.3x the floor, with overlays
-at most 2x. Frames per second per core = 1000 / (client CPU ms per frame).
+at most 2x; 2 workers at least 1.6x one on 2 cores. Frames per second per core = 1000 /
+(client CPU ms per frame).
 
 Example:
     cvlab bench client --images 96 --batch 8
@@ -44,6 +49,8 @@ from cvlab.detectnet import PEOPLENET_INPUT_SIZE
 #: client CPU per frame / bare-decode CPU per frame, at most
 TARGET_LABELS = 1.3
 TARGET_OVERLAYS = 2.0
+#: 2 workers against 1 on 2 cores (wall-clock frames/s), at least
+TARGET_WORKERS = 1.6
 #: the sources benchmarked, (width, height)
 SOURCES = ((1280, 720), (1920, 1080))
 #: the client's stages, in the order a frame meets them
@@ -261,11 +268,43 @@ def pipeline_ms(
     return 1000 * (run(paths) - run(paths[:half])) / (len(paths) - half)
 
 
+def workers_fps(
+    url: str, model: str, paths: list[str], out: Path, batch: int, workers: int
+) -> float:
+    """Frames per second of wall time of ``cvlab infer --workers N`` (labels only) in the
+    steady state: all ``paths`` minus the first half, per frame of the difference (the
+    workers' start-up cancels out)."""
+    from cvlab.triton.workers import run_inference_workers
+
+    def run(frames: list[str]) -> float:
+        start = time.perf_counter()
+        try:
+            run_inference_workers(
+                frames, model, url, workers=workers, batch_size=batch, output_path=out,
+                progress=False, write_images=False,
+            )  # fmt: skip
+        finally:
+            shutil.rmtree(out, ignore_errors=True)
+        return time.perf_counter() - start
+
+    half = len(paths) // 2
+    return (len(paths) - half) / max(run(paths) - run(paths[:half]), 1e-9)
+
+
 def bench_arguments(parser: argparse.ArgumentParser) -> None:
     """``cvlab bench client`` options."""
-    parser.add_argument("--images", type=int, default=96, help="frames per source size")
+    parser.add_argument(
+        "--images",
+        type=int,
+        default=128,
+        help="frames per source size; half of them must fill every shared-memory slot "
+        "(concurrency + 3 batches) for the steady-state figures",
+    )
     parser.add_argument("--batch", type=int, default=8)
     parser.add_argument("--repeats", type=int, default=3, help="runs per figure (median kept)")
+    parser.add_argument(
+        "--no-workers", action="store_true", help="skip the 1 vs 2 workers wall-clock figure"
+    )
 
 
 def bench(args: argparse.Namespace) -> int:
@@ -333,12 +372,30 @@ def bench(args: argparse.Namespace) -> int:
                         "overlays fps/core": 1000 / full,
                     }
                 )
+                if (width, height) == SOURCES[0] and not args.no_workers:
+                    scaling = {
+                        n: median(
+                            lambda n=n, paths=paths: workers_fps(
+                                server.http_url, model, paths, tmp / "out", args.batch, n
+                            )
+                        )
+                        for n in (1, 2)
+                    }
     table = pd.DataFrame(stages)
     table.index.name = "stage"
     print("\nCPU ms per frame by stage (timed on the thread running it):")
     print(table.to_string(float_format=lambda v: f"{v:.2f}"))
     print("\nthe whole client (cvlab infer -a) beside the floor (bare cv2.imdecode, full size):")
     print(pd.DataFrame(rows).to_string(index=False, float_format=lambda v: f"{v:.2f}"))
+    if not args.no_workers:
+        ratio = scaling[2] / scaling[1]
+        verdict = "meets" if ratio >= TARGET_WORKERS else "below"
+        print(
+            f"\ncvlab infer --workers, labels only, {SOURCES[0][0]}x{SOURCES[0][1]}, wall clock: "
+            f"1 worker {scaling[1]:.1f} frames/s, 2 workers {scaling[2]:.1f} frames/s = "
+            f"{ratio:.2f}x ({verdict} the {TARGET_WORKERS:.1f}x target on {os.cpu_count()} "
+            "core(s))"
+        )
     for row in rows:
         for what, target in (("labels", TARGET_LABELS), ("overlays", TARGET_OVERLAYS)):
             ratio = row[f"{what}/floor"]
