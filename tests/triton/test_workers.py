@@ -185,3 +185,25 @@ def test_a_resume_across_workers_finishes_what_one_worker_writes(demo_server, tm
     for sub in ("infer_labels", "infer_images"):
         assert _files(out / sub) == _files(reference / sub)
     assert not _hidden(out)
+
+
+def test_a_worker_error_is_one_line_and_stops_the_others(demo_server, tmp_path, capsys):  # noqa: F811
+    """An unreadable image with --on-error raise, met by one worker: exit 2 with the image named
+    in one line, no traceback, and the other worker stopped."""
+    folder = tmp_path / "images"
+    write_test_images(folder, 12)
+    (folder / "frame_005.jpg").write_text("not an image")
+    argv = _infer(folder, demo_server.http_url, tmp_path / "out", "--workers", "2")
+    assert main([*argv, "--on-error", "raise"]) == 2
+    err = capsys.readouterr().err
+    assert "frame_005.jpg" in err and "cannot decode image" in err
+    assert "Traceback" not in err
+    workers = [p for p in _descendants(os.getpid()) if "worker_main" in _cmdline(p)]
+    assert not workers
+
+
+def _cmdline(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_text().replace("\0", " ")
+    except OSError:
+        return ""
