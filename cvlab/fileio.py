@@ -198,18 +198,14 @@ class DirectoryLocked(CvlabError, RuntimeError):
     """Another process holds the folder's lock (see :func:`lock_directory`)."""
 
 
-#: the lock file :func:`lock_directory` keeps in a folder (hidden, never removed: removing it
-#: while another process waits on it would let two processes hold "the" lock)
-LOCK_FILE = ".cvlab.lock"
-
-
 @contextlib.contextmanager
 def lock_directory(path: str | os.PathLike, what: str = "cvlab") -> Iterator[Path]:
-    """Hold an exclusive lock on folder ``path`` (created if missing) inside the block.
+    """Hold an exclusive lock on folder ``path`` inside the block.
 
-    A second holder is refused at once with :class:`DirectoryLocked` naming the folder and the
-    holder's pid; the lock (``flock`` on ``path/.cvlab.lock``) goes with its process, so a
-    killed run never leaves the folder locked.
+    A second holder is refused at once with :class:`DirectoryLocked` naming the folder. The lock
+    is an ``flock`` on the folder itself (no lock file): it goes with its process, so a killed
+    run never leaves the folder locked. A folder that did not exist is created, and removed
+    again if it is still empty at the end (a run that failed before writing leaves nothing).
 
     >>> import tempfile
     >>> d = tempfile.mkdtemp()
@@ -218,25 +214,28 @@ def lock_directory(path: str | os.PathLike, what: str = "cvlab") -> Iterator[Pat
     ...         pass
     Traceback (most recent call last):
     ...
-    cvlab.fileio.DirectoryLocked: ... is in use by another cvlab infer (pid ...): wait for it to finish or write elsewhere
+    cvlab.fileio.DirectoryLocked: ... is in use by another cvlab infer: wait for it to finish \
+or write elsewhere
     """
     import fcntl
 
     folder = Path(path)
+    created = not folder.exists()
     folder.mkdir(parents=True, exist_ok=True)
-    fd = os.open(folder / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o644)
+    fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
     try:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "unknown"
             raise DirectoryLocked(
-                f"{folder} is in use by another {what} (pid {holder}): wait for it to finish "
-                "or write elsewhere"
+                f"{folder} is in use by another {what}: wait for it to finish or write elsewhere"
             ) from None
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
-        yield folder
+        try:
+            yield folder
+        finally:
+            if created:
+                with contextlib.suppress(OSError):  # not empty: the run wrote something
+                    folder.rmdir()
     finally:
         os.close(fd)  # releases the lock
 

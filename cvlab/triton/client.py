@@ -44,8 +44,9 @@ from cvlab.triton.shared_memory import (
     is_loopback,
 )
 
-#: the longest a control call (liveness, shared-memory registration) may take, even with a longer
-#: ``timeout_s``: they answer at once from a working server, and an interrupted run ends in seconds
+#: the longest a control call (liveness, model metadata, shared-memory registration) may take,
+#: even with a longer ``timeout_s`` (which inference requests get): a working server answers them
+#: at once, and a run interrupted while a stalled server keeps one waiting ends within seconds
 CONTROL_TIMEOUT_S = 5.0
 _NUMPY_DTYPES = {"FP32": np.float32, "FP16": np.float16, "INT32": np.int32, "UINT8": np.uint8}
 #: ``auto``: system shared memory for a server on this machine when it can be used, else the
@@ -489,9 +490,11 @@ class TritonDetectNetClient:
                     **http_tls,
                 )
 
+            _quiet_gevent_hub()  # Ctrl-C while connecting: no greenlet traceback either
             self._client = http_client(self.timeout_s, self.concurrency)
-            # liveness and shared-memory (un)registration: a connection of their own, so that
-            # their shorter timeout holds (geventhttpclient's timeouts are per connection pool)
+            # control calls (liveness, metadata, shared-memory registration): a connection of
+            # their own, so that their shorter timeout holds (geventhttpclient's timeouts are
+            # per connection pool)
             self._control = http_client(min(self.timeout_s, CONTROL_TIMEOUT_S), 1)
         else:
             import tritonclient.grpc as module
@@ -510,7 +513,7 @@ class TritonDetectNetClient:
         self._module = module
         if ssl:  # one handshake first: a TLS failure is reported as such, never retried
             try:
-                self._client.is_server_live()
+                self._control.is_server_live()
             except Exception as exc:  # noqa: BLE001 - only TLS failures are handled here
                 self._raise_for_connection(exc, tls_probe=True)
         try:
@@ -587,8 +590,8 @@ class TritonDetectNetClient:
             except Exception as exc:  # noqa: BLE001 - classified below
                 if _is_timeout(exc):
                     raise ServerUnavailableError(
-                        f"Triton server at {self.url} ({self.protocol}) did not answer within "
-                        f"{self.timeout_s:g} s ({what}): it is stalled or overloaded"
+                        f"Triton server at {self.url} ({self.protocol}) did not answer in time "
+                        f"({what}): it is stalled or overloaded"
                     ) from None
                 if not _is_retryable(exc):
                     raise
@@ -603,13 +606,13 @@ class TritonDetectNetClient:
     def _read_model(self) -> None:
         from tritonclient.utils import InferenceServerException
 
-        live = self._call("server live", self._client.is_server_live)
+        live = self._call("server live", self._control.is_server_live)
         if not live:
             raise ServerUnavailableError(f"Triton server at {self.url} reports it is not live")
         try:
             ready = self._call(
                 "model ready",
-                lambda: self._client.is_model_ready(self.model_name, self.model_version),
+                lambda: self._control.is_model_ready(self.model_name, self.model_version),
             )
         except InferenceServerException as exc:  # e.g. INVALID_ARGUMENT for the version
             raise ModelNotReadyError(
@@ -624,13 +627,13 @@ class TritonDetectNetClient:
             )
         try:
             if self.protocol == "http":
-                meta = self._client.get_model_metadata(self.model_name, self.model_version)
-                cfg = self._client.get_model_config(self.model_name, self.model_version)
+                meta = self._control.get_model_metadata(self.model_name, self.model_version)
+                cfg = self._control.get_model_config(self.model_name, self.model_version)
             else:
-                meta = self._client.get_model_metadata(
+                meta = self._control.get_model_metadata(
                     self.model_name, self.model_version, as_json=True
                 )
-                cfg = self._client.get_model_config(
+                cfg = self._control.get_model_config(
                     self.model_name, self.model_version, as_json=True
                 )["config"]
         except InferenceServerException as exc:
@@ -656,7 +659,7 @@ class TritonDetectNetClient:
 
     def _model_index(self) -> list[str]:
         try:
-            index = self._client.get_model_repository_index()
+            index = self._control.get_model_repository_index()
         except Exception:  # noqa: BLE001 - only used to enrich an error message
             return []
         if self.protocol == "grpc":
@@ -972,6 +975,7 @@ class TritonDetectNetClient:
                 f"{self.model_name!r} (server config); use -b <= {self.max_batch_size}"
             )
         self.errors = []
+        self._unanswering = None
         in_flight: list[_Pending] = []
         window = self.concurrency if async_mode else 1
         server_down: str | None = None

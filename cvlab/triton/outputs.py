@@ -29,6 +29,7 @@ from __future__ import annotations
 import contextlib
 import os
 import queue
+import re
 import tempfile
 import threading
 from collections import Counter
@@ -114,19 +115,19 @@ def list_line(*fields: str) -> str:
     'a\\\\tb\\tx/a\\\\tb.jpg\\n'
     >>> split_line(list_line("a\\tb", "x/a\\tb.jpg"))
     ['a\\tb', 'x/a\\tb.jpg']
+    >>> split_line("old\\\\slash\\n")  # an unknown escape (an older cvlab's list) stays
+    ['old\\\\slash']
     """
     return "\t".join("".join(_ESCAPES.get(c, c) for c in str(f)) for f in fields) + "\n"
 
 
 def split_line(line: str) -> list[str]:
     """The fields of a line written by :func:`list_line`."""
-    fields = []
-    for raw in line.rstrip("\n").split("\t"):
-        out, chars = [], iter(raw)
-        for c in chars:
-            out.append(_UNESCAPES.get(next(chars, ""), "\\") if c == "\\" else c)
-        fields.append("".join(out))
-    return fields
+
+    def unescape(match: re.Match) -> str:  # an unknown escape (a list of an older cvlab) stays
+        return _UNESCAPES.get(match.group(1), match.group(0))
+
+    return [re.sub(r"\\(.)", unescape, raw) for raw in line.rstrip("\n").split("\t")]
 
 
 def read_done_list(output_path: str | os.PathLike) -> dict[str, str]:

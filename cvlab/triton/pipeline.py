@@ -425,7 +425,10 @@ def run_inference(
     ``overlay_quality`` is their JPEG quality (default 75, as the lab's client). Output names
     are checked before any request (stems that collide keep their suffix, names that still
     collide are refused). ``resume`` skips the images an earlier run into ``output_path``
-    finished (its done-list) and appends to that list. ``unreadable``: ``"skip"`` leaves
+    finished (its done-list; the same image file, not only the same output name) and appends to
+    that list. One run at a time writes into ``output_path``: another holding it is
+    :class:`~cvlab.fileio.DirectoryLocked`. Interrupted, it lists the frames not done in
+    ``infer_failed.txt``. ``unreadable``: ``"skip"`` leaves
     unreadable images out and lists them in ``InferSummary.skipped`` (the exit status says so),
     ``"raise"`` stops at the first one.
 

@@ -296,7 +296,7 @@ def _all_unreadable(src: Path) -> None:
         (_all_skipped, r"none of its 3 images can be used \(3 path outside the dataset root\)"),
         (
             _all_unreadable,
-            r"none of its 2 images can be used \(2 unreadable, e\.g\. \S+/FLIR_0000\d\.jpeg: missing or not a decodable image\), nothing",
+            r"none of its 2 images can be used \(2 unreadable, e\.g\. \S+/FLIR_0000\d\.jpeg: cannot decode image \(truncated, corrupt or not an image\)\), nothing",
         ),
     ],
 )

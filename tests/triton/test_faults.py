@@ -390,5 +390,39 @@ def test_stalled_server_ends_the_run_within_the_timeout(
     assert shm_files(pid) == []
     assert list(tmp.iterdir()) == []
     assert wait_until(stall_server.is_ready, timeout=60)
-    stall_server.sweep_shared_memory()  # regions a stalled server could not be asked to release
-    assert regions_of(pid, server_regions(stall_server)) == []
+
+    def swept() -> bool:  # regions a stalled server could not be asked to release; "in use"
+        stall_server.sweep_shared_memory()  # until the requests queued before SIGSTOP are done
+        return regions_of(pid, server_regions(stall_server)) == []
+
+    assert wait_until(swept, timeout=60), server_regions(stall_server)
+
+
+@pytest.mark.parametrize("protocol", ["grpc", "http"])
+def test_sigterm_while_connecting_to_a_stalled_server(stall_server, images, tmp_path, protocol):
+    """A run started against a stalled server (waiting for its first answer) ends within
+    seconds of SIGTERM, exit 130, no traceback (gRPC deferred the signal for ever; HTTP printed
+    gevent's traceback)."""
+    import time
+
+    url = stall_server.http_url if protocol == "http" else stall_server.grpc_url
+    argv = [
+        sys.executable, "-m", "cvlab", "infer", str(images), "-m", MODEL, "-u", url,
+        "-i", protocol, "--no-progress", "--output_path", str(tmp_path / "out"),
+    ]  # fmt: skip
+    os.kill(stall_server.pid, signal.SIGSTOP)
+    try:
+        process = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        try:
+            time.sleep(4)  # imported and waiting for the server
+            process.send_signal(signal.SIGTERM)
+            _, err = process.communicate(timeout=10)
+        finally:
+            if process.poll() is None:
+                process.kill()
+                process.communicate()
+    finally:
+        os.kill(stall_server.pid, signal.SIGCONT)
+    assert process.returncode == 130, err
+    assert "Traceback" not in err, err
+    assert wait_until(stall_server.is_ready, timeout=60)

@@ -468,7 +468,7 @@ def test_a_second_run_into_a_busy_output_folder_is_refused(demo_server, tmp_path
         assert main(_infer(folder, demo_server.http_url, out)) == 2
         err = capsys.readouterr().err.strip()
         assert err == (
-            f"cvlab infer: error: {out} is in use by another cvlab infer (pid {holder.pid}): "
+            f"cvlab infer: error: {out} is in use by another cvlab infer: "
             "wait for it to finish or write elsewhere"
         )
         assert (out / DONE_LIST).read_bytes() == before
