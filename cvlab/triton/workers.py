@@ -93,11 +93,13 @@ def run_inference_workers(
         raise NotADirectoryError(f"{out}: the output path is a file, not a folder")
     paths = collect_images(images)
     start = time.perf_counter()
+    created = not out.exists()
     with lock_directory(out, "cvlab infer"):
         names = output_names(paths, case_insensitive=is_case_insensitive(out))
         resume = bool(kwargs.get("resume"))
         done = read_done_list(out) if resume else {}
         todo = [p for p in paths if not is_done(p, names[p], done)]
+        _probe(model, url, kwargs)  # a server that cannot answer: refused before any file
         prepare_output_folder(out, images=kwargs.get("write_images", True), resume=resume)
         shares = [s for s in deal(todo, int(kwargs.get("batch_size", 16)), workers) if s]
         job = {**kwargs, "progress": False}
@@ -108,6 +110,10 @@ def run_inference_workers(
             left = [(p, "interrupted") for p in todo if not is_done(p, names[p], listed)]
             with contextlib.suppress(OSError):
                 write_failed_list(out, left, names)
+            raise
+        except BaseException:
+            if created:  # nothing written: the folder goes again, as with one worker
+                _remove_unused(out)
             raise
         order = {p: i for i, p in enumerate(paths)}
         summary = InferSummary(detections=[])
@@ -126,6 +132,31 @@ def run_inference_workers(
         summary.failed_list = write_failed_list(out, summary.without_outputs, names)
     summary.seconds = time.perf_counter() - start
     return summary
+
+
+def _probe(model: str, url: str, kwargs: dict) -> None:
+    """Connect once as the workers will and read the model (a one-line error when the server
+    or the model is not there), before anything is written."""
+    from cvlab.triton.client import TritonDetectNetClient
+
+    options = ("protocol", "timeout_s", "concurrency", "ssl")
+    given = {k: kwargs[k] for k in options if k in kwargs}
+    version = kwargs.get("version", "")
+    with TritonDetectNetClient(url, model, version, shared_memory="none", **given):
+        pass
+
+
+def _remove_unused(out: Path) -> None:
+    """Remove the empty output folders and the empty done-list of a run that wrote nothing."""
+    from cvlab.triton.outputs import DONE_LIST, IMAGES_DIR, LABELS_DIR
+
+    done = out / DONE_LIST
+    with contextlib.suppress(OSError):
+        if done.stat().st_size == 0:
+            done.unlink()
+    for sub in (LABELS_DIR, IMAGES_DIR):
+        with contextlib.suppress(OSError):
+            (out / sub).rmdir()
 
 
 def _run_workers(

@@ -16,7 +16,7 @@ import pytest
 from support.triton import MODEL, demo_server, wait_until, write_test_images  # noqa: F401
 
 from cvlab.cli import main
-from cvlab.fileio import LOCK_FILE, pid_alive
+from cvlab.fileio import pid_alive
 from cvlab.inference.clustering_config import PEOPLENET_RGB_CONFIG
 from cvlab.triton.outputs import DONE_LIST, FAILED_LIST, read_done_list, split_line
 from cvlab.triton.shared_memory import SHM_DIR, region_owner
@@ -63,12 +63,12 @@ def _regions_of(pids: set[int]) -> list[str]:
 
 
 def _hidden(out: Path) -> list[str]:
-    """Hidden files left in the output folders (the folder lock excepted)."""
+    """Hidden files left in the output folders."""
     found = []
     for folder in (out, out / "infer_labels", out / "infer_images"):
         if folder.is_dir():
             found += [p.name for p in folder.iterdir() if p.name.startswith(".")]
-    return [name for name in found if name != LOCK_FILE]
+    return found
 
 
 def test_deal_gives_whole_batches_in_turn():
@@ -207,3 +207,18 @@ def _cmdline(pid: int) -> str:
         return Path(f"/proc/{pid}/cmdline").read_text().replace("\0", " ")
     except OSError:
         return ""
+
+
+def test_no_server_is_one_line_and_leaves_no_folder(tmp_path, capsys):
+    """Nothing listens: the same one-line error as one worker, exit 2, and the output folder the
+    run would have created is not there."""
+    from cvlab.triton.server import free_port
+
+    folder = tmp_path / "images"
+    write_test_images(folder, 4)
+    out = tmp_path / "out"
+    argv = _infer(folder, f"127.0.0.1:{free_port()}", out, "--workers", "2", "--timeout", "5")
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
+    assert not out.exists()
