@@ -222,3 +222,22 @@ def test_no_server_is_one_line_and_leaves_no_folder(tmp_path, capsys):
     err = capsys.readouterr().err
     assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
     assert not out.exists()
+
+
+@pytest.mark.slow
+def test_workers_of_a_killed_parent_stop_and_clean_up(demo_server, tmp_path):  # noqa: F811
+    """SIGKILL of the parent: its workers get SIGINT (PR_SET_PDEATHSIG), finish the frames they
+    hold and leave no process, shared-memory region or temporary file; --resume finishes."""
+    folder, out = tmp_path / "images", tmp_path / "out"
+    count = 40
+    _noise_frames(folder, count)
+    child, _, family = _interrupted_run(folder, out, demo_server.http_url, signal.SIGKILL)
+    assert child.returncode == -signal.SIGKILL
+    assert wait_until(lambda: not [p for p in family if pid_alive(p)], 60), family
+    assert not _regions_of(family | {child.pid})
+    assert not _hidden(out)
+    listed = read_done_list(out)
+    assert 0 < len(listed) < count
+    argv = [*_infer(folder, demo_server.http_url, out), "--resume", "--workers", "2"]
+    assert main(argv) == 0
+    assert len(read_done_list(out)) == count
