@@ -67,6 +67,9 @@ def run_inference_workers(
     :class:`~cvlab.triton.pipeline.InferSummary`, detections in input order."""
     from cvlab.fileio import lock_directory
     from cvlab.triton.outputs import (
+        DONE_LIST,
+        IMAGES_DIR,
+        LABELS_DIR,
         is_case_insensitive,
         is_done,
         output_names,
@@ -116,14 +119,17 @@ def run_inference_workers(
                 _remove_unused(out)
             raise
         order = {p: i for i, p in enumerate(paths)}
-        summary = InferSummary(detections=[])
+        summary = InferSummary(
+            detections=[], labels_dir=out / LABELS_DIR, done_list=out / DONE_LIST
+        )
+        if kwargs.get("write_images", True):
+            summary.images_dir = out / IMAGES_DIR
         for part in results:
             summary.detections.extend(part.detections)
             summary.errors.extend(part.errors)
             summary.skipped.extend(part.skipped)
             summary.written += part.written
-            summary.labels_dir, summary.images_dir = part.labels_dir, part.images_dir
-            summary.done_list, summary.input_size = part.done_list, part.input_size
+            summary.input_size = part.input_size
         summary.detections.sort(key=lambda d: order[d.image_path])
         summary.skipped.sort(key=lambda item: order[item[0]])
         summary.errors.sort(key=lambda e: min((order[p] for p in e.paths), default=0))

@@ -180,6 +180,10 @@ def test_a_resume_across_workers_finishes_what_one_worker_writes(demo_server, tm
     assert not (out / FAILED_LIST).exists()
     for name, mtime in before.items():  # not redone
         assert (out / "infer_labels" / f"{name}.txt").stat().st_mtime_ns == mtime
+    assert main([*argv, "--resume", "--workers", "2"]) == 0  # nothing left to do
+    said = capsys.readouterr().out
+    assert "0 image(s)" in said and f"(+{count} done earlier)" in said
+    assert f"labels in {out / 'infer_labels'}" in said
     reference_argv = _infer(folder, demo_server.http_url, reference)
     assert main([*reference_argv, "--overlay-quality", "100"]) == 0
     for sub in ("infer_labels", "infer_images"):
