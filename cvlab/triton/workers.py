@@ -244,6 +244,9 @@ def _stop(procs: list[subprocess.Popen]) -> None:
     """SIGINT to every worker still running (each cleans up as after Ctrl-C); SIGKILL to those
     still running after :data:`STOP_WAIT_S`."""
     for proc in procs:
+        if proc.stdin is not None:  # a worker still reading its job gets EOF, not a hang
+            with contextlib.suppress(OSError):
+                proc.stdin.close()
         if proc.poll() is None:
             with contextlib.suppress(ProcessLookupError):
                 proc.send_signal(signal.SIGINT)
