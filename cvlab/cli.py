@@ -104,6 +104,7 @@ VERBS: tuple[Verb, ...] = (
     Verb("lab", "demo", "cvlab.lab.demo:demo", "run the six notebooks, write the report"),
     Verb("bench", "core", "cvlab.bench.core:bench", "decode + clustering, preprocessing"),
     Verb("bench", "triton", "cvlab.bench.triton:bench", "client vs perf_analyzer", True),
+    Verb("bench", "client", "cvlab.bench.client:bench", "client CPU per frame vs JPEG decode"),
     Verb("bench", "datasets", "cvlab.bench.datasets:bench", "synthetic FLIR -> TFRecords", True),
     Verb("bench", "train", "cvlab.bench.train:bench", "retraining quality (AP)", True),
     Verb("bench", "gpu", "cvlab.bench.gpu:bench", "TensorRT FP32/FP16/INT8 vs ONNX Runtime", True),

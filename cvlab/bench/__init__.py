@@ -1,1 +1,1 @@
-"""Benchmarks: ``cvlab bench core|triton|datasets|train|standin|gpu|all`` print figures (speed targets live here)."""
+"""Benchmarks: ``cvlab bench core|triton|client|datasets|train|standin|gpu|all`` print figures (speed targets live here)."""

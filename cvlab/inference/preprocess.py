@@ -83,13 +83,15 @@ def preprocess_image(
         out = np.empty((3, height, width), np.float32)
     elif out.shape != (3, height, width) or out.dtype != np.float32:
         raise ValueError(f"out must be float32 [3, {height}, {width}], got {out.dtype} {out.shape}")
-    # contiguous planes, each cast and scaled in one pass straight into ``out`` (the same float32
-    # values as a cast then a multiply, in one pass fewer; much faster than a strided multiply
-    # of the interleaved image)
+    # contiguous planes, each cast into ``out`` then scaled in place in float32: the same values
+    # as a mixed uint8 x float32 multiply (tested bit for bit), about 1.5x faster than it (its
+    # cast runs through numpy's buffered loop), far faster than a strided multiply of the
+    # interleaved image (``cvlab bench client``)
     planes = cv2.split(rgb)
     scale = np.float32(1.0 / 255.0)
     for c, source in enumerate((2, 1, 0) if bgr else (0, 1, 2)):
-        np.multiply(planes[source], scale, out=out[c])
+        out[c] = planes[source]
+        np.multiply(out[c], scale, out=out[c])
     return out
 
 

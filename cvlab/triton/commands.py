@@ -180,6 +180,16 @@ def infer_arguments(p: argparse.ArgumentParser) -> None:
     )
     add("--concurrency", type=positive_int, default=4, help="requests in flight (--async)")
     add(
+        "--workers",
+        type=positive_int,
+        default=1,
+        metavar="N",
+        help="client processes sharing the images, the done-list and the failed list (same "
+        "outputs as one). More help when the server is remote (a GPU Triton answers faster than "
+        "one process reads, decodes and clusters frames): up to one per free core. Against a "
+        "server on this machine they compete with it for the same cores",
+    )
+    add(
         "--timeout",
         type=positive_float,
         default=30.0,
@@ -405,14 +415,15 @@ def infer(args: argparse.Namespace) -> int:
         )
 
     from cvlab.triton.client import sigterm_as_interrupt
-    from cvlab.triton.pipeline import run_inference
+    from cvlab.triton.workers import run_inference_workers
 
     try:
         with sigterm_as_interrupt():  # SIGTERM and SIGHUP stop the run as Ctrl-C does
-            summary = run_inference(
+            summary = run_inference_workers(
                 args.images,
                 args.model_name,
                 args.url,
+                workers=args.workers,
                 version=args.model_version,
                 batch_size=args.batch_size,
                 mode=mode,

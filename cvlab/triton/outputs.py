@@ -155,6 +155,22 @@ def is_done(image: str, name: str, done: dict[str, str]) -> bool:
     return listed is not None and os.path.abspath(listed) == os.path.abspath(image)
 
 
+def prepare_output_folder(output_path: str | os.PathLike, *, images: bool, resume: bool) -> None:
+    """Make the output folders, remove the hidden temporary files a killed run left, and start
+    an empty done-list unless ``resume`` (it is then only appended to, ``O_APPEND``: each line
+    lands at the end, whichever process writes it)."""
+    out = Path(output_path)
+    if out.exists() and not out.is_dir():
+        raise NotADirectoryError(f"{out}: the output path is a file, not a folder")
+    folders = ((out / LABELS_DIR, ".txt"), (out / IMAGES_DIR, ".jpg") if images else None)
+    for folder, suffix in filter(None, folders):
+        folder.mkdir(parents=True, exist_ok=True)
+        for stale in folder.glob(f".*{suffix}"):  # a killed run's half-written files
+            stale.unlink(missing_ok=True)
+    if not resume:
+        open(out / DONE_LIST, "w").close()  # noqa: SIM115
+
+
 class FrameWriter:
     """Writes each frame's overlay and KITTI label as a unit, on worker threads.
 
@@ -171,6 +187,8 @@ class FrameWriter:
         overlay_max_size: fit overlays inside this ``(width, height)``; None: full size.
         overlay_quality: JPEG quality of the overlays (1-100).
         resume: keep the done-list of an earlier run and append to it (else it starts empty).
+        clean: prepare the folder (:func:`prepare_output_folder`); ``False`` when the caller
+            did and other processes write into it (:mod:`cvlab.triton.workers`).
     """
 
     def __init__(
@@ -185,23 +203,19 @@ class FrameWriter:
         workers: int = 2,
         queue_size: int = 16,
         resume: bool = False,
+        clean: bool = True,
     ) -> None:
         from cvlab.viz.overlay import colors_from_config
 
         if not 1 <= int(overlay_quality) <= 100:
             raise ValueError(f"overlay quality must be 1-100, got {overlay_quality}")
         out = Path(output_path)
-        if out.exists() and not out.is_dir():
-            raise NotADirectoryError(f"{out}: the output path is a file, not a folder")
         self.output_path = out
         self.labels_dir = out / LABELS_DIR
         self.images_dir = out / IMAGES_DIR if images else None
-        for folder, suffix in ((self.labels_dir, ".txt"), (self.images_dir, ".jpg")):
-            if folder is not None:
-                folder.mkdir(parents=True, exist_ok=True)
-                for stale in folder.glob(f".*{suffix}"):  # a killed run's half-written files
-                    stale.unlink(missing_ok=True)
         self.done_path = out / DONE_LIST
+        if clean:
+            prepare_output_folder(out, images=images, resume=resume)
         self.colors = colors_from_config(config)
         self.linewidth = getattr(config, "linewidth", 4)
         self.overlay_max_size = overlay_max_size
@@ -212,8 +226,6 @@ class FrameWriter:
         self.done_names: set[str] = set()
         self._error: BaseException | None = None
         self._lock = threading.Lock()
-        if not resume:  # a new list; then only appended to (O_APPEND: each line at the end)
-            open(self.done_path, "w").close()  # noqa: SIM115
         self._done = open(self.done_path, "a", encoding="utf-8", newline="")  # noqa: SIM115
         self._queue: queue.Queue = queue.Queue(maxsize=max(1, int(queue_size)))
         self._threads = [

@@ -408,6 +408,7 @@ def run_inference(
     overlay_quality: int | None = None,
     writers: int = 2,
     resume: bool = False,
+    worker_of: dict[str, str] | None = None,
 ) -> InferSummary:
     """Run the lab's client: infer every image, write labels/overlays when ``output_path`` is set.
 
@@ -430,6 +431,11 @@ def run_inference(
     ``infer_failed.txt``. ``unreadable``: ``"skip"`` leaves
     unreadable images out and lists them in ``InferSummary.skipped`` (the exit status says so),
     ``"raise"`` stops at the first one.
+
+    ``worker_of``: this call is one worker of a run shared by several processes
+    (:mod:`cvlab.triton.workers`), given the output names of the whole run; the caller holds
+    the folder's lock, has prepared the folder and the done-list (appended to here), and
+    writes the failed list.
     """
     from cvlab.triton.outputs import (
         OVERLAY_QUALITY,
@@ -453,7 +459,9 @@ def run_inference(
     names: dict[str, str] = {}
     done: dict[str, str] = {}
     held = contextlib.ExitStack()
-    if output_path is not None:  # before any request: names that collide are refused here
+    if worker_of is not None:
+        names = worker_of
+    elif output_path is not None:  # before any request: names that collide are refused here
         out = Path(output_path)
         if out.exists() and not out.is_dir():
             raise NotADirectoryError(f"{out}: the output path is a file, not a folder")
@@ -512,7 +520,8 @@ def run_inference(
                 overlay_quality=OVERLAY_QUALITY if overlay_quality is None else overlay_quality,
                 workers=writers,
                 queue_size=max(2 * batch_size, 8),
-                resume=resume,
+                resume=resume or worker_of is not None,
+                clean=worker_of is None,
             )
             summary.labels_dir, summary.images_dir = writer.labels_dir, writer.images_dir
             summary.done_list = writer.done_path
@@ -550,7 +559,8 @@ def run_inference(
                 if writer is not None:  # the queued frames are written, even on Ctrl-C
                     with contextlib.suppress(Exception):  # the first error is the one to report
                         writer.close()
-                    if isinstance(exc, KeyboardInterrupt):  # every frame not done, listed
+                    if isinstance(exc, KeyboardInterrupt) and worker_of is None:
+                        # every frame not done, listed
                         left = [(p, skipped.get(p, "interrupted")) for p in paths]
                         left = [(p, w) for p, w in left if names[p] not in writer.done_names]
                         with contextlib.suppress(OSError):
@@ -564,7 +574,7 @@ def run_inference(
         summary.errors = list(client.errors)
         summary.skipped = [(p, skipped[p]) for p in paths if p in skipped]
         summary.written = writer.written if writer is not None else 0
-        if output_path is not None:
+        if output_path is not None and worker_of is None:
             summary.failed_list = write_failed_list(output_path, summary.without_outputs, names)
     summary.seconds = time.perf_counter() - start
     return summary

@@ -36,6 +36,18 @@ def test_preprocess_image_matches_opencv_resize() -> None:
         preprocess_image(np.zeros((4, 4, 2), np.uint8))
 
 
+def test_the_tensor_is_bit_for_bit_the_cast_times_one_255th() -> None:
+    """The normalisation's exact float32 values (labels stay byte-identical when it is made
+    faster): each uint8 value cast to float32, times float32(1/255), in both channel orders."""
+    rng = np.random.default_rng(3)
+    rgb = rng.integers(0, 256, (544, 960, 3), dtype=np.uint8)
+    rgb[0, :256, 0] = np.arange(256)  # every value at least once
+    reference = rgb.transpose(2, 0, 1).astype(np.float32) * np.float32(1.0 / 255.0)
+    assert np.array_equal(preprocess_image(rgb, (960, 544)), reference)
+    bgr = np.ascontiguousarray(rgb[:, :, ::-1])
+    assert np.array_equal(preprocess_image(bgr, (960, 544), bgr=True), reference)
+
+
 def test_batch_sizes_and_corrupt_files(tmp_path: Path) -> None:
     a = _write_bgr(tmp_path / "a.jpg", np.full((100, 200, 3), 128, np.uint8))
     b = _write_bgr(tmp_path / "b.png", np.full((30, 40, 3), 255, np.uint8))

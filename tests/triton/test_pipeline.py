@@ -481,3 +481,48 @@ def test_a_second_run_into_a_busy_output_folder_is_refused(demo_server, tmp_path
         holder.communicate("", timeout=30)
     assert main(_infer(folder, demo_server.http_url, out, "--resume")) == 0
     assert b"\0" not in (out / DONE_LIST).read_bytes()
+
+
+def test_labels_are_byte_for_byte_those_of_a_plain_reference(demo_server, tmp_path):  # noqa: F811
+    """Issue 23: the client made faster writes the same labels, byte for byte, as a plain
+    rendering of the path (the same decode, a cast-and-scale tensor, the model run directly with
+    onnxruntime, the same clustering, write_kitti), for small, 720p and 1080p frames."""
+    import onnxruntime as ort
+    from support.triton import INPUT_SIZE, demo_onnx_path
+
+    from cvlab.formats.kitti import write_kitti
+    from cvlab.images import load_image_for_model
+    from cvlab.triton.pipeline import make_postprocessor
+
+    folder = tmp_path / "images"
+    write_test_images(folder, 4)
+    rng = np.random.default_rng(5)
+    for w, h in ((1280, 720), (1920, 1080)):
+        frame = cv2.GaussianBlur(rng.integers(0, 255, (h, w, 3), np.uint8), (9, 9), 3)
+        cv2.rectangle(frame, (w // 3, h // 4), (w // 3 + w // 10, h - h // 8), (250, 250, 250), -1)
+        cv2.imwrite(str(folder / f"big_{w}.jpg"), frame)
+    out = tmp_path / "out"
+    argv = _infer(folder, demo_server.http_url, out, "--no-images", "--concurrency", "1")
+    argv[argv.index("-b") + 1] = "1"  # one frame per request, as the reference runs the model
+    assert main(argv) == 0
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = 1  # as the server's python backend (CVLAB_ORT_THREADS)
+    options.inter_op_num_threads = 1
+    session = ort.InferenceSession(str(demo_onnx_path()), options)
+    names = [o.name for o in session.get_outputs()]
+    post, _ = make_postprocessor(INPUT_SIZE, PEOPLENET_RGB_CONFIG)
+    reference = tmp_path / "reference"
+    reference.mkdir()
+    for path in sorted(folder.iterdir()):
+        bgr, size = load_image_for_model(path, INPUT_SIZE, bgr=True)
+        if (bgr.shape[1], bgr.shape[0]) != INPUT_SIZE:
+            bgr = cv2.resize(bgr, INPUT_SIZE, interpolation=cv2.INTER_LINEAR)
+        tensor = bgr[:, :, ::-1].transpose(2, 0, 1).astype(np.float32) * np.float32(1 / 255)
+        outputs = dict(zip(names, session.run(names, {"input_1": tensor[None]}), strict=True))
+        (detections,) = post.batch(outputs, [size], [str(path)])
+        write_kitti(reference / f"{path.stem}.txt", detections, with_confidence=True)
+    written = sorted((out / "infer_labels").iterdir())
+    assert [p.name for p in written] == sorted(p.name for p in reference.iterdir())
+    assert any(p.stat().st_size for p in written)  # some frames have boxes
+    for label in written:
+        assert label.read_bytes() == (reference / label.name).read_bytes(), label.name
