@@ -11,7 +11,7 @@ import pytest
 from support.train import limit_tf_threads
 
 from cvlab.datasets import video
-from cvlab.datasets.video_labels import RECORD_FILE, label_video
+from cvlab.datasets.video_labels import RECORD_FILE, VIDEO_STEM, label_video
 from cvlab.formats.tfrecords import read_records
 
 limit_tf_threads()
@@ -81,6 +81,7 @@ def test_label_video_writes_a_short_clip_with_real_teachers(tmp_path) -> None:
     assert report.frames == 6 and report.objects["person"] >= len(people)
     ids = {r.frame_id.rsplit("/", 1)[-1] for r in read_records(str(out / "tfrecords" / "*"))}
     assert ids == set(stems)
-    assert all(
-        video.split_of(int(s.split("_")[1])) == "train" for s in ids if s.startswith("vtest")
+    frames = [VIDEO_STEM.match(s) for s in ids]
+    assert sum(map(bool, frames)) == 6 and all(
+        video.split_of(int(m[1])) == "train" for m in frames if m
     )
