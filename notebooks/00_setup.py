@@ -20,7 +20,7 @@
 # verdict first, the details folded away), downloads the RGB PeopleNet model from NGC when the
 # NGC CLI is present and online, and writes the lab's GKE cluster commands for your project.
 #
-# **How long.** About 15 s on a 2-core laptop; the whole lab about 5 minutes (the table below
+# **How long.** About 15 s on a 2-core laptop; the whole lab about 3 minutes (the table below
 # lists every notebook's time in the last `make demo`, and the line under the imports this one's).
 #
 # ## The story: a people detector trained on daylight, taken to thermal cameras
