@@ -95,3 +95,15 @@ def demo_server(tmp_path_factory):
     with TritonServer(repo, startup_timeout=90) as server:
         yield server
     shutil.rmtree(repo, ignore_errors=True)
+
+
+def infer_argv(images, url: str, out: Path, *extra: str, batch: int = 4) -> list[str]:
+    """``cvlab infer`` arguments of the tests: the demo model, async, the PeopleNet RGB
+    clustering config, no progress bar, then ``extra``."""
+    from cvlab.inference.clustering_config import PEOPLENET_RGB_CONFIG
+
+    return [
+        "infer", str(images), "-m", MODEL, "-b", str(batch), "-u", url, "--async",
+        "--output_path", str(out), "--postprocessing_config", str(PEOPLENET_RGB_CONFIG),
+        "--no-progress", *extra,
+    ]  # fmt: skip

@@ -14,7 +14,12 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-from support.triton import MODEL, demo_server, write_test_images  # noqa: F401 - fixture
+from support.triton import (  # noqa: F401 - fixture
+    MODEL,
+    demo_server,
+    infer_argv,
+    write_test_images,
+)
 
 from cvlab import images
 from cvlab.cli import main
@@ -29,11 +34,7 @@ pytestmark = pytest.mark.server
 
 
 def _infer(images, url: str, out: Path, *extra: str) -> list[str]:
-    return [
-        "infer", str(images), "-m", MODEL, "-b", "4", "-u", url, "--async",
-        "--output_path", str(out), "--postprocessing_config", str(PEOPLENET_RGB_CONFIG),
-        "--no-progress", *extra,
-    ]  # fmt: skip
+    return infer_argv(images, url, out, *extra, batch=4)
 
 
 def _stems(folder: Path, suffix: str) -> list[str]:

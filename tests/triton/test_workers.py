@@ -13,11 +13,16 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-from support.triton import MODEL, demo_server, wait_until, write_test_images  # noqa: F401
+from support.triton import (  # noqa: F401
+    MODEL,
+    demo_server,
+    infer_argv,
+    wait_until,
+    write_test_images,
+)
 
 from cvlab.cli import main
 from cvlab.fileio import pid_alive
-from cvlab.inference.clustering_config import PEOPLENET_RGB_CONFIG
 from cvlab.triton.outputs import DONE_LIST, FAILED_LIST, read_done_list, split_line
 from cvlab.triton.shared_memory import SHM_DIR, region_owner
 from cvlab.triton.workers import deal
@@ -26,11 +31,7 @@ pytestmark = pytest.mark.server
 
 
 def _infer(images, url: str, out: Path, *extra: str) -> list[str]:
-    return [
-        "infer", str(images), "-m", MODEL, "-b", "2", "-u", url, "--async",
-        "--output_path", str(out), "--postprocessing_config", str(PEOPLENET_RGB_CONFIG),
-        "--no-progress", *extra,
-    ]  # fmt: skip
+    return infer_argv(images, url, out, *extra, batch=2)
 
 
 def _files(folder: Path) -> dict[str, bytes]:
