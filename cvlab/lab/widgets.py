@@ -128,28 +128,6 @@ class ThresholdTuner:
             dets = self.detections(index)
         return np.sort(dets.confidence[dets.class_id == self.class_names.index(class_name)])
 
-    def threshold_example(
-        self, class_name: str = "person", indices: Sequence[int] | None = None
-    ) -> tuple[int, float] | None:
-        """An image and a ``class_name`` threshold that visibly change its box count: lowered
-        below the config's when weaker clusters exist (they appear), else raised just above
-        the weakest box (it disappears; images with two boxes or more first). Tries
-        ``indices`` (default: all) in order; None when no image has a cluster of the class."""
-        current = float(self.config.classes[class_name].dbscan_confidence_threshold)
-        raise_one: tuple[int, float] | None = None
-        raise_any: tuple[int, float] | None = None
-        for i in indices if indices is not None else range(len(self.images)):
-            scores = self.cluster_scores(class_name, i)
-            weaker = scores[scores <= current]
-            if len(weaker):
-                return i, float(np.floor(max(0.0, float(weaker.min()) * 0.9) * 100) / 100)
-            if len(scores):
-                above = float(np.floor(float(scores.min()) * 100 + 1) / 100)  # > the weakest
-                if len(scores) >= 2 and raise_one is None:
-                    raise_one = (i, above)
-                raise_any = raise_any or (i, above)
-        return raise_one or raise_any
-
     def confidence_range(self, class_index: int) -> float:
         """Upper end of a class's threshold slider: a little above the best cluster score of
         the class in any image (a higher threshold hides every box), at least 1."""

@@ -303,7 +303,7 @@ def _two_people_outputs(size=(320, 192)):
     return {k: strong[k] + weak[k] for k in strong}
 
 
-def test_threshold_effect_shows_a_visible_change() -> None:
+def test_threshold_steps_trade_false_boxes_for_missed_people() -> None:
     from cvlab.inference.clustering_config import default_config
     from cvlab.lab.widgets import ThresholdTuner
 
@@ -316,11 +316,18 @@ def test_threshold_effect_shows_a_visible_change() -> None:
     scores = tuner.cluster_scores("person", 1)
     assert len(scores) == 2 and scores[0] < 2.0 < scores[1]  # the weak one is hidden at 2.0
     assert len(tuner.detections(1)) == 1
-    effect = lab.show_threshold_effect(tuner, "person")
-    plt.close(effect.figure)
-    # image 0 has one cluster only: lowering changes nothing there, so image 1 is chosen
-    assert (effect.index, effect.boxes_before, effect.boxes_after) == (1, 1, 2)
-    assert effect.new < scores[0] and "from 1 to 2" in effect.sentence()
+    truth = [
+        Detections(boxes, [1.0] * len(boxes), [0] * len(boxes), ("person",), (320, 192))
+        for boxes in ([[40, 40, 100, 170]], [[40, 40, 100, 170], [200, 40, 260, 170]])
+    ]
+    # a step below the weak person's score, the config's, and one above the strong person's
+    factors = (scores[0] / 2 / 2.0, 1.0, (scores[1] + 1) / 2.0)
+    steps = lab.show_threshold_steps(tuner, truth, "person", factors, index=1)
+    plt.close(steps.figure)
+    assert steps.table["boxes"].tolist() == [3, 2, 0]  # the weak one appears, then all go
+    assert steps.table["threshold"].iloc[1] == 2.0 and "The config's 2 sits between" in (
+        steps.sentence()
+    )
     assert tuner.config.classes["person"].dbscan_confidence_threshold == 2.0  # restored
     assert scores[1] < tuner.confidence_range(0) < scores[1] * 1.2 + 0.5  # ends past the best
     assert tuner.render(1, labels=["person"]).shape == (384, 640, 3)  # small frames drawn 2x
@@ -330,11 +337,6 @@ def test_threshold_effect_shows_a_visible_change() -> None:
     assert "application/vnd.jupyter.widget-view+json" in bundle
     assert bundle["text/plain"].startswith("threshold tuner (2 images)")  # not VBox(...)
     assert "data:image/jpeg;base64," in bundle["text/html"]  # a snapshot where widgets cannot draw
-    blank = _person_grid((40, 40, 100, 170), cov_value=0.0)  # no cell reaches the coverage floor
-    nothing = lab.show_threshold_effect(
-        ThresholdTuner([image], [blank], config, model_size=(320, 192)), "person"
-    )
-    assert nothing.figure is None and "no person clusters" in nothing.sentence()
 
 
 def test_people_tables_and_folded_details() -> None:
