@@ -121,16 +121,19 @@ def rgb_sample_frames(
     import shutil
 
     from cvlab.bench.standin import write_heldout_frames
-    from cvlab.datasets.video import HELDOUT_FRAMES, fetch_video, real_photos
+    from cvlab.datasets.video import HELDOUT_FRAMES, fetch_video, heldout_truth, real_photos
     from cvlab.lab.data import sample_photo
 
     fetch_video(video)
     folder = ws.rgb_images
-    scored, truth = write_heldout_frames(folder / "heldout")
-    strip_frames = [
-        i for i in range(strip_start, strip_start + strip_length) if i in HELDOUT_FRAMES
-    ]
-    strip, _ = write_heldout_frames(folder / "heldout", strip_frames)
+    scored_frames = set(heldout_truth())
+    strip_frames = set(range(strip_start, strip_start + strip_length)) & set(HELDOUT_FRAMES)
+    # one pass over the video: a frame both scored and in the strip is written once
+    paths, all_truth = write_heldout_frames(folder / "heldout", scored_frames | strip_frames)
+    index = [int(p.stem.split("_")[1]) for p in paths]
+    scored = [p for p, i in zip(paths, index, strict=True) if i in scored_frames]
+    truth = [t for t, i in zip(all_truth, index, strict=True) if i in scored_frames]
+    strip = [p for p, i in zip(paths, index, strict=True) if i in strip_frames]
     photos = []
     for src in real_photos(video):
         target = folder / "photos" / src.name

@@ -209,7 +209,6 @@ def tune_thresholds(
     object found there at any threshold (the video's validation frames have no bags, and faces
     of a few pixels) keeps PeopleNet's threshold. Returns ``{class: {"threshold", "precision",
     "recall", "f1"}}``."""
-    import dataclasses as dc
 
     from cvlab.bench.standin import detect_with, onnx_runner
     from cvlab.datasets.video import split_of
@@ -218,7 +217,7 @@ def tune_thresholds(
     from cvlab.formats.tfrecords import read_split
     from cvlab.images import image_size
     from cvlab.inference.clustering_config import PEOPLENET_RGB_CONFIG
-    from cvlab.lab.inference import clustering_config
+    from cvlab.lab.inference import clustering_config, rgb_postprocessing_config
     from cvlab.train.evaluate import evaluate_detections
 
     root = Path(labels_root)
@@ -235,12 +234,7 @@ def tune_thresholds(
         for i, p in zip(ids, paths, strict=True)
     ]
     base = clustering_config(PEOPLENET_RGB_CONFIG, PEOPLENET_CLASSES)
-    low = dc.replace(
-        base,
-        classes={
-            n: dc.replace(c, dbscan_confidence_threshold=min(grid)) for n, c in base.classes.items()
-        },
-    )
+    low = rgb_postprocessing_config(min(grid), PEOPLENET_RGB_CONFIG).for_classes(PEOPLENET_CLASSES)
     run = onnx_runner(onnx)
     found = detect_with(run, STANDIN_INPUT_SIZE, paths, low)
     best: dict[str, dict[str, float]] = {}
