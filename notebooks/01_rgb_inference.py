@@ -159,6 +159,11 @@ _ = lab.record_figure(ws, "01_coverage", fig, "Raw person coverage on a real fra
 # The *teacher* that labelled the training frames (SSDLite, one pass per frame) scores lower on
 # the same frames (`cvlab bench standin` prints both): the student learnt from cleaned labels
 # (tiles for small people, the video's time to fill gaps) and beats it.
+#
+# **Two boxes on one person.** In a crowd the stand-in sometimes splits one person into two
+# boxes (counted below). No clustering setting removes them here: two boxes of one person
+# overlap as much as two people walking side by side, so a DBSCAN eps wide enough to merge them
+# also merges neighbours (`docs/clustering.md`, "Duplicate boxes").
 
 # %%
 rgb_eval = lab.evaluate(scored, samples.truth, ("person",))
@@ -167,7 +172,8 @@ display(lab.table(ap))
 _ = lab.record_table(ws, "01_standin_ap", ap, "RGB model person AP on held-out real frames (01)")
 print(
     f"person AP on {len(samples.scored)} held-out real frames ({people} people): "
-    f"{rgb_eval.ap['person']:.2f}"
+    f"{rgb_eval.ap['person']:.2f}; two boxes on one person: "
+    f"{lab.duplicate_pairs(scored, samples.truth)} times"
 )
 
 # %% [markdown]
