@@ -101,8 +101,8 @@ COPY_SCRIPT = """(function (me) {
     button.className = 'copy-commands';
     button.textContent = 'Copy';
     button.title = 'Copy the commands';
-    button.style.cssText = 'flex: none; margin-top: .3em; font: 12px sans-serif; ' +
-      'padding: .35em .7em; cursor: pointer; border: 1px solid #d0d7de; ' +
+    button.style.cssText = 'flex: none; min-width: 5.5em; margin-top: .3em; ' +
+      'font: 12px sans-serif; padding: .35em .7em; cursor: pointer; border: 1px solid #d0d7de; ' +
       'border-radius: 4px; background: #fff; color: #1f2328';
     function say(word) {
       button.textContent = word;

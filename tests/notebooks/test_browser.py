@@ -335,8 +335,11 @@ def _assert_copy_buttons(page: object, rows: str, commands: list[list[str]]) -> 
         assert box["x"] >= pre["x"] + pre["width"] and box["width"] > 20, (pre, box)
         page.evaluate("navigator.clipboard.writeText('(cleared)')")
         button.click()
-        row.locator("button.copy-commands", has_text="Copied").wait_for(timeout=5_000)
-        assert page.evaluate("navigator.clipboard.readText()") == "\n".join(lines)
+        deadline = time.monotonic() + 10  # the copy is a promise: poll, the label is transient
+        while (copied := page.evaluate("navigator.clipboard.readText()")) == "(cleared)":
+            assert time.monotonic() < deadline, "the copy button copied nothing"
+            time.sleep(0.1)
+        assert copied == "\n".join(lines)
 
 
 def _steps_notebook(path: Path, steps: list) -> Path:
