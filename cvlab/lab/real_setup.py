@@ -75,23 +75,75 @@ CODE_BLOCK_STYLE = (
     "font-family: var(--jp-code-font-family, monospace), monospace; font-size: 13px; "
     "line-height: 1.5; background: #f3f4f6; color: #1f2328; border: 1px solid #d0d7de; "
     "border-radius: 4px; padding: .55em .8em; margin: .3em 0 1.1em; overflow-x: auto; "
-    "white-space: pre; word-break: normal; overflow-wrap: normal"
+    "white-space: pre; word-break: normal; overflow-wrap: normal; flex: 1 1 auto; min-width: 0"
 )
 
 #: ... and of the code inside it (pages style ``code`` as wrapping inline text).
 _CODE_STYLE = "white-space: pre; font: inherit; background: none; color: inherit; padding: 0"
 
+#: The row holding a block and, where scripts run, its copy button (beside it, never over it).
+_ROW_STYLE = "display: flex; align-items: flex-start; gap: .5em"
+
+#: Adds a "Copy" button beside each command block of its own output (or page). The button is
+#: made by this script, not written in the HTML: where scripts do not run (JupyterLab sanitizes
+#: an untrusted output: it keeps a ``<button>`` but drops ``<script>`` and ``onclick``) the
+#: block stays plain selectable text, never a dead button. The text copied is the block's
+#: ``<code>``, exactly the commands; without the clipboard API (a page on plain http) it
+#: selects that text and tries the browser's copy command.
+COPY_SCRIPT = """(function (me) {
+  var root = (me && me.parentElement) || document;
+  root.querySelectorAll('.commands-row > pre.commands').forEach(function (pre) {
+    var row = pre.parentElement;
+    if (row.querySelector('button.copy-commands')) { return; }
+    var code = pre.querySelector('code') || pre;
+    var button = document.createElement('button');
+    button.type = 'button';
+    button.className = 'copy-commands';
+    button.textContent = 'Copy';
+    button.title = 'Copy the commands';
+    button.style.cssText = 'flex: none; min-width: 5.5em; margin-top: .3em; ' +
+      'font: 12px sans-serif; padding: .35em .7em; cursor: pointer; border: 1px solid #d0d7de; ' +
+      'border-radius: 4px; background: #fff; color: #1f2328';
+    function say(word) {
+      button.textContent = word;
+      setTimeout(function () { button.textContent = 'Copy'; }, 2000);
+    }
+    function select() {
+      var range = document.createRange();
+      range.selectNodeContents(code);
+      var selection = window.getSelection();
+      selection.removeAllRanges();
+      selection.addRange(range);
+      var copied = false;
+      try { copied = document.execCommand('copy'); } catch (e) { copied = false; }
+      say(copied ? 'Copied' : 'Press Ctrl+C');
+    }
+    button.addEventListener('click', function () {
+      var text = code.textContent;
+      if (navigator.clipboard && window.isSecureContext) {
+        navigator.clipboard.writeText(text).then(function () { say('Copied'); }, select);
+      } else {
+        select();
+      }
+    });
+    row.appendChild(button);
+  });
+})(document.currentScript);"""
+
 
 def steps_html(heading: str, steps: list[Step], level: int = 3) -> str:
     """The numbered steps as HTML (the notebooks' outputs and the report): a heading of
     ``level``, each sentence, then its commands in a ``<pre class='commands'>`` block (one
-    command a line, copyable; styled inline by :data:`CODE_BLOCK_STYLE`).
+    command a line, copyable; styled inline by :data:`CODE_BLOCK_STYLE`) in a
+    ``commands-row``, and last :data:`COPY_SCRIPT`, which adds a copy button to each row where
+    scripts run.
 
     >>> print(steps_html("Try", [Step("Say hi", "In `bash`:", ["echo 'a < b'"])]))
     ... # doctest: +ELLIPSIS
     <h3>Try</h3>
     <p><b>1. Say hi.</b> In <code>bash</code>:</p>
-    <pre class='commands' style='...'><code style='...'>echo &#x27;a &lt; b&#x27;</code></pre>
+    <div class='commands-row' style='...'><pre class='commands' ...>echo &#x27;a &lt; b&#x27;</code>...
+    <script>(function (me) {...})(document.currentScript);</script>
     """
     import html
 
@@ -101,15 +153,19 @@ def steps_html(heading: str, steps: list[Step], level: int = 3) -> str:
         if step.commands:
             code = html.escape("\n".join(step.commands))
             parts.append(
+                f"<div class='commands-row' style='{_ROW_STYLE}'>"
                 f"<pre class='commands' style='{CODE_BLOCK_STYLE}'>"
-                f"<code style='{_CODE_STYLE}'>{code}</code></pre>"
+                f"<code style='{_CODE_STYLE}'>{code}</code></pre></div>"
             )
+    if any(step.commands for step in steps):
+        parts.append(f"<script>{COPY_SCRIPT}</script>")
     return "\n".join(parts)
 
 
 class StepsView:
-    """Real-setup steps in a notebook: HTML with copyable command blocks (preferred by
-    JupyterLab and by the exported pages), Markdown, and the Markdown as plain text."""
+    """Real-setup steps in a notebook: HTML with copyable command blocks and their copy
+    buttons (preferred by JupyterLab and by the exported pages), Markdown, and the Markdown as
+    plain text."""
 
     def __init__(self, heading: str, steps: list[Step]) -> None:
         self.heading = heading

@@ -239,10 +239,13 @@ def test_notebook_01_runs_in_jupyterlab_and_the_tuner_responds(
     else:
         pytest.fail(f"the person threshold slider changed no image's boxes: {seen}")
 
-    # the real-setup commands, live in JupyterLab: copyable code, one unbroken line each
+    # the real-setup commands, live in JupyterLab: copyable code, one unbroken line each, and
+    # (an output of this session, so trusted: its script runs) a copy button on each block
     blocks = page.eval_on_selector_all(".jp-OutputArea-output pre.commands", _CODE_STYLE)
     assert blocks
-    _assert_code_blocks(blocks, [b["text"].rstrip("\n").split("\n") for b in blocks])
+    commands = [b["text"].rstrip("\n").split("\n") for b in blocks]
+    _assert_code_blocks(blocks, commands)
+    _assert_copy_buttons(page, ".jp-OutputArea-output .commands-row", commands)
 
 
 def test_report_opens_with_headline_and_images(page: object, lab_root: Path) -> None:
@@ -280,6 +283,13 @@ def test_executed_notebook_shows_finished_bars_and_the_tuner(
     tuner.wait_for(timeout=30_000)
     assert tuner.evaluate("e => e.complete && e.naturalWidth > 100")
     assert "VBox(" not in panel.inner_text()
+    # untrusted, JupyterLab sanitizes the real-setup output: its copy script is dropped, so the
+    # commands stay plain code with no button (dead or live), no script text and no prompt
+    rows = panel.locator(".jp-OutputArea-output .commands-row")
+    rows.first.wait_for(timeout=30_000)
+    assert rows.count() == panel.locator("pre.commands").count()
+    assert panel.locator(".commands-row button, .jp-OutputArea-output script").count() == 0
+    assert not re.search(r"navigator\.clipboard|inline scripts", panel.inner_text())
 
 
 # --- the exported pages and the report, at a laptop's 1400x900 (no JupyterLab needed) -------
@@ -309,6 +319,29 @@ def _assert_code_blocks(blocks: list[dict], commands: list[list[str]]) -> None:
         assert block["lines"] == len(lines), (block["lines"], lines)  # no wrapped line
 
 
+def _assert_copy_buttons(page: object, rows: str, commands: list[list[str]]) -> None:
+    """Each command block of ``rows`` (a CSS selector) has one copy button beside it (not over
+    the code), and clicking it puts exactly that block's commands on the clipboard: headless
+    Chromium's own clipboard, read back (the page's context is granted clipboard access)."""
+    page.context.grant_permissions(["clipboard-read", "clipboard-write"])
+    found = page.locator(rows)
+    assert found.count() == len(commands)
+    for i, lines in enumerate(commands):
+        row = found.nth(i)
+        button = row.locator("button.copy-commands")
+        assert button.count() == 1 and button.inner_text() == "Copy"
+        button.scroll_into_view_if_needed()
+        pre, box = row.locator("pre.commands").bounding_box(), button.bounding_box()
+        assert box["x"] >= pre["x"] + pre["width"] and box["width"] > 20, (pre, box)
+        page.evaluate("navigator.clipboard.writeText('(cleared)')")
+        button.click()
+        deadline = time.monotonic() + 10  # the copy is a promise: poll, the label is transient
+        while (copied := page.evaluate("navigator.clipboard.readText()")) == "(cleared)":
+            assert time.monotonic() < deadline, "the copy button copied nothing"
+            time.sleep(0.1)
+        assert copied == "\n".join(lines)
+
+
 def _steps_notebook(path: Path, steps: list) -> Path:
     """A notebook whose one output is the steps as the notebooks display them."""
     from cvlab.lab.real_setup import show_steps
@@ -327,7 +360,8 @@ def _steps_notebook(path: Path, steps: list) -> Path:
 
 def test_real_setup_commands_render_as_code_blocks(browser: object, tmp_path: Path) -> None:
     """The exported notebook pages (04's steps: the longest lines) and the report's last
-    section show every command as copyable code, not as wrapped prose."""
+    section show every command as copyable code, not as wrapped prose, each block with a copy
+    button that copies exactly its commands (nbconvert keeps the steps' script)."""
     from cvlab import lab
     from cvlab.lab.demo import export_html
 
@@ -339,12 +373,17 @@ def test_real_setup_commands_render_as_code_blocks(browser: object, tmp_path: Pa
         page.goto(html.as_uri())
         blocks = page.eval_on_selector_all(".jp-OutputArea-output pre", _CODE_STYLE)
         _assert_code_blocks(blocks, [s.commands for s in steps if s.commands])
+        _assert_copy_buttons(
+            page, ".jp-OutputArea-output .commands-row", [s.commands for s in steps if s.commands]
+        )
 
         report = build_report(ws.root, tmp_path / "report.html")
         page.goto(report.as_uri())
-        blocks = page.eval_on_selector_all("#real-setup ~ pre.commands", _CODE_STYLE)
+        rows = "#real-setup ~ .commands-row"
+        blocks = page.eval_on_selector_all(f"{rows} > pre.commands", _CODE_STYLE)
         every = [s.commands for _, part in lab.lab_steps(ws) for s in part if s.commands]
         _assert_code_blocks(blocks, every)
+        _assert_copy_buttons(page, rows, every)
         headings = page.locator("h2").all_inner_texts()
         assert headings[-1] == "The real setup"  # the report ends with it
     finally:
