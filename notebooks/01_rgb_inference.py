@@ -160,10 +160,11 @@ _ = lab.record_figure(ws, "01_coverage", fig, "Raw person coverage on a real fra
 # the same frames (`cvlab bench standin` prints both): the student learnt from cleaned labels
 # (tiles for small people, the video's time to fill gaps) and beats it.
 #
-# **Two boxes on one person.** In a crowd the stand-in sometimes splits one person into two
-# boxes (counted below). No clustering setting removes them here: two boxes of one person
-# overlap as much as two people walking side by side, so a DBSCAN eps wide enough to merge them
-# also merges neighbours (`docs/clustering.md`, "Duplicate boxes").
+# **Two boxes on one person.** In a crowd the stand-in now and then puts two boxes on one
+# labelled person (counted below): a true duplicate, or a box shifted half onto the person
+# behind. No clustering setting removes them here: two boxes of one person overlap as much as
+# two people walking side by side, so a DBSCAN eps wide enough to merge them also merges
+# neighbours (`docs/clustering.md`, "Duplicate boxes on the RGB stand-in").
 
 # %%
 rgb_eval = lab.evaluate(scored, samples.truth, ("person",))

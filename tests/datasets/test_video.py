@@ -46,6 +46,17 @@ def test_heldout_truth_is_held_out_frames_checked_by_eye() -> None:
     assert boxes.min() >= 0 and boxes[:, 2].max() <= w and boxes[:, 3].max() <= h
 
 
+def test_heldout_truth_boxes_follow_the_cameras_perspective() -> None:
+    """A box reaching past a person's feet, or up into the person behind, is taller than the
+    camera's perspective allows at its foot row (the audit in the CSV's header fixed four)."""
+    boxes = np.concatenate(list(video.heldout_truth().values()))
+    height, foot = boxes[:, 3] - boxes[:, 1], boxes[:, 3]
+    slope, offset = np.polyfit(foot, height, 1)
+    assert 0.15 < slope < 0.35  # people further down the frame are nearer, so taller
+    ratio = height / (slope * foot + offset)
+    assert ratio.max() < 1.25, boxes[ratio.argmax()]  # nobody is a quarter taller than expected
+
+
 def test_read_frames_gives_rgb_frames_of_the_real_video() -> None:
     frames = dict(video.read_frames(video.fetch_video(), [0, 3]))
     assert sorted(frames) == [0, 3]
