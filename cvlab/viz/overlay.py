@@ -44,8 +44,11 @@ def draw_detections(
     colors: Mapping[str, Color] | None = None,
     linewidth: int = 4,
     show_labels: bool = True,
+    *,
+    copy: bool = True,
 ) -> np.ndarray:
-    """A copy of ``rgb`` (H, W, 3 uint8) with every box drawn.
+    """A copy of ``rgb`` (H, W, 3 uint8) with every box drawn (``copy=False``: drawn on ``rgb``
+    itself when it is a contiguous, writable uint8 array; the same pixels).
 
     The box outline is ``linewidth`` pixels thick and lies inside the box: rows
     ``y1 .. y1+linewidth-1`` and columns ``x1 .. x1+linewidth-1`` (likewise at the far edges),
@@ -53,7 +56,9 @@ def draw_detections(
     """
     if rgb.ndim != 3 or rgb.shape[2] != 3:
         raise ValueError(f"expected an (H, W, 3) RGB image, got shape {rgb.shape}")
-    out = np.ascontiguousarray(rgb, dtype=np.uint8).copy()
+    out = np.ascontiguousarray(rgb, dtype=np.uint8)
+    if copy or not out.flags.writeable:
+        out = out.copy()
     h, w = out.shape[:2]
     lw = max(int(linewidth), 1)
     for det in detections:
@@ -126,6 +131,7 @@ def save_overlay(
     *,
     bgr: bool = False,
     max_size: tuple[int, int] | None = None,
+    in_place: bool = False,
 ) -> Path:
     """Write the overlay as an image (JPEG unless the suffix says PNG), atomically.
 
@@ -133,7 +139,9 @@ def save_overlay(
     conversions), at its original size or smaller (a reduced-scale decode): boxes, in pixels of
     ``detections.image_size``, are scaled to it. ``max_size``: the overlay is fitted inside
     this ``(width, height)`` (:func:`overlay_size`) before the boxes are drawn, so
-    ``linewidth`` is in overlay pixels. ``quality``: JPEG quality (1-100).
+    ``linewidth`` is in overlay pixels. ``quality``: JPEG quality (1-100). ``in_place``: the
+    boxes may be drawn on ``image`` itself (the caller hands the frame over), which saves a
+    copy of it; the file is the same.
 
     >>> import tempfile, pathlib, cv2
     >>> d = Detections([[100, 100, 500, 900]], [0.9], [0], ("person",), (1000, 1000))
@@ -158,16 +166,20 @@ def save_overlay(
         image = cv2.resize(
             image, (tw, th), interpolation=cv2.INTER_AREA if area else cv2.INTER_LINEAR
         )
+        in_place = True  # a new array of our own
     if (tw, th) != tuple(original):
         detections = detections.scaled(tw / original[0], th / original[1], (tw, th))
     if bgr:  # draw in BGR: colours reversed, no conversion of the frame
         names = detections.class_names
         given = colors or {}
         colors = {n: tuple(_color_for(n, i, given))[::-1] for i, n in enumerate(names)}
-        drawn = draw_detections(image, detections, colors, linewidth, show_labels)
+        drawn = draw_detections(
+            image, detections, colors, linewidth, show_labels, copy=not in_place
+        )
     else:
         drawn = cv2.cvtColor(
-            draw_detections(image, detections, colors, linewidth, show_labels), cv2.COLOR_RGB2BGR
+            draw_detections(image, detections, colors, linewidth, show_labels, copy=not in_place),
+            cv2.COLOR_RGB2BGR,
         )
     params = [cv2.IMWRITE_JPEG_QUALITY, int(quality)] if suffix != ".png" else []
     ok, encoded = cv2.imencode(suffix, drawn, params)
