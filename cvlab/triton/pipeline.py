@@ -275,6 +275,7 @@ def infer_frames(
     keep_outputs: bool = False,
     keep_images: bool = False,
     decode_size: tuple[int, int] | None = None,
+    frame_size: tuple[int, int] | None = None,
     unreadable: str = "skip",
     on_skip: Callable[[str, str], None] | None = None,
 ) -> list[Frame]:
@@ -284,8 +285,9 @@ def infer_frames(
     ``on_result`` gets each :class:`Frame` as soon as its batch is answered and clustered (to
     write outputs while later batches are in flight), on the postprocessing thread; with
     ``keep_images`` its ``image`` is the frame the reading thread decoded (BGR;
-    ``decode_size``: the smallest size a JPEG may be decoded at, default the model input),
-    handed over once and not kept. Failed requests:
+    ``decode_size``: the smallest size a JPEG may be decoded at, default the model input;
+    ``frame_size``: fitted inside this size as soon as decoded, the overlay's frame), handed
+    over once and not kept. Failed requests:
     ``on_error="raise"`` raises :class:`InferenceFailedError` (holding the successful
     Detections) after every request has finished; ``"collect"`` returns the successful frames
     (the failures stay in ``client.errors``). Unreadable images: ``unreadable="skip"`` leaves
@@ -311,6 +313,7 @@ def infer_frames(
             out=out,
             keep_frames=keep_images,
             decode_size=decode_size,
+            frame_size=frame_size,
             warn=on_skip is None,
         )
         if on_skip is not None:
@@ -559,6 +562,7 @@ def run_inference(
                     keep_outputs=keep_outputs,
                     keep_images=overlays,
                     decode_size=_decode_floor(client.input_size, decode_box) if overlays else None,
+                    frame_size=overlay_box,
                     unreadable=unreadable,
                     on_skip=on_skip,
                 )

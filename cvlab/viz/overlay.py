@@ -121,6 +121,27 @@ def overlay_size(image_size: tuple[int, int], max_size: tuple[int, int] | None) 
     return max(1, round(w * scale)), max(1, round(h * scale))
 
 
+def fit_frame(
+    image: np.ndarray, original_size: tuple[int, int], max_size: tuple[int, int] | None
+) -> np.ndarray:
+    """The frame an overlay is drawn on: ``image`` (a frame of an ``original_size`` image,
+    possibly decoded smaller) resized to :func:`overlay_size` (never enlarged; ``image`` itself
+    when it already has that size). Area averaging for reductions to 1/2 or less, bilinear
+    above (5x faster there). The pipeline fits each frame as soon as it is decoded, which keeps
+    the frames waiting for their answer small; :func:`save_overlay` then draws on it as it is.
+
+    >>> fit_frame(np.zeros((1080, 1920, 3), np.uint8), (1920, 1080), (960, 544)).shape
+    (540, 960, 3)
+    """
+    h, w = image.shape[:2]
+    tw, th = overlay_size(original_size, max_size)
+    tw, th = min(tw, w), min(th, h)  # a reduced decode may be a few pixels short: never enlarge
+    if (tw, th) == (w, h):
+        return image
+    area = tw * 2 <= w or th * 2 <= h
+    return cv2.resize(image, (tw, th), interpolation=cv2.INTER_AREA if area else cv2.INTER_LINEAR)
+
+
 def save_overlay(
     path: str | os.PathLike,
     image: np.ndarray,
@@ -160,14 +181,10 @@ def save_overlay(
         raise ValueError(f"JPEG quality must be 1-100, got {quality}")
     h, w = image.shape[:2]
     original = detections.image_size or (w, h)
-    tw, th = overlay_size(original, max_size)
-    tw, th = min(tw, w), min(th, h)  # a reduced decode may be a few pixels short: never enlarge
-    if (tw, th) != (w, h):  # area averaging for big reductions; bilinear is 5x faster above 1/2
-        area = tw * 2 <= w or th * 2 <= h
-        image = cv2.resize(
-            image, (tw, th), interpolation=cv2.INTER_AREA if area else cv2.INTER_LINEAR
-        )
-        in_place = True  # a new array of our own
+    fitted = fit_frame(image, original, max_size)
+    if fitted is not image:
+        image, in_place = fitted, True  # a new array of our own
+    th, tw = image.shape[:2]
     if (tw, th) != tuple(original):
         detections = detections.scaled(tw / original[0], th / original[1], (tw, th))
     if bgr:  # draw in BGR: colours reversed, no conversion of the frame

@@ -560,3 +560,35 @@ def test_overlays_fit_the_model_input_by_default_with_the_labels_of_full_size_on
         f"cam_{i}": ((1080, 720)[i % 2], (1920, 1280)[i % 2]) for i in range(4)
     }
     assert overlays["default"] == overlays["given"] == dict.fromkeys(overlays["full"], (180, 320))
+
+
+def test_frames_fitted_as_soon_as_decoded_give_the_overlays_fitted_at_the_end(
+    demo_server,  # noqa: F811
+    tmp_path,
+):
+    """Issue 23: the reading threads fit each kept frame to the overlay's size right after its
+    decode; every overlay is byte for byte the one save_overlay fits and draws from the full
+    frame read again (bilinear at 1280x720 -> 320x180, area averaging at 1920x1080)."""
+    folder = tmp_path / "images"
+    write_test_images(tmp_path / "src", 4)
+    folder.mkdir()
+    paths = []
+    for i, path in enumerate(sorted((tmp_path / "src").iterdir())):
+        size = ((1280, 720), (1920, 1080))[i % 2]
+        paths.append(folder / f"cam_{i}.jpg")
+        cv2.imwrite(str(paths[-1]), cv2.resize(cv2.imread(str(path)), size))
+    out = tmp_path / "out"
+    summary = run_inference(
+        [str(p) for p in paths], MODEL, demo_server.http_url, batch_size=2, output_path=out,
+        postprocessing_config=PEOPLENET_RGB_CONFIG, progress=False, overlay_size="model",
+    )  # fmt: skip
+    assert sum(len(d) for d in summary.detections) > 0
+    config = load_clustering_config(PEOPLENET_RGB_CONFIG)
+    for dets, path in zip(summary.detections, paths, strict=True):
+        ref = save_overlay(
+            tmp_path / "ref" / f"{path.stem}.jpg", load_image(path), dets,
+            colors=colors_from_config(config), linewidth=config.linewidth, quality=75,
+            max_size=summary.input_size,
+        )  # fmt: skip
+        got = out / "infer_images" / f"{path.stem}.jpg"
+        assert got.read_bytes() == ref.read_bytes(), path
