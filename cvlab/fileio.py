@@ -200,13 +200,19 @@ class DirectoryLocked(CvlabError, RuntimeError):
 
 
 @contextlib.contextmanager
-def lock_directory(path: str | os.PathLike, what: str = "cvlab") -> Iterator[Path]:
+def lock_directory(
+    path: str | os.PathLike, what: str = "cvlab", *, handles: list[int] | None = None
+) -> Iterator[Path]:
     """Hold an exclusive lock on folder ``path`` inside the block.
 
     A second holder is refused at once with :class:`DirectoryLocked` naming the folder. The lock
     is an ``flock`` on the folder itself (no lock file): it goes with its process, so a killed
     run never leaves the folder locked. A folder that did not exist is created, and removed
     again if it is still empty at the end (a run that failed before writing leaves nothing).
+    ``handles``: the lock's file descriptor is appended to it, for child processes to inherit
+    (``subprocess.Popen(pass_fds=handles)``); the lock belongs to the open folder, so it is
+    then held until every process holding the descriptor (this one, its children) has closed
+    it or exited.
 
     >>> import tempfile
     >>> d = tempfile.mkdtemp()
@@ -231,6 +237,8 @@ or write elsewhere
             raise DirectoryLocked(
                 f"{folder} is in use by another {what}: wait for it to finish or write elsewhere"
             ) from None
+        if handles is not None:
+            handles.append(fd)
         try:
             yield folder
         finally:

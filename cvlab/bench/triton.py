@@ -430,7 +430,7 @@ def bench_end_to_end(args: argparse.Namespace) -> int:
     rss = statistics.median(r.peak_rss_mb for r in runs)
     outputs = "labels only" if args.no_images else "labels + overlays"
     if not args.no_images and (args.overlay_size or args.overlay_quality):
-        size = "x".join(map(str, args.overlay_size)) if args.overlay_size else "full size"
+        size = "x".join(map(str, args.overlay_size)) if args.overlay_size else "model size"
         outputs += f" ({size}, quality {args.overlay_quality or OVERLAY_QUALITY})"
     rows = [
         {"measure": f"cvlab infer end to end (folder -> {outputs}), {runs[0].transport}",

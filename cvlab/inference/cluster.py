@@ -5,9 +5,11 @@
   of its members, its confidence the summed (or mean) coverage; it is kept when the confidence
   is ``>= dbscan_confidence_threshold`` and its height ``> minimum_bounding_box_height``. Noise
   (label -1) is dropped. Points are put in a canonical order first, so the result does not
-  depend on the order of the input. By default the labels come from :func:`dbscan_precomputed`,
-  a dense numpy rendering of scikit-learn's algorithm that gives identical labels (tested)
-  several times faster; ``dbscan_labels(..., backend="sklearn")`` runs scikit-learn itself.
+  depend on the order of the input. By default the labels come from a dense numpy rendering of
+  scikit-learn's algorithm (:func:`dbscan_precomputed`) that gives identical labels (tested)
+  several times faster, its neighbours found by a sweep over the boxes' x-ranges
+  (:func:`neighbour_matrix`, the same matrix bit for bit, tested); ``dbscan_labels(...,
+  backend="sklearn")`` runs scikit-learn itself.
 * ``dbscan_legacy`` — what the tao-toolkit-triton-apps client does: DBSCAN with the default
   Euclidean metric on the *rows* of the ``1 - IoU`` matrix (IoU regularised by ``+0.01`` in
   the denominator), the float ``min_samples`` compared with summed coverage, confidence kept
@@ -64,6 +66,67 @@ def iou_distance(boxes: np.ndarray) -> np.ndarray:
     distance = np.subtract(np.float32(1.0), iou_matrix(boxes))
     np.fill_diagonal(distance, 0.0)
     return distance
+
+
+#: below this many points :func:`neighbour_matrix` computes every pair (no sweep to set up)
+SWEEP_MIN_POINTS = 48
+#: the sweep is used while its candidate pairs are at most this fraction of all N x N pairs
+SWEEP_MAX_PAIR_FRACTION = 0.2
+
+
+def neighbour_matrix(boxes: np.ndarray, eps: float) -> np.ndarray:
+    """``iou_distance(boxes) <= eps`` (bool ``(N, N)``), bit for bit, without the dense matrix.
+
+    Two boxes whose x-ranges do not overlap have IoU 0, so distance 1, never within an ``eps``
+    below 1: only the pairs a sweep over the sorted ``x1`` finds (``x1`` of the later box below
+    ``x2`` of the earlier) get an IoU, computed with the same float32 operations as
+    :func:`iou_matrix` (elementwise, so the same values). The dense matrix is used instead for
+    few points, an ``eps`` of 1 or more (every pair may be a neighbour), non-finite boxes, or
+    when the candidate pairs are most of the matrix (one big overlapping blob). Several times
+    faster on DetectNet_v2 grids, where a few hundred cells above the coverage threshold form
+    compact objects and scattered noise (``cvlab bench client``).
+
+    >>> b = np.array([[0, 0, 10, 10], [1, 0, 11, 10], [30, 0, 40, 10]], np.float32)
+    >>> neighbour_matrix(b, 0.3).astype(int).tolist()
+    [[1, 1, 0], [1, 1, 0], [0, 0, 1]]
+    """
+    b = np.ascontiguousarray(np.asarray(boxes, np.float32).reshape(-1, 4))
+    n = len(b)
+    far = np.ones(1, np.float32) <= eps  # the distance of two boxes that do not overlap
+    if n < SWEEP_MIN_POINTS or far[0] or not np.isfinite(b).all():
+        return iou_distance(b) <= eps
+    x1, y1, x2, y2 = np.ascontiguousarray(b.T)
+    by_x1 = np.argsort(x1, kind="stable")
+    sorted_x1 = x1[by_x1]
+    # sorted position i pairs with the positions after it whose x1 is below its own x2
+    end = np.searchsorted(sorted_x1, x2[by_x1], side="left")
+    count = np.maximum(end - np.arange(1, n + 1), 0)
+    total = int(count.sum())
+    if total > SWEEP_MAX_PAIR_FRACTION * n * n:
+        return iou_distance(b) <= eps
+    first = np.repeat(np.arange(n), count)
+    second = np.arange(total) - np.repeat(np.cumsum(count) - count, count) + first + 1
+    i, j = by_x1[first], by_x1[second]
+    # iou_matrix's operations, pair by pair
+    inter = np.minimum(x2[i], x2[j])
+    inter -= np.maximum(x1[i], x1[j])
+    np.maximum(inter, 0.0, out=inter)
+    ih = np.minimum(y2[i], y2[j])
+    ih -= np.maximum(y1[i], y1[j])
+    np.maximum(ih, 0.0, out=ih)
+    inter *= ih
+    area = np.maximum(x2 - x1, 0.0) * np.maximum(y2 - y1, 0.0)
+    union = np.add(area[i], area[j], out=ih)
+    union -= inter
+    np.maximum(union, np.finfo(np.float32).tiny, out=union)
+    iou = np.divide(inter, union, out=inter)
+    close = np.subtract(np.float32(1.0), iou) <= eps
+    near = np.zeros((n, n), bool)
+    i, j = i[close], j[close]
+    near[i, j] = True
+    near[j, i] = True
+    np.fill_diagonal(near, np.zeros(1, np.float32) <= eps)  # iou_distance's zero diagonal
+    return near
 
 
 def connected_labels(adjacency: np.ndarray) -> np.ndarray:
@@ -192,7 +255,8 @@ def dbscan_labels(
     """DBSCAN labels on the precomputed ``1 - IoU`` distances (self-distance 0).
 
     ``backend="sklearn"`` runs :class:`sklearn.cluster.DBSCAN` (``metric='precomputed'``);
-    ``"numpy"`` (default) runs :func:`dbscan_precomputed`, which gives the same labels faster.
+    ``"numpy"`` (default) runs :func:`dbscan_precomputed`'s rules on the neighbours of
+    :func:`neighbour_matrix`, which gives the same labels faster.
     """
     if backend == "sklearn":
         from sklearn.cluster import DBSCAN
@@ -202,7 +266,9 @@ def dbscan_labels(
         )
     if backend != "numpy":
         raise ValueError(f"backend must be 'numpy' or 'sklearn', got {backend!r}")
-    return dbscan_precomputed(iou_distance(boxes), weights, eps, int(min_samples))
+    near = neighbour_matrix(boxes, eps)
+    core = neighbourhood_weight(near, weights) >= int(min_samples)
+    return dbscan_labels_from_core(near, core)
 
 
 def dbscan_legacy_labels(

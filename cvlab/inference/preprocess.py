@@ -104,6 +104,7 @@ def preprocess_images(
     *,
     keep_frames: bool = False,
     decode_size: tuple[int, int] | None = None,
+    frame_size: tuple[int, int] | None = None,
     warn: bool = True,
 ) -> ImageBatch:
     """Load and preprocess image files into one batch.
@@ -114,7 +115,10 @@ def preprocess_images(
     without a copy (a shared-memory slot); ``tensor`` is then a view of its first rows.
     ``keep_frames`` keeps each decoded frame in ``ImageBatch.frames`` (decoded once, for an
     overlay); ``decode_size`` (default ``input_size``) is the smallest (width, height) a JPEG
-    may be decoded at (see :func:`~cvlab.images.load_image_for_model`). ``warn=False``: no
+    may be decoded at (see :func:`~cvlab.images.load_image_for_model`). ``frame_size``: each
+    kept frame is fitted inside this (width, height) as soon as it is decoded
+    (:func:`cvlab.viz.overlay.fit_frame`: the overlay's frame, made while the pixels are in the
+    cache, and smaller to keep). ``warn=False``: no
     warning for skipped files (the caller reports ``skipped`` and ``reasons`` itself).
     """
     if on_error not in ("skip", "raise"):
@@ -145,10 +149,14 @@ def preprocess_images(
             batch.skipped.append(path)
             batch.reasons.append(exc.reason)
             continue
-        if keep_frames:
-            batch.frames.append(bgr)
         row = None if out is None else out[len(tensors)]
         tensors.append(preprocess_image(bgr, (width, height), out=row, bgr=True))
+        if keep_frames:
+            if frame_size is not None:
+                from cvlab.viz.overlay import fit_frame
+
+                bgr = fit_frame(bgr, original_size, frame_size)
+            batch.frames.append(bgr)
         batch.original_sizes.append(original_size)
         batch.paths.append(path)
     if batch.skipped and warn:

@@ -36,6 +36,11 @@ MARKETPLACE_TRITON = (
     "https://console.cloud.google.com/marketplace/details/nvidia-ngc-public/triton-inference-server"
 )
 FLIR_DOWNLOAD_PAGE = "https://www.flir.com/oem/adas/adas-dataset-form/"
+#: NVIDIA's end-to-end frames per second of the TAO pretrained models (PeopleNet among them)
+#: per GPU, A100 PCIe included
+DEEPSTREAM_PERFORMANCE = (
+    "https://docs.nvidia.com/metropolis/deepstream/6.0.1/dev-guide/text/DS_Performance.html"
+)
 TAO_CONTAINER = "nvcr.io/nvidia/tlt-streamanalytics:v3.0-py3"
 
 
@@ -311,7 +316,12 @@ def rgb_model_steps(
         Step(
             "Send the images",
             "The lab's client, as `cvlab infer` (or set `TRITON_URL` and "
-            '`MODEL_NAME = "peoplenet_tlt"` in this notebook):',
+            '`MODEL_NAME = "peoplenet_tlt"` in this notebook). One client process prepares '
+            "about 100 frames per second per CPU core (labels only; `cvlab bench client` "
+            "measures yours); to keep a GPU server busy, add `--workers N` with N = "
+            "PeopleNet's frames per second on that GPU (the A100 PCIe column of "
+            f"[NVIDIA's DeepStream performance table]({DEEPSTREAM_PERFORMANCE})) divided by "
+            "that figure, on N free cores:",
             [
                 _join(
                     [

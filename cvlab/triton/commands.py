@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 
 from cvlab.cli import parse_size, positive_float, positive_int
-from cvlab.triton.outputs import DONE_LIST, OVERLAY_QUALITY
+from cvlab.triton.outputs import DONE_LIST, OVERLAY_QUALITY, OVERLAY_SIZE
 
 #: Where ``cvlab infer`` looks without ``-u`` when no ``cvlab triton serve`` is running.
 DEFAULT_URL = "127.0.0.1:8000"
@@ -23,6 +23,16 @@ def _quality(text: str) -> int:
     if value > 100:
         raise argparse.ArgumentTypeError(f"JPEG quality is 1-100, got {value}")
     return value
+
+
+def _overlay_size(text: str) -> tuple[int, int] | str:
+    """``--overlay-size``: ``WxH``, ``model`` or ``full``.
+
+    >>> _overlay_size("Model"), _overlay_size("full"), _overlay_size("640x360")
+    ('model', 'full', (640, 360))
+    """
+    word = str(text).strip().lower()
+    return word if word in ("model", "full") else parse_size(text)
 
 
 def _env_pair(text: str) -> tuple[str, str]:
@@ -218,9 +228,15 @@ def infer_arguments(p: argparse.ArgumentParser) -> None:
     )
     out.add_argument(
         "--overlay-size",
-        type=parse_size,
-        metavar="WxH",
-        help="fit overlays inside WIDTHxHEIGHT, e.g. 960x540 (none: the image's size)",
+        type=_overlay_size,
+        default=OVERLAY_SIZE,
+        metavar="WxH|model|full",
+        help="'model': fit overlays inside the model input (960x540 for a 720p or 1080p frame "
+        "and PeopleNet; the labels are those of a full-size run, byte for byte); 'full': the "
+        "image's size, as the lab client writes them (its JPEG encode costs as much as a "
+        "decode: cvlab bench client); WxH: fit inside WIDTHxHEIGHT, e.g. 640x360 (a large "
+        "JPEG is then decoded once at 1/2-1/8 scale for the model and the overlay, so its "
+        "labels may differ slightly)",
     )
     out.add_argument(
         "--overlay-quality",

@@ -50,6 +50,11 @@ DONE_LIST = "infer_done.txt"
 FAILED_LIST = "infer_failed.txt"
 #: JPEG quality of the overlays by default: PIL's default, which the lab's client saves with.
 OVERLAY_QUALITY = 75
+#: what ``cvlab infer`` fits its overlays inside by default: the model input (960x540 for a
+#: 1280x720 or 1920x1080 frame and PeopleNet): a fraction of a full-size overlay's encode
+#: (``cvlab bench client``), the same labels; ``full`` keeps the image's size, as the lab's
+#: client does (docs/tao_fidelity.md)
+OVERLAY_SIZE = "model"
 
 
 class OutputNameCollision(CvlabError, ValueError):
@@ -236,8 +241,8 @@ class FrameWriter:
             thread.start()
 
     def submit(self, detections: Detections, name: str, image: np.ndarray | None = None) -> None:
-        """Queue one frame: its Detections, output name and decoded BGR frame (for the overlay;
-        without it the image file is read again)."""
+        """Queue one frame: its Detections, output name and decoded BGR frame (for the overlay,
+        drawn on in place: the frame is handed over; without it the image file is read again)."""
         if self._error is not None:
             raise self._error
         self._queue.put((detections, name, image))
@@ -260,6 +265,7 @@ class FrameWriter:
                 quality=self.overlay_quality,
                 bgr=True,
                 max_size=self.overlay_max_size,
+                in_place=image is not None,  # the decoded frame is handed over, never reused
             )
         write_kitti(self.labels_dir / f"{name}.txt", detections, with_confidence=True)
         line = list_line(name, detections.image_path or "")

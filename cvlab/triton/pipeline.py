@@ -275,6 +275,7 @@ def infer_frames(
     keep_outputs: bool = False,
     keep_images: bool = False,
     decode_size: tuple[int, int] | None = None,
+    frame_size: tuple[int, int] | None = None,
     unreadable: str = "skip",
     on_skip: Callable[[str, str], None] | None = None,
 ) -> list[Frame]:
@@ -284,8 +285,9 @@ def infer_frames(
     ``on_result`` gets each :class:`Frame` as soon as its batch is answered and clustered (to
     write outputs while later batches are in flight), on the postprocessing thread; with
     ``keep_images`` its ``image`` is the frame the reading thread decoded (BGR;
-    ``decode_size``: the smallest size a JPEG may be decoded at, default the model input),
-    handed over once and not kept. Failed requests:
+    ``decode_size``: the smallest size a JPEG may be decoded at, default the model input;
+    ``frame_size``: fitted inside this size as soon as decoded, the overlay's frame), handed
+    over once and not kept. Failed requests:
     ``on_error="raise"`` raises :class:`InferenceFailedError` (holding the successful
     Detections) after every request has finished; ``"collect"`` returns the successful frames
     (the failures stay in ``client.errors``). Unreadable images: ``unreadable="skip"`` leaves
@@ -311,6 +313,7 @@ def infer_frames(
             out=out,
             keep_frames=keep_images,
             decode_size=decode_size,
+            frame_size=frame_size,
             warn=on_skip is None,
         )
         if on_skip is not None:
@@ -404,7 +407,7 @@ def run_inference(
     clamp_batch: bool = False,
     unreadable: str = "skip",
     write_images: bool = True,
-    overlay_size: tuple[int, int] | None = None,
+    overlay_size: tuple[int, int] | str | None = None,
     overlay_quality: int | None = None,
     writers: int = 2,
     resume: bool = False,
@@ -421,7 +424,11 @@ def run_inference(
     :class:`~cvlab.triton.client.TritonDetectNetClient` (``auto`` uses it for a local server).
 
     Outputs (see :mod:`cvlab.triton.outputs`): ``write_images=False`` writes labels only;
-    ``overlay_size`` fits overlays inside a ``(width, height)`` (default: full size) and
+    ``overlay_size`` fits overlays inside a ``(width, height)`` (a large JPEG may then be
+    decoded once at a reduced scale for both), or ``"model"``: inside the model input, from
+    the full-size decode, so the labels are those of a full-size run byte for byte
+    (``cvlab infer``'s default, :data:`~cvlab.triton.outputs.OVERLAY_SIZE`), or
+    ``None``/``"full"``: the image's size (the default here); and
     ``overlay_quality`` is their JPEG quality (default 75, as the lab's client). Output names
     are checked before any request (stems that collide keep their suffix, names that still
     collide are refused). ``resume`` skips the images an earlier run into ``output_path``
@@ -494,6 +501,11 @@ def run_inference(
             shared_memory=shared_memory,
         ) as client,
     ):
+        overlay_box = _overlay_box(overlay_size, client.input_size)
+        # "model" overlays are made from the frame decoded at full size, as a full-size overlay
+        # run decodes it, so the labels are those of such a run byte for byte (a smaller
+        # given size may decode a large JPEG at 1/2-1/8 scale: the tensor then differs a bit)
+        decode_box = None if overlay_size == "model" else overlay_box
         if client.max_batch_size > 0 and batch_size > client.max_batch_size:
             if not clamp_batch:
                 raise ValueError(
@@ -516,7 +528,7 @@ def run_inference(
                 output_path,
                 config,
                 images=write_images,
-                overlay_max_size=overlay_size,
+                overlay_max_size=overlay_box,
                 overlay_quality=OVERLAY_QUALITY if overlay_quality is None else overlay_quality,
                 workers=writers,
                 queue_size=max(2 * batch_size, 8),
@@ -549,9 +561,8 @@ def run_inference(
                     on_result=on_result if writer is not None else None,
                     keep_outputs=keep_outputs,
                     keep_images=overlays,
-                    decode_size=_decode_floor(client.input_size, overlay_size)
-                    if overlays
-                    else None,
+                    decode_size=_decode_floor(client.input_size, decode_box) if overlays else None,
+                    frame_size=overlay_box,
                     unreadable=unreadable,
                     on_skip=on_skip,
                 )
@@ -578,6 +589,26 @@ def run_inference(
             summary.failed_list = write_failed_list(output_path, summary.without_outputs, names)
     summary.seconds = time.perf_counter() - start
     return summary
+
+
+def _overlay_box(
+    overlay_size: tuple[int, int] | str | None, input_size: tuple[int, int]
+) -> tuple[int, int] | None:
+    """The ``(width, height)`` overlays fit inside (``None``: full size) for an ``overlay_size``
+    of ``run_inference``.
+
+    >>> _overlay_box("model", (960, 544)), _overlay_box("full", (960, 544))
+    ((960, 544), None)
+    """
+    if overlay_size == "model":
+        return (int(input_size[0]), int(input_size[1]))
+    if overlay_size is None or overlay_size == "full":
+        return None
+    if isinstance(overlay_size, str):
+        raise ValueError(
+            f"overlay_size must be 'model', 'full' or (width, height), got {overlay_size!r}"
+        )
+    return (int(overlay_size[0]), int(overlay_size[1]))
 
 
 def _decode_floor(input_size: tuple[int, int], overlay_size: tuple[int, int] | None):

@@ -16,7 +16,9 @@ Ctrl-C (or SIGTERM/SIGHUP in ``cvlab infer``) reaches the parent only (the worke
 their own session); the parent passes it on as SIGINT, each worker writes what it has queued,
 unregisters and unlinks its shared-memory regions and exits; the parent then lists every frame
 not done in the failed list and raises KeyboardInterrupt. A worker that dies of its parent's
-death gets SIGINT too (``PR_SET_PDEATHSIG``).
+death gets SIGINT too (``PR_SET_PDEATHSIG``). Every worker inherits the parent's lock on the
+output folder (the same open file), so another ``cvlab infer`` into the folder is refused until
+the parent and all its workers are gone, even after a SIGKILL of the parent.
 
 Example:
     >>> summary = run_inference_workers("frames/", "peoplenet", "10.0.0.5:8000", workers=4,
@@ -97,7 +99,8 @@ def run_inference_workers(
     paths = collect_images(images)
     start = time.perf_counter()
     created = not out.exists()
-    with lock_directory(out, "cvlab infer"):
+    lock: list[int] = []  # the workers inherit the lock: held until the last one is gone
+    with lock_directory(out, "cvlab infer", handles=lock):
         names = output_names(paths, case_insensitive=is_case_insensitive(out))
         resume = bool(kwargs.get("resume"))
         done = read_done_list(out) if resume else {}
@@ -107,7 +110,9 @@ def run_inference_workers(
         shares = [s for s in deal(todo, int(kwargs.get("batch_size", 16)), workers) if s]
         job = {**kwargs, "progress": False}
         try:
-            results = _run_workers(shares, model, url, job, names, bool(kwargs.get("progress")))
+            results = _run_workers(
+                shares, model, url, job, names, bool(kwargs.get("progress")), lock
+            )
         except KeyboardInterrupt:
             listed = read_done_list(out)
             left = [(p, "interrupted") for p in todo if not is_done(p, names[p], listed)]
@@ -166,10 +171,18 @@ def _remove_unused(out: Path) -> None:
 
 
 def _run_workers(
-    shares: list[list[str]], model: str, url: str, job: dict, names: dict, progress: bool
+    shares: list[list[str]],
+    model: str,
+    url: str,
+    job: dict,
+    names: dict,
+    progress: bool,
+    lock: list[int] | tuple[int, ...] = (),
 ) -> list:
     """Start one worker per share, wait for all, return their summaries; on Ctrl-C or a
-    worker's error, stop the others first."""
+    worker's error, stop the others first. ``lock``: the output folder's lock descriptor,
+    inherited by every worker, so the folder stays locked while any worker runs (even after
+    the parent was killed)."""
     procs: list[subprocess.Popen] = []
     try:
         for _ in shares:  # all started first: they import side by side
@@ -179,6 +192,7 @@ def _run_workers(
                     stdin=subprocess.PIPE,
                     stdout=subprocess.PIPE,
                     start_new_session=True,  # Ctrl-C reaches the parent, which passes it on
+                    pass_fds=tuple(lock),
                 )
             )
         for proc, share in zip(procs, shares, strict=True):

@@ -8,10 +8,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sklearn.cluster import DBSCAN
 
+from cvlab.inference import cluster as cluster_module
 from cvlab.inference.cluster import (
     cluster_boxes,
     connected_labels,
@@ -20,6 +21,7 @@ from cvlab.inference.cluster import (
     dbscan_precomputed,
     iou_distance,
     iou_matrix,
+    neighbour_matrix,
     nms,
     tao_nms,
 )
@@ -284,3 +286,141 @@ def test_empty_input() -> None:
     assert out.shape == (0, 4) and conf.shape == (0,)
     with pytest.raises(ValueError, match="2 boxes but 1 coverage"):
         cluster_boxes(np.zeros((2, 4)), np.zeros(1), _config())
+
+
+# --- issue 23: the sweep that finds DBSCAN's neighbours gives the dense matrix, bit for bit ---
+
+
+def _dense_near(boxes: np.ndarray, eps: float) -> np.ndarray:
+    return iou_distance(boxes) <= eps
+
+
+@pytest.fixture
+def always_sweep(monkeypatch):
+    """The sweep for every input (no dense fallback for few points or many pairs)."""
+    monkeypatch.setattr(cluster_module, "SWEEP_MIN_POINTS", 2)
+    monkeypatch.setattr(cluster_module, "SWEEP_MAX_PAIR_FRACTION", 1.0)
+
+
+@st.composite
+def adversarial_boxes(draw):
+    """Boxes on a coarse lattice, so that x1 ties, edges touch exactly (zero-width
+    intersections), boxes repeat, some are empty or inverted, and IoUs land on the
+    threshold; plus scattered boxes at random float32 positions."""
+    n = draw(st.integers(2, 120))
+    rng = np.random.default_rng(draw(st.integers(0, 2**31 - 1)))
+    step = draw(st.sampled_from([1.0, 2.5, 10.0]))
+    lattice = rng.integers(0, 12, (n, 4)).astype(np.float32) * np.float32(step)
+    lattice[:, 2:] = np.maximum(lattice[:, 2:], lattice[:, :2])  # x2 >= x1, y2 >= y1 mostly
+    inverted = rng.random(n) < 0.05
+    lattice[inverted, 2] = lattice[inverted, 0] - 1  # a few inverted (empty) boxes
+    scattered = rng.random(n) < draw(st.floats(0, 1))
+    xy = rng.uniform(0, 100, (n, 2)).astype(np.float32)
+    wh = rng.exponential(15, (n, 2)).astype(np.float32)
+    lattice[scattered] = np.concatenate([xy, xy + wh], 1)[scattered]
+    lattice[rng.random(n) < 0.05] = -0.0  # negative zeros sort with the zeros
+    if n > 3:
+        lattice[n // 2] = lattice[0]  # an exact duplicate
+    return lattice
+
+
+@settings(
+    max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)  # the fixture only sets two constants
+@given(
+    adversarial_boxes(),
+    st.sampled_from([0.0, 1e-7, 0.1, 0.3, 0.5, 2 / 3, 0.7, 0.999, 0.99999999, 1.0, 1.5, -0.1]),
+)
+def test_neighbour_sweep_is_the_dense_matrix_on_adversarial_boxes(always_sweep, boxes, eps):
+    np.testing.assert_array_equal(neighbour_matrix(boxes, eps), _dense_near(boxes, eps))
+
+
+def test_neighbour_sweep_compares_in_float32_as_the_dense_matrix(always_sweep) -> None:
+    """A pair whose float32 IoU is 0.7 to the bit: the float32 distance equals eps 0.3 (a
+    neighbour), while a float64 distance would be just above it (not a neighbour)."""
+    a = [0.0, 0.0, 100.0, 100.0]
+    shift = 17.647057
+    pair = np.array([a, [shift, 0.0, 100 + shift, 100.0]], np.float32)
+    far_away = pair + np.float32(1000)
+    boxes = np.concatenate([pair, far_away])
+    assert iou_matrix(pair)[0, 1] == np.float32(0.7)
+    assert 1.0 - float(iou_matrix(pair)[0, 1]) > 0.3  # in float64 it would not be one
+    near = neighbour_matrix(boxes, 0.3)
+    np.testing.assert_array_equal(near, _dense_near(boxes, 0.3))
+    assert near[0, 1] and near[2, 3] and not near[0, 2]
+
+
+def test_neighbour_sweep_is_the_dense_matrix_with_the_default_cut_offs() -> None:
+    """Without the fixture: both paths (few points / one blob: dense; scattered: sweep)."""
+    rng = np.random.default_rng(3)
+    xy = rng.uniform(0, 900, (300, 2))
+    scattered = np.concatenate([xy, xy + rng.uniform(5, 60, (300, 2))], 1).astype(np.float32)
+    blob = np.tile(np.array([[10, 10, 500, 500]], np.float32), (100, 1)) + rng.normal(
+        0, 5, (100, 4)
+    ).astype(np.float32)
+    for boxes in (scattered, blob, scattered[:10]):
+        for eps in (0.3, 0.7):
+            np.testing.assert_array_equal(neighbour_matrix(boxes, eps), _dense_near(boxes, eps))
+
+
+def _standin_grids() -> list[tuple[np.ndarray, np.ndarray]]:
+    """Real model outputs: the shipped RGB stand-in (onnxruntime) on frames of the real video."""
+    import onnxruntime as ort
+
+    from cvlab.datasets.video import fetch_video, read_frames
+    from cvlab.inference.preprocess import preprocess_image
+    from cvlab.train import standin
+
+    session = ort.InferenceSession(
+        str(standin.SHIPPED_DIR / standin.ONNX_FILE), providers=["CPUExecutionProvider"]
+    )
+    names = [o.name for o in session.get_outputs()]
+    frames = [rgb for _, rgb in read_frames(fetch_video(), [0, 250, 650])]
+    tensor = np.stack([preprocess_image(f, standin.STANDIN_INPUT_SIZE) for f in frames])
+    out = dict(zip(names, session.run(names, {"input_1": tensor}), strict=True))
+    return list(zip(out["output_cov/Sigmoid"], out["output_bbox/BiasAdd"], strict=True))
+
+
+def test_clustering_real_model_outputs_is_unchanged_by_the_sweep(always_sweep, monkeypatch):
+    """The stand-in's grids on real frames, every class, thresholds low enough that most cells
+    take part: the same neighbours, DBSCAN labels and clustered boxes as the dense matrix."""
+    from cvlab.train import standin
+
+    grids = _standin_grids()
+    cases = 0
+    for cov, bbox in grids:
+        grid = decode_detectnet(
+            cov, bbox, model_size=standin.STANDIN_INPUT_SIZE, image_size=(768, 576)
+        )
+        for c in range(grid.num_classes):
+            for threshold in (0.005, 0.0005, 0.0):
+                sel = grid.coverage[c] > threshold
+                boxes, weights = grid.boxes[c][sel], grid.coverage[c][sel]
+                if len(boxes) < 2:
+                    continue
+                cases += 1
+                for eps in (0.1, 0.3, 0.6):
+                    np.testing.assert_array_equal(
+                        neighbour_matrix(boxes, eps), _dense_near(boxes, eps)
+                    )
+                    np.testing.assert_array_equal(
+                        dbscan_labels(boxes, weights, eps, 1),
+                        dbscan_precomputed(iou_distance(boxes), weights, eps, 1),
+                    )
+    assert cases >= 9
+    # the whole postprocessing, sweep against dense, with the lab's RGB clustering
+    from cvlab.triton.pipeline import make_postprocessor
+
+    post, _ = make_postprocessor(standin.STANDIN_INPUT_SIZE)
+    outputs = {
+        "output_cov/Sigmoid": np.stack([c for c, _ in grids]),
+        "output_bbox/BiasAdd": np.stack([b for _, b in grids]),
+    }
+    swept = post.batch(outputs, [(768, 576)] * len(grids))
+    monkeypatch.setattr(cluster_module, "neighbour_matrix", _dense_near)
+    dense = post.batch(outputs, [(768, 576)] * len(grids))
+    assert sum(len(d) for d in dense) > 0
+    for a, b in zip(swept, dense, strict=True):
+        np.testing.assert_array_equal(a.xyxy, b.xyxy)
+        np.testing.assert_array_equal(a.confidence, b.confidence)
+        np.testing.assert_array_equal(a.class_id, b.class_id)

@@ -15,6 +15,7 @@ from cvlab.images import UnreadableImageError
 from cvlab.inference.clustering_config import default_config
 from cvlab.triton.outputs import (
     DONE_LIST,
+    OVERLAY_QUALITY,
     FrameWriter,
     OutputNameCollision,
     count_done,
@@ -151,3 +152,38 @@ def test_output_path_that_is_a_file_is_refused(tmp_path):
     (tmp_path / "file").write_text("x")
     with pytest.raises(NotADirectoryError, match="is a file"):
         FrameWriter(tmp_path / "file", CONFIG)
+
+
+@pytest.mark.parametrize("max_size", [None, (320, 320)], ids=["full size", "fitted"])
+def test_an_overlay_drawn_on_the_handed_frame_is_the_file_drawn_on_a_copy(tmp_path, max_size):
+    """Issue 23: the writer draws on the frame it is handed (no copy of it); the overlay file is
+    byte for byte the one drawn on a copy, full size and fitted."""
+    from cvlab.viz.overlay import colors_from_config, save_overlay
+
+    big = _image(tmp_path / "big.jpg", (1280, 720), 0)
+    frame = cv2.imread(str(big))
+    frame[::5, ::3] = (30, 200, 90)  # texture under the boxes
+    pristine = frame.copy()
+    dets = _dets(big, (1280, 720), 3)
+    with FrameWriter(tmp_path / "out", CONFIG, overlay_max_size=max_size) as writer:
+        writer.submit(dets, "big", frame)
+    reference = save_overlay(
+        tmp_path / "ref.jpg", pristine, dets, colors=colors_from_config(CONFIG),
+        linewidth=CONFIG.linewidth, quality=OVERLAY_QUALITY, bgr=True, max_size=max_size,
+    )  # fmt: skip
+    written = tmp_path / "out" / "infer_images" / "big.jpg"
+    assert written.read_bytes() == reference.read_bytes()
+    if max_size is None:
+        assert not np.array_equal(frame, pristine)  # drawn on: no copy was made
+    else:
+        assert np.array_equal(frame, pristine)  # drawn on the fitted copy only
+
+
+def test_drawing_in_place_never_writes_into_a_read_only_frame() -> None:
+    from cvlab.viz.overlay import draw_detections
+
+    frame = np.zeros((100, 100, 3), np.uint8)
+    frame.setflags(write=False)
+    dets = Detections([[10, 10, 50, 90]], [0.9], [0], ("person",), (100, 100))
+    drawn = draw_detections(frame, dets, {"person": (0, 255, 0)}, copy=False)
+    assert drawn is not frame and drawn[50, 10].tolist() == [0, 255, 0] and not frame.any()

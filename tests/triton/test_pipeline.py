@@ -355,7 +355,7 @@ def test_exif_orientation_one_frame_for_every_flag(demo_server, tmp_path, orient
     cv2.imwrite(str(tmp_path / "ref.png"), upright)  # the upright pixels, untagged, lossless
     height, width = upright.shape[:2]
     runs = {
-        "full": [],
+        "full": ["--overlay-size", "full"],
         "labels-only": ["--no-images"],
         "overlay-size": ["--overlay-size", "960x540"],
     }
@@ -527,3 +527,68 @@ def test_labels_are_byte_for_byte_those_of_a_plain_reference(demo_server, tmp_pa
     assert any(p.stat().st_size for p in written)  # some frames have boxes
     for label in written:
         assert label.read_bytes() == (reference / label.name).read_bytes(), label.name
+
+
+def test_overlays_fit_the_model_input_by_default_with_the_labels_of_full_size_ones(
+    demo_server,  # noqa: F811
+    tmp_path,
+):
+    """Issue 23: by default an overlay fits inside the model input (320x192 here) and its
+    labels are those of `--overlay-size full`, byte for byte, for frames at 6x the model size
+    (which a smaller given --overlay-size lets decode at a reduced scale: other labels)."""
+    folder = tmp_path / "images"
+    write_test_images(tmp_path / "src", 4)
+    folder.mkdir()
+    for i, path in enumerate(sorted((tmp_path / "src").iterdir())):
+        tile = cv2.resize(cv2.imread(str(path)), (960, 540), interpolation=cv2.INTER_NEAREST)
+        frame = np.tile(tile, (2, 2, 1))[: 1080 - 360 * (i % 2), : 1920 - 640 * (i % 2)]
+        cv2.imwrite(str(folder / f"cam_{i}.jpg"), frame)  # 1920x1080 and 1280x720
+    labels, overlays = {}, {}
+    for run, extra in {
+        "default": [], "full": ["--overlay-size", "full"], "given": ["--overlay-size", "320x192"],
+    }.items():  # fmt: skip
+        out = tmp_path / run
+        assert main(_infer(folder, demo_server.http_url, out, *extra)) == 0
+        labels[run] = {p.name: p.read_bytes() for p in (out / "infer_labels").iterdir()}
+        overlays[run] = {
+            p.stem: cv2.imread(str(p)).shape[:2] for p in (out / "infer_images").iterdir()
+        }
+    assert len(labels["default"]) == 4 and any(labels["default"].values())
+    assert labels["default"] == labels["full"]
+    assert labels["given"] != labels["full"]  # the test can tell the two decodes apart
+    assert overlays["full"] == {
+        f"cam_{i}": ((1080, 720)[i % 2], (1920, 1280)[i % 2]) for i in range(4)
+    }
+    assert overlays["default"] == overlays["given"] == dict.fromkeys(overlays["full"], (180, 320))
+
+
+def test_frames_fitted_as_soon_as_decoded_give_the_overlays_fitted_at_the_end(
+    demo_server,  # noqa: F811
+    tmp_path,
+):
+    """Issue 23: the reading threads fit each kept frame to the overlay's size right after its
+    decode; every overlay is byte for byte the one save_overlay fits and draws from the full
+    frame read again (bilinear at 1280x720 -> 320x180, area averaging at 1920x1080)."""
+    folder = tmp_path / "images"
+    write_test_images(tmp_path / "src", 4)
+    folder.mkdir()
+    paths = []
+    for i, path in enumerate(sorted((tmp_path / "src").iterdir())):
+        size = ((1280, 720), (1920, 1080))[i % 2]
+        paths.append(folder / f"cam_{i}.jpg")
+        cv2.imwrite(str(paths[-1]), cv2.resize(cv2.imread(str(path)), size))
+    out = tmp_path / "out"
+    summary = run_inference(
+        [str(p) for p in paths], MODEL, demo_server.http_url, batch_size=2, output_path=out,
+        postprocessing_config=PEOPLENET_RGB_CONFIG, progress=False, overlay_size="model",
+    )  # fmt: skip
+    assert sum(len(d) for d in summary.detections) > 0
+    config = load_clustering_config(PEOPLENET_RGB_CONFIG)
+    for dets, path in zip(summary.detections, paths, strict=True):
+        ref = save_overlay(
+            tmp_path / "ref" / f"{path.stem}.jpg", load_image(path), dets,
+            colors=colors_from_config(config), linewidth=config.linewidth, quality=75,
+            max_size=summary.input_size,
+        )  # fmt: skip
+        got = out / "infer_images" / f"{path.stem}.jpg"
+        assert got.read_bytes() == ref.read_bytes(), path

@@ -4,6 +4,7 @@ region or temporary file."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -245,4 +246,54 @@ def test_workers_of_a_killed_parent_stop_and_clean_up(demo_server, tmp_path):  #
     assert 0 < len(listed) < count
     argv = [*_infer(folder, demo_server.http_url, out), "--resume", "--workers", "2"]
     assert main(argv) == 0
+    assert len(read_done_list(out)) == count
+
+
+@pytest.mark.slow
+def test_the_workers_of_a_killed_parent_hold_the_folder_until_they_are_gone(
+    demo_server,  # noqa: F811
+    tmp_path,
+    capsys,
+):
+    """Issue 23: the parent SIGKILLed while its workers still run (held stopped here, so they
+    cannot finish first): another `cvlab infer` into the folder is refused in one line, exit 2,
+    writing nothing; once the workers have finished their frames and gone, --resume runs."""
+    folder, out = tmp_path / "images", tmp_path / "out"
+    count = 40
+    _noise_frames(folder, count)
+    argv = [
+        *_infer(folder, demo_server.http_url, out), "--concurrency", "1", "--writers", "1",
+        "--overlay-quality", "100", "--workers", "2",
+    ]  # fmt: skip
+    log = tmp_path / "parent.log"  # a file, not a pipe: the stopped workers inherit it
+    with open(log, "wb") as handle:
+        child = subprocess.Popen(
+            [sys.executable, "-m", "cvlab", *argv], stdout=handle, stderr=handle
+        )
+    done = out / DONE_LIST
+    assert wait_until(
+        lambda: done.is_file() and len(_lines(done)) >= 2 or child.poll() is not None, 240
+    )
+    assert child.poll() is None, log.read_text()
+    workers = {p for p in _descendants(child.pid) if "worker_main" in _cmdline(p)}
+    assert len(workers) == 2
+    try:
+        for pid in workers:  # stopped: the SIGINT of their parent's death waits for SIGCONT
+            os.kill(pid, signal.SIGSTOP)
+        child.kill()
+        child.wait(timeout=60)
+        assert all(pid_alive(p) for p in workers)
+        before = _lines(done)
+        second = [*_infer(folder, demo_server.http_url, out), "--resume"]
+        assert main(second) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and "in use by another cvlab infer" in err[0], err
+        assert _lines(done) == before
+    finally:
+        for pid in workers:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGCONT)
+    assert wait_until(lambda: not [p for p in workers if pid_alive(p)], 120), workers
+    assert not _regions_of(workers | {child.pid})
+    assert main([*argv, "--resume"]) == 0
     assert len(read_done_list(out)) == count
