@@ -173,8 +173,8 @@ display(lab.table(ap))
 _ = lab.record_table(ws, "01_standin_ap", ap, "RGB model person AP on held-out real frames (01)")
 print(
     f"person AP on {len(samples.scored)} held-out real frames ({people} people): "
-    f"{rgb_eval.ap['person']:.2f}; two boxes on one person: "
-    f"{lab.duplicate_pairs(scored, samples.truth)} times"
+    f"{rgb_eval.ap['person']:.2f}; pairs of boxes on one person: "
+    f"{lab.duplicate_pairs(scored, samples.truth)}"
 )
 
 # %% [markdown]

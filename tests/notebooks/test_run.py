@@ -187,7 +187,7 @@ def test_01_rgb_inference(lab_run: dict) -> None:
     ap = re.search(r"person AP on 39 held-out real frames \((\d+) people\): ([0-9.]+)", text)
     assert ap and float(ap.group(2)) >= 0.8, text
     # duplicates are counted, not hidden: at most 1 pair per 30 people (docs/clustering.md)
-    duplicates = re.search(r"two boxes on one person: (\d+) times", text)
+    duplicates = re.search(r"pairs of boxes on one person: (\d+)", text)
     assert duplicates and 30 * int(duplicates.group(1)) <= int(ap.group(1)), text
     assert _images(nb) >= 5
     assert "image/gif" in json.dumps(nb["cells"])  # the animated strip of consecutive frames
