@@ -171,7 +171,18 @@ def dbscan_precomputed(
     noise (-1). Several times faster than scikit-learn for a few hundred points, which keeps
     decode+cluster within its 2 ms budget; the tests check it against scikit-learn.
     """
-    near = distance <= eps
+    return dbscan_from_neighbours(distance <= eps, weights, min_samples)
+
+
+def dbscan_from_neighbours(near: np.ndarray, weights: np.ndarray, min_samples: float) -> np.ndarray:
+    """DBSCAN labels from the neighbourhood matrix (``distance <= eps``): a point is core when
+    the summed weight of its neighbourhood reaches ``min_samples``
+    (:func:`dbscan_labels_from_core` does the rest).
+
+    >>> near = np.array([[True, True, False], [True, True, False], [False, False, True]])
+    >>> dbscan_from_neighbours(near, np.array([0.5, 0.5, 0.4]), 1).tolist()
+    [0, 0, -1]
+    """
     core = neighbourhood_weight(near, weights) >= min_samples
     return dbscan_labels_from_core(near, core)
 
@@ -266,9 +277,7 @@ def dbscan_labels(
         )
     if backend != "numpy":
         raise ValueError(f"backend must be 'numpy' or 'sklearn', got {backend!r}")
-    near = neighbour_matrix(boxes, eps)
-    core = neighbourhood_weight(near, weights) >= int(min_samples)
-    return dbscan_labels_from_core(near, core)
+    return dbscan_from_neighbours(neighbour_matrix(boxes, eps), weights, int(min_samples))
 
 
 def dbscan_legacy_labels(

@@ -138,6 +138,8 @@ def preprocess_images(
         from tqdm.auto import tqdm
 
         iterator = tqdm(paths, desc="preprocess", unit="img")
+    if keep_frames and frame_size is not None:
+        from cvlab.viz.overlay import fit_frame
     for path in iterator:
         try:
             bgr, original_size = load_image_for_model(
@@ -153,8 +155,6 @@ def preprocess_images(
         tensors.append(preprocess_image(bgr, (width, height), out=row, bgr=True))
         if keep_frames:
             if frame_size is not None:
-                from cvlab.viz.overlay import fit_frame
-
                 bgr = fit_frame(bgr, original_size, frame_size)
             batch.frames.append(bgr)
         batch.original_sizes.append(original_size)
