@@ -8,6 +8,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+from support.images import bomb_jpeg
 
 from cvlab.errors import CvlabError
 from cvlab.images import (
@@ -70,15 +71,6 @@ def write_exif_jpeg(path: Path, rgb: np.ndarray, orientation: int) -> Path:
     exif = Image.Exif()
     exif[0x0112] = orientation
     Image.fromarray(rgb).save(path, quality=95, exif=exif.tobytes())
-    return path
-
-
-def bomb_jpeg(path: Path, width: int, height: int) -> Path:
-    """A real small JPEG whose frame header (SOF0) claims ``width`` x ``height``."""
-    data = bytearray(cv2.imencode(".jpg", np.zeros((8, 8, 3), np.uint8))[1].tobytes())
-    sof = data.index(b"\xff\xc0")
-    data[sof + 5 : sof + 9] = height.to_bytes(2, "big") + width.to_bytes(2, "big")
-    path.write_bytes(bytes(data))
     return path
 
 

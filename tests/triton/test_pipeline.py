@@ -14,6 +14,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+from support.images import bomb_jpeg
 from support.triton import (  # noqa: F401 - fixture
     MODEL,
     demo_server,
@@ -378,15 +379,6 @@ def test_exif_orientation_one_frame_for_every_flag(demo_server, tmp_path, orient
     assert (boxes["full"][:, [0, 2]] <= width).all() and (boxes["full"][:, [1, 3]] <= height).all()
 
 
-def _bomb_jpeg(path: Path, width: int, height: int) -> Path:
-    """A real small JPEG whose frame header (SOF0) claims ``width`` x ``height``."""
-    data = bytearray(cv2.imencode(".jpg", np.zeros((8, 8, 3), np.uint8))[1].tobytes())
-    sof = data.index(b"\xff\xc0")
-    data[sof + 5 : sof + 9] = height.to_bytes(2, "big") + width.to_bytes(2, "big")
-    path.write_bytes(bytes(data))
-    return path
-
-
 @pytest.mark.filterwarnings("ignore")
 def test_hostile_files_are_failed_frames_with_their_reason(demo_server, tmp_path, capsys):  # noqa: F811
     """Issue 20 items 5, 8, 11: an image over PIL's 178.9 MP limit, a JPEG cut short and a
@@ -397,7 +389,7 @@ def test_hostile_files_are_failed_frames_with_their_reason(demo_server, tmp_path
     noise = np.random.default_rng(0).integers(0, 255, (540, 960, 3), dtype=np.uint8)
     data = cv2.imencode(".jpg", noise)[1].tobytes()
     (folder / "cut.jpg").write_bytes(data[: len(data) // 2])
-    _bomb_jpeg(folder / "huge.jpg", 20000, 10000)
+    bomb_jpeg(folder / "huge.jpg", 20000, 10000)
     (folder / "gone.jpg").symlink_to(tmp_path / "nowhere.jpg")
     out = tmp_path / "out"
     assert main(_infer(folder, demo_server.http_url, out)) == 3
