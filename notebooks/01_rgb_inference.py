@@ -160,11 +160,12 @@ _ = lab.record_figure(ws, "01_coverage", fig, "Raw person coverage on a real fra
 # the same frames (`cvlab bench standin` prints both): the student learnt from cleaned labels
 # (tiles for small people, the video's time to fill gaps) and beats it.
 #
-# **Two boxes on one person.** In a crowd the stand-in now and then puts two boxes on one
-# labelled person (counted below): a true duplicate, or a box shifted half onto the person
-# behind. No clustering setting removes them here: two boxes of one person overlap as much as
-# two people walking side by side, so a DBSCAN eps wide enough to merge them also merges
-# neighbours (`docs/clustering.md`, "Duplicate boxes on the RGB stand-in").
+# **Two boxes on one person.** DetectNet_v2 can put two boxes on one person: cells at the rim
+# of a person predict a box that disagrees with the central cells', and DBSCAN makes a second,
+# weaker cluster of them. The stand-in was trained to avoid it (only a person's central cells
+# learn its box) and its person threshold was chosen, on its validation frames, among the
+# equally good ones as the one with the fewest such pairs; the count below says whether any is
+# left (`docs/clustering.md`, "Duplicate boxes on the RGB stand-in").
 
 # %%
 rgb_eval = lab.evaluate(scored, samples.truth, ("person",))
@@ -195,9 +196,10 @@ _ = lab.record_figure(ws, "01_filmstrip", fig, "Consecutive held-out video frame
 # (matplotlib's) are real photos with people, taken nothing like the campus camera: close up,
 # large people, other light. The stand-in never trained on or was tuned for them; what it finds
 # here is shown as it is, without a score. It fails in a telling way: it has only seen people
-# 50-150 px tall, seen from above by one camera, so it finds the whole person standing in a
-# room but misses the close-ups (Grace Hopper, the player in the foreground), boxes part of a
-# crowd or a flag instead, and calls some dark patches bags. PeopleNet, trained on many
+# 50-150 px tall, seen from above by one camera, so it boxes the man standing in the room in
+# one basketball photo (cut at the knees) and part of the footballer, but misses the same man
+# in the other photo and the close-ups (Grace Hopper, the player in the foreground), boxes the
+# flag beside Grace Hopper instead, and calls some dark patches bags. PeopleNet, trained on many
 # thousands of real images, is the model for such photos (the real setup below).
 
 # %%

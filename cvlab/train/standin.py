@@ -50,6 +50,11 @@ SHIPPED_CLUSTERING = SHIPPED_DIR.parents[1] / "clustering" / CLUSTERING_FILE
 #: default 0.05 to be learnt in a CPU budget; bag (synthetic frames only) counts double.
 COVERAGE_FOREGROUND_WEIGHT = {"person": 0.3, "bag": 0.5, "face": 0.5}
 CLASS_WEIGHT = {"person": 1.0, "bag": 2.0, "face": 1.0}
+#: Coverage ellipse radius (``bbox_rasterizer_config`` ``cov_radius_x/y``, TAO's default 0.4):
+#: a narrower person ellipse trains only the central cells of a person, whose boxes agree, so
+#: DBSCAN finds one cluster per person. Chosen on the validation fold (docs/clustering.md,
+#: "Duplicate boxes on the RGB stand-in"): 0.25 halved the duplicate pairs and raised F1.
+COVERAGE_RADIUS = {"person": 0.25, "bag": 0.4, "face": 0.4}
 
 
 def build_standin_spec(
@@ -63,7 +68,7 @@ def build_standin_spec(
     """The stand-in's TAO ``detectnet_v2`` training spec (an ``Experiment`` message): the lab's
     spec (:func:`cvlab.formats.tao_spec.build_lab_spec`) for person/bag/face at
     :data:`STANDIN_INPUT_SIZE` with ResNet-10, no pretrained file, zoom augmentation, the
-    per-class cost above and equal cov/bbox weight targets."""
+    per-class cost and coverage radius above and equal cov/bbox weight targets."""
     from cvlab.formats.tao_spec import build_lab_spec
 
     exp = build_lab_spec(
@@ -91,6 +96,8 @@ def build_standin_spec(
     lr.annealing = 0.6
     exp.training_config.regularizer.type = exp.training_config.regularizer.NO_REG
     exp.training_config.regularizer.weight = 0.0
+    for name, rasterizer in exp.bbox_rasterizer_config.target_class_config.items():
+        rasterizer.cov_radius_x = rasterizer.cov_radius_y = COVERAGE_RADIUS[name]
     for target in exp.cost_function_config.target_classes:
         target.class_weight = CLASS_WEIGHT[target.name]
         target.coverage_foreground_weight = COVERAGE_FOREGROUND_WEIGHT[target.name]
@@ -183,7 +190,8 @@ def train_standin(
             if str(k).startswith("ap_") or k == "mAP"
         },
         "onnx_max_abs_diff": export.max_abs_diff,
-        "clustering_thresholds (validation fold, best F1)": {
+        "clustering_thresholds (validation fold: F1 within 0.01 of the best, "
+        "then fewest duplicate pairs)": {
             name: {k: round(v, 3) for k, v in t.items()} for name, t in thresholds.items()
         },
     }
@@ -195,7 +203,28 @@ def train_standin(
 
 
 #: Confidence thresholds tried per class when the clustering config is chosen (summed coverage).
-THRESHOLD_GRID = (0.05, 0.1, 0.2, 0.3, 0.5, 0.7, 1.0, 1.5, 2.0, 2.5, 3.0, 4.0)
+THRESHOLD_GRID = (0.05, 0.1, 0.2, 0.3, 0.5, 0.7, 1.0, 1.25, 1.5, 1.75, 2.0, 2.25, 2.5, 2.75, 3.0)
+THRESHOLD_GRID += (3.25, 3.5, 3.75, 4.0, 4.5, 5.0)
+#: A threshold whose validation F1 is this close to the best counts as as good (the fold's
+#: F1 curve is flat there); among those, the fewest duplicate pairs win.
+F1_TOLERANCE = 0.01
+
+
+def choose_threshold(scores: list[dict[str, float]], tolerance: float = F1_TOLERANCE) -> dict:
+    """The row of ``scores`` (one per threshold: ``threshold``, ``f1``, ``duplicates``, ...)
+    whose F1 is within ``tolerance`` of the best, with the fewest duplicate pairs, then the best
+    F1, then the lowest threshold.
+
+    Example:
+        >>> rows = [{"threshold": 1.5, "f1": 0.903, "duplicates": 2},
+        ...         {"threshold": 3.25, "f1": 0.898, "duplicates": 0},
+        ...         {"threshold": 4.0, "f1": 0.847, "duplicates": 0}]
+        >>> choose_threshold(rows)["threshold"], choose_threshold(rows, tolerance=0.0)["threshold"]
+        (3.25, 1.5)
+    """
+    best = max(row["f1"] for row in scores)
+    near = [row for row in scores if row["f1"] >= best - tolerance - 1e-12]
+    return min(near, key=lambda row: (row["duplicates"], -row["f1"], row["threshold"]))
 
 
 def tune_thresholds(
@@ -203,14 +232,15 @@ def tune_thresholds(
     onnx: str | os.PathLike[str],
     grid: tuple[float, ...] = THRESHOLD_GRID,
 ) -> dict[str, dict[str, float]]:
-    """Per class, the DBSCAN confidence threshold of ``grid`` with the best F1 (IoU 0.5) on the
-    VALIDATION fold of a labelled video set (fold 0: the first training frames of the video in
-    time; never a held-out frame), with PeopleNet's other clustering settings. A class with no
-    object found there at any threshold (the video's validation frames have no bags, and faces
-    of a few pixels) keeps PeopleNet's threshold. Returns ``{class: {"threshold", "precision",
-    "recall", "f1"}}``."""
+    """Per class, the DBSCAN confidence threshold of ``grid`` that :func:`choose_threshold` picks
+    on the VALIDATION fold of a labelled video set (fold 0: the first training frames of the
+    video in time; never a held-out frame): F1 at IoU 0.5 within :data:`F1_TOLERANCE` of the
+    best, then the fewest duplicate pairs (two boxes on one labelled object), with PeopleNet's
+    other clustering settings. A class with no object found there at any threshold (the video's
+    validation frames have no bags, and faces of a few pixels) keeps PeopleNet's threshold.
+    Returns ``{class: {"threshold", "precision", "recall", "f1", "duplicates"}}``."""
 
-    from cvlab.bench.standin import detect_with, onnx_runner
+    from cvlab.bench.standin import detect_with, duplicate_pairs, onnx_runner
     from cvlab.datasets.video import split_of
     from cvlab.datasets.video_labels import TFRECORD_PREFIX, VIDEO_STEM
     from cvlab.formats.kitti import read_kitti
@@ -239,8 +269,7 @@ def tune_thresholds(
     found = detect_with(run, STANDIN_INPUT_SIZE, paths, low)
     best: dict[str, dict[str, float]] = {}
     for name in PEOPLENET_CLASSES:
-        best[name] = {"threshold": base.classes[name].dbscan_confidence_threshold, "f1": 0.0}
-        best[name].update(precision=0.0, recall=0.0)  # nothing found: PeopleNet's threshold
+        scores = []
         for threshold in grid:
             kept = [
                 d[(d.class_id != PEOPLENET_CLASSES.index(name)) | (d.confidence >= threshold)]
@@ -249,8 +278,17 @@ def tune_thresholds(
             row = evaluate_detections(kept, truth, (name,)).per_class.iloc[0]
             p, r = float(row["precision"]), float(row["recall"])
             f1 = 2 * p * r / (p + r) if p + r else 0.0
-            if f1 > best[name]["f1"]:
-                best[name] = {"threshold": threshold, "precision": p, "recall": r, "f1": f1}
+            duplicates = duplicate_pairs(kept, truth, name)
+            scores.append(
+                {"threshold": threshold, "precision": p, "recall": r, "f1": f1}
+                | {"duplicates": duplicates}
+            )
+        if max(s["f1"] for s in scores) > 0:
+            best[name] = choose_threshold(scores)
+        else:  # nothing found: PeopleNet's threshold
+            threshold = base.classes[name].dbscan_confidence_threshold
+            best[name] = {"threshold": threshold, "precision": 0.0, "recall": 0.0, "f1": 0.0}
+            best[name]["duplicates"] = 0
     return best
 
 
@@ -265,7 +303,8 @@ def write_clustering_config(thresholds: dict[str, float], path: str | os.PathLik
     header = (
         "# The offline RGB stand-in's clustering config (tao-toolkit-triton-apps schema):\n"
         "# PeopleNet's RGB config with the confidence thresholds chosen on the validation fold of\n"
-        "# the stand-in's training frames (cvlab.train.standin.tune_thresholds; best F1 at IoU 0.5).\n"
+        "# the stand-in's training frames (cvlab.train.standin.tune_thresholds: F1 at IoU 0.5\n"
+        "# within 0.01 of the best, then the fewest duplicate pairs).\n"
     )
     body = "\n".join(line for line in text.splitlines() if not line.startswith("#"))
     for name, threshold in thresholds.items():

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 
 import numpy as np
+import pytest
 from support.train import limit_tf_threads
 
 from cvlab.cli import main
@@ -99,6 +100,28 @@ def test_the_standin_spec_is_a_valid_tao_spec(tmp_path) -> None:
     assert not again.model_config.pretrained_model_file  # trained from scratch
     assert [t.name for t in again.cost_function_config.target_classes] == list(PEOPLENET_CLASSES)
     assert (standin.SHIPPED_DIR / standin.SPEC_FILE).read_text().count("target_classes") == 3
+    radii = {k: v.cov_radius_x for k, v in again.bbox_rasterizer_config.target_class_config.items()}
+    assert radii == pytest.approx({"person": 0.25, "bag": 0.4, "face": 0.4})
+    assert all(
+        v.cov_radius_y == v.cov_radius_x
+        for v in again.bbox_rasterizer_config.target_class_config.values()
+    )
+    shipped = load_training_spec(standin.SHIPPED_DIR / standin.SPEC_FILE)  # what trained it
+    assert shipped.bbox_rasterizer_config == again.bbox_rasterizer_config
+
+
+def test_the_threshold_trades_a_flat_f1_for_no_duplicates() -> None:
+    rows = [
+        {"threshold": 1.5, "f1": 0.903, "duplicates": 2},
+        {"threshold": 2.0, "f1": 0.903, "duplicates": 1},
+        {"threshold": 3.25, "f1": 0.898, "duplicates": 0},
+        {"threshold": 3.5, "f1": 0.898, "duplicates": 0},
+        {"threshold": 4.0, "f1": 0.847, "duplicates": 0},  # no duplicate, but too few people
+    ]
+    assert standin.choose_threshold(rows)["threshold"] == 3.25  # lowest of the equal ones
+    assert standin.choose_threshold(rows, tolerance=0.004)["threshold"] == 2.0
+    assert standin.choose_threshold(rows, tolerance=0.0)["threshold"] == 2.0
+    assert standin.choose_threshold(rows[-1:])["threshold"] == 4.0
 
 
 def test_clustering_thresholds_are_written_into_peoplenets_config(tmp_path) -> None:

@@ -187,7 +187,7 @@ def test_threshold_override_and_comparison_table() -> None:
     assert cfg.classes["person"].dbscan_confidence_threshold == 0.25
     rgb = lab.rgb_postprocessing_config()  # the stand-in's thresholds (PeopleNet's: 0.9)
     assert rgb.class_names == ("person", "bag", "face")
-    assert rgb.classes["person"].dbscan_confidence_threshold == pytest.approx(2.5)
+    assert rgb.classes["person"].dbscan_confidence_threshold == pytest.approx(3.25)
     peoplenet = lab.rgb_postprocessing_config(path=lab.PEOPLENET_RGB_CONFIG)
     assert peoplenet.classes["person"].dbscan_confidence_threshold == pytest.approx(0.9)
     gt = Detections(np.array([[10, 10, 50, 90]]), [1.0], [0], ("person",), (100, 100))
