@@ -238,7 +238,7 @@ display(tuner.widget(start=0))
 
 # %% [markdown]
 # **What the person threshold trades.** Below, the same tuner re-clusters the scored frames at
-# a quarter of the config's person threshold, at the config's, and at four times it, and counts
+# a quarter of the config's person threshold, at the config's, and at twice it, and counts
 # over all of them: a lower threshold finds a few more people and adds false boxes (precision
 # falls), a higher one removes false boxes and loses people (recall falls). The config's
 # threshold was chosen on training frames, not on these. (AP, above, sums up every threshold at
@@ -246,7 +246,7 @@ display(tuner.widget(start=0))
 # score lower than the true ones barely lower it.)
 
 # %%
-steps = lab.show_threshold_steps(tuner, samples.truth, "person", index=shown[-1])
+steps = lab.show_threshold_steps(tuner, samples.truth, "person", (0.25, 1.0, 2.0), index=shown[-1])
 display(lab.table(steps.table))
 print(steps.sentence())
 _ = lab.record_figure(ws, "01_threshold_steps", steps.figure, "The person threshold's trade (01)")
