@@ -190,7 +190,7 @@ def train_standin(
             if str(k).startswith("ap_") or k == "mAP"
         },
         "onnx_max_abs_diff": export.max_abs_diff,
-        "clustering_thresholds (validation fold: F1 within 0.01 of the best, "
+        f"clustering_thresholds (validation fold: F1 within {F1_TOLERANCE:g} of the best, "
         "then fewest duplicate pairs)": {
             name: {k: round(v, 3) for k, v in t.items()} for name, t in thresholds.items()
         },
@@ -280,15 +280,13 @@ def tune_thresholds(
             f1 = 2 * p * r / (p + r) if p + r else 0.0
             duplicates = duplicate_pairs(kept, truth, name)
             scores.append(
-                {"threshold": threshold, "precision": p, "recall": r, "f1": f1}
-                | {"duplicates": duplicates}
+                dict(threshold=threshold, precision=p, recall=r, f1=f1, duplicates=duplicates)
             )
         if max(s["f1"] for s in scores) > 0:
             best[name] = choose_threshold(scores)
         else:  # nothing found: PeopleNet's threshold
             threshold = base.classes[name].dbscan_confidence_threshold
-            best[name] = {"threshold": threshold, "precision": 0.0, "recall": 0.0, "f1": 0.0}
-            best[name]["duplicates"] = 0
+            best[name] = dict(threshold=threshold, precision=0.0, recall=0.0, f1=0.0, duplicates=0)
     return best
 
 
@@ -304,7 +302,7 @@ def write_clustering_config(thresholds: dict[str, float], path: str | os.PathLik
         "# The offline RGB stand-in's clustering config (tao-toolkit-triton-apps schema):\n"
         "# PeopleNet's RGB config with the confidence thresholds chosen on the validation fold of\n"
         "# the stand-in's training frames (cvlab.train.standin.tune_thresholds: F1 at IoU 0.5\n"
-        "# within 0.01 of the best, then the fewest duplicate pairs).\n"
+        f"# within {F1_TOLERANCE:g} of the best, then the fewest duplicate pairs).\n"
     )
     body = "\n".join(line for line in text.splitlines() if not line.startswith("#"))
     for name, threshold in thresholds.items():
